@@ -1,0 +1,1 @@
+"""Shared, dependency-light pieces of edgemed: errors, model specs and clinical metrics (numpy only)."""

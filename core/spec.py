@@ -1,0 +1,151 @@
+"""The model spec: the single declaration of a model's inputs, outputs, labels and preprocessing.
+
+Training builds it from the model's config; export writes it into the ONNX metadata; the runtime
+reads it back (without torch) to check inputs. Nothing else re-declares these facts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgemed.core.errors import SpecError
+
+SPEC_VERSION = 1
+DTYPES = ("float32", "float16", "int64", "int32")
+
+
+@dataclass
+class TensorSpec:
+    """One named input or output. Integers in `shape` are fixed; strings name dynamic axes."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    layout: str = ""
+    description: str = ""
+    min_sizes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(self.shape)
+        if self.dtype not in DTYPES:
+            raise SpecError(f"tensor {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        for dim in self.shape:
+            if not (isinstance(dim, str) and dim) and not (isinstance(dim, int) and dim > 0):
+                raise SpecError(f"tensor {self.name!r}: dimension {dim!r} must be a positive int or an axis name")
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        """Axis index -> axis name, for the dynamic axes only."""
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+
+@dataclass
+class Normalization:
+    """Per-channel affine normalisation `(x - mean) / std` along `axis` of the input."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    axis: int
+    applied_in: str = "graph"
+
+    def __post_init__(self) -> None:
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        if len(self.mean) != len(self.std):
+            raise SpecError(f"normalization: {len(self.mean)} means but {len(self.std)} stds")
+        if any(s <= 0 for s in self.std):
+            raise SpecError("normalization: every std must be positive")
+
+
+@dataclass
+class BandpassFilter:
+    """A Butterworth band-pass applied to the raw signal before windowing."""
+
+    low_hz: float
+    high_hz: float
+    order: int = 2
+    zero_phase: bool = True
+
+
+@dataclass
+class Preprocessing:
+    """What must happen to a raw signal before it reaches the model's input."""
+
+    sampling_rate_hz: float | None = None
+    frame_rate_hz: float | None = None
+    units: str | None = None
+    normalization: Normalization | None = None
+    bandpass: BandpassFilter | None = None
+    window: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelSpec:
+    """Everything later stages need to know about a model, in plain, JSON-serialisable types."""
+
+    architecture: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    task: str = "sequence_classification"
+    channel_names: tuple[str, ...] = ()
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        self.inputs = tuple(self.inputs)
+        self.outputs = tuple(self.outputs)
+        self.labels = tuple(self.labels)
+        self.channel_names = tuple(self.channel_names)
+        if len(self.labels) < 2:
+            raise SpecError(f"{self.architecture}: a classifier needs at least two labels, got {self.labels}")
+        if len(set(self.labels)) != len(self.labels):
+            raise SpecError(f"{self.architecture}: duplicate labels in {self.labels}")
+
+    def input(self, name: str) -> TensorSpec:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise SpecError(f"{self.architecture}: no input named {name!r}; inputs are {[t.name for t in self.inputs]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Rebuild a spec from `to_dict` output, raising `SpecError` on anything malformed."""
+        try:
+            version = int(data.get("version", SPEC_VERSION))
+            if version > SPEC_VERSION:
+                raise SpecError(f"spec version {version} is newer than this edgemed understands ({SPEC_VERSION})")
+            pre = dict(data.get("preprocessing") or {})
+            if pre.get("normalization"):
+                pre["normalization"] = Normalization(**pre["normalization"])
+            if pre.get("bandpass"):
+                pre["bandpass"] = BandpassFilter(**pre["bandpass"])
+            return cls(
+                architecture=data["architecture"],
+                inputs=tuple(TensorSpec(**t) for t in data["inputs"]),
+                outputs=tuple(TensorSpec(**t) for t in data["outputs"]),
+                labels=tuple(data["labels"]),
+                preprocessing=Preprocessing(**pre),
+                task=data.get("task", "sequence_classification"),
+                channel_names=tuple(data.get("channel_names", ())),
+                version=version,
+            )
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"malformed model spec: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"model spec is not valid JSON: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Training stage: models, data loaders, the trainer and checkpoints (needs the `train` extra)."""

@@ -1,0 +1,78 @@
+"""CNN-GRU over image sequences [batch, frames, channels, height, width] (ultrasound clips, CT slices).
+
+A small Conv2d encoder turns each frame into a feature vector (global average pool), a GRU runs across
+frames, and the classifier reads its last output. Frames are folded into the batch for the encoder,
+so any number of frames works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgemed.core.errors import ModelError
+from edgemed.core.spec import TensorSpec
+from edgemed.train.models.base import BaseConfig, Normalize, SequenceClassifier
+from edgemed.train.models.registry import register_model
+
+
+@dataclass
+class CNNGRUFramesConfig(BaseConfig):
+    in_channels: int = 1
+    height: int = 32
+    width: int = 32
+    channels: tuple[int, ...] = (16, 32, 64)
+    hidden_size: int = 64
+    num_layers: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.channels = tuple(int(c) for c in self.channels)
+        if not self.channels or min(self.channels) < 1:
+            raise ModelError(f"cnn_gru_frames: channels must be positive, got {self.channels}")
+        if min(self.in_channels, self.height, self.width, self.hidden_size) < 1:
+            raise ModelError("cnn_gru_frames: in_channels, height, width and hidden_size must be >= 1")
+
+
+def _conv2d_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)
+    )
+
+
+@register_model("cnn_gru_frames", CNNGRUFramesConfig)
+class CNNGRUFramesClassifier(SequenceClassifier):
+    default_length = 8
+
+    def __init__(self, config: CNNGRUFramesConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.norm = Normalize(c.in_channels, axis=2, ndim=5, preprocessing=c.preprocessing)
+        widths = (c.in_channels, *c.channels)
+        self.encoder = nn.Sequential(*(_conv2d_block(widths[i], widths[i + 1]) for i in range(len(c.channels))))
+        self.gru = nn.GRU(
+            c.channels[-1], c.hidden_size, c.num_layers, batch_first=True,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.hidden_size, c.num_classes))
+
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        c = self.config
+        return (
+            TensorSpec(
+                "x",
+                ("batch", "frames", c.in_channels, c.height, c.width),
+                layout="batch,frame,channel,height,width",
+                description="image sequences (frames or slices)",
+                min_sizes={"frames": 1},
+            ),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, f = x.shape[0], x.shape[1]
+        x = self.norm(x).flatten(0, 1)
+        feats = self.encoder(x).mean(dim=(2, 3))
+        out, _ = self.gru(feats.reshape(b, f, -1))
+        return self.head(out[:, -1])
