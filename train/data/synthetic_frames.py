@@ -1,6 +1,6 @@
 """Synthetic short image sequences (ultrasound-like clips), seeded and deterministic.
 
-A bright elliptical structure in multiplicative speckle noise, in three classes: "still" (only probe
+A bright elliptical structure in multiplicative (4-look, gamma) speckle noise, in three classes: "still" (only probe
 jitter), "beating" (its size pulses at 0.8-2.5 Hz, like a heart chamber) and "sliding" (it drifts
 across the field, like a probe sweep). Telling them apart needs the sequence, not any single frame.
 """
@@ -30,7 +30,7 @@ def synthetic_frames(samples: int = 600, seed: int = 0, frames: int = 10, size: 
         scale = np.ones(frames)
         vy, vx = 0.0, 0.0
         if CLASSES[y[i]] == "beating":
-            scale = 1 + rng.uniform(0.15, 0.3) * np.sin(2 * np.pi * rng.uniform(0.8, 2.5) * t + rng.uniform(0, 6.3))
+            scale = 1 + rng.uniform(0.2, 0.35) * np.sin(2 * np.pi * rng.uniform(0.8, 2.5) * t + rng.uniform(0, 6.3))
         elif CLASSES[y[i]] == "sliding":
             angle = rng.uniform(0, 2 * np.pi)
             speed = rng.uniform(0.25, 0.45) * size / max(t[-1], 1e-6) / 1.5
@@ -39,7 +39,7 @@ def synthetic_frames(samples: int = 600, seed: int = 0, frames: int = 10, size: 
             jy, jx = rng.normal(0, 0.3, 2)
             d = ((yy - cy - vy * t[f] - jy) / (ry * scale[f])) ** 2 + ((xx - cx - vx * t[f] - jx) / (rx * scale[f])) ** 2
             img = 0.2 + 0.8 * np.exp(-2.0 * np.maximum(d - 1, 0)) * (d < 2.5)
-            X[i, f, 0] = img * rng.rayleigh(0.8, (size, size))
+            X[i, f, 0] = img * rng.gamma(4.0, 0.25, (size, size))  # 4-look speckle, mean 1
     params = f"synthetic-frames samples={samples} seed={seed} frames={frames} size={size}"
     return Dataset(
         X=X, y=y, labels=CLASSES, groups=np.array([f"clip{i:05d}" for i in range(samples)]), source=params,

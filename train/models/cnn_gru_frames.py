@@ -1,8 +1,9 @@
 """CNN-GRU over image sequences [batch, frames, channels, height, width] (ultrasound clips, CT slices).
 
-A small Conv2d encoder turns each frame into a feature vector (global average pool), a GRU runs across
-frames, and the classifier reads its last output. Frames are folded into the batch for the encoder,
-so any number of frames works.
+A small Conv2d encoder turns each frame into a coarse feature map, which is flattened (keeping where
+things are, which motion needs) and projected to a feature vector; a GRU runs across frames and the
+classifier reads its last output. Frames are folded into the batch for the encoder, so any number of
+frames works; height and width are fixed by the config.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ class CNNGRUFramesConfig(BaseConfig):
     height: int = 32
     width: int = 32
     channels: tuple[int, ...] = (16, 32, 64)
+    feature_size: int = 64
     hidden_size: int = 64
     num_layers: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.channels = tuple(int(c) for c in self.channels)
+        if min(self.height, self.width) < 2 ** len(self.channels):
+            raise ModelError(f"cnn_gru_frames: frames of {self.height}x{self.width} are too small for "
+                             f"{len(self.channels)} pooling stages (need >= {2 ** len(self.channels)})")
         if not self.channels or min(self.channels) < 1:
             raise ModelError(f"cnn_gru_frames: channels must be positive, got {self.channels}")
         if min(self.in_channels, self.height, self.width, self.hidden_size) < 1:
@@ -52,8 +57,10 @@ class CNNGRUFramesClassifier(SequenceClassifier):
         self.norm = Normalize(c.in_channels, axis=2, ndim=5, preprocessing=c.preprocessing)
         widths = (c.in_channels, *c.channels)
         self.encoder = nn.Sequential(*(_conv2d_block(widths[i], widths[i + 1]) for i in range(len(c.channels))))
+        grid = (c.height // 2 ** len(c.channels)) * (c.width // 2 ** len(c.channels))
+        self.project = nn.Sequential(nn.Linear(c.channels[-1] * grid, c.feature_size), nn.ReLU())
         self.gru = nn.GRU(
-            c.channels[-1], c.hidden_size, c.num_layers, batch_first=True,
+            c.feature_size, c.hidden_size, c.num_layers, batch_first=True,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
         )
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.hidden_size, c.num_classes))
@@ -73,6 +80,6 @@ class CNNGRUFramesClassifier(SequenceClassifier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, f = x.shape[0], x.shape[1]
         x = self.norm(x).flatten(0, 1)
-        feats = self.encoder(x).mean(dim=(2, 3))
+        feats = self.project(self.encoder(x).flatten(1))
         out, _ = self.gru(feats.reshape(b, f, -1))
         return self.head(out[:, -1])

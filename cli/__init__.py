@@ -1,0 +1,1 @@
+"""The `edgemed` command line: thin click commands over the library."""

@@ -1,0 +1,60 @@
+"""The `edgemed` group. Commands that need heavy extras (torch) are imported only when invoked, so the
+runtime-only install has a working CLI whose heavy commands say which extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+
+import click
+
+# command name -> (module, attribute, extra that provides its dependencies)
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("edgemed.train.cli", "train_command", "train"),
+}
+HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
+
+
+def _missing_extra(name: str, extra: str, missing: str) -> click.Command:
+    """A stand-in command that explains how to install what `name` needs."""
+
+    def callback(**_: object) -> None:
+        raise click.ClickException(
+            f"'edgemed {name}' needs the '{extra}' extra ({missing} is not installed): "
+            f"pip install 'edgemed[{extra}]'"
+        )
+
+    return click.Command(
+        name, callback=callback, help=f"(unavailable: install the '{extra}' extra) pip install 'edgemed[{extra}]'",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        module, attr, extra = LAZY_COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            root = (exc.name or "").split(".")[0]
+            if root not in HEAVY_MODULES:
+                raise
+            return _missing_extra(name, extra, root)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("edgemed")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="edgemed")
+def cli() -> None:
+    """edgemed: take a medical sequence model from training to the bedside, proving parity at each step."""

@@ -1,0 +1,61 @@
+"""Fit a registered model to a dataset: input sizes, labels and normalisation come from the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from edgemed.core.errors import DataError
+from edgemed.core.spec import Normalization, Preprocessing
+from edgemed.train.data.dataset import Dataset
+from edgemed.train.models import create_model
+
+# Per architecture: the rank of X, the axis of X holding channels, and the config read from X's shape.
+LAYOUTS = {
+    "gru": (3, 2, lambda s: {"input_size": s[2]}),
+    "cnn_gru": (3, 1, lambda s: {"leads": s[1]}),
+    "cnn_gru_frames": (5, 2, lambda s: {"in_channels": s[2], "height": s[3], "width": s[4]}),
+}
+
+
+def channel_stats(ds: Dataset, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel over the training data, ignoring end padding of variable-length data."""
+    x = np.moveaxis(ds.X, axis, -1).astype(np.float64)
+    if ds.lengths is not None:
+        mask = np.arange(ds.X.shape[1])[None, :] < ds.lengths[:, None]
+        x = x[mask]
+    flat = x.reshape(-1, x.shape[-1])
+    std = flat.std(axis=0)
+    return flat.mean(axis=0), np.where(std > 1e-8, std, 1.0)
+
+
+def build_for_data(name: str, ds: Dataset, overrides: dict[str, Any] | None = None) -> nn.Module:
+    """Create model `name` sized for `ds`, normalising with statistics of `ds` (the training split)."""
+    overrides = dict(overrides or {})
+    if name not in LAYOUTS:
+        create_model(name)  # raises ModelError naming the available models
+    rank, axis, dims = LAYOUTS[name]
+    if ds.X.ndim != rank:
+        raise DataError(f"{ds.source}: model {name} needs X of rank {rank}, data has shape {ds.X.shape}")
+    if ds.lengths is not None and name != "gru":
+        raise DataError(f"{ds.source}: variable-length (padded) data fits only the gru model, not {name}")
+    labels = tuple(overrides.pop("labels", ds.labels))
+    if len(labels) != len(ds.labels):
+        raise DataError(
+            f"{ds.source}: the data has {len(ds.labels)} classes {list(ds.labels)} but the model was given "
+            f"{len(labels)} labels {list(labels)}"
+        )
+    present = int((np.bincount(ds.y, minlength=len(labels)) > 0).sum())
+    if present < 2:
+        raise DataError(f"{ds.source}: the training data holds {present} class; a classifier needs two or more")
+    mean, std = channel_stats(ds, axis)
+    preprocessing = Preprocessing(
+        sampling_rate_hz=ds.sampling_rate_hz, frame_rate_hz=ds.frame_rate_hz, units=ds.units,
+        normalization=Normalization(mean=tuple(mean), std=tuple(std), axis=axis, applied_in="graph"),
+        bandpass=ds.bandpass, window=dict(ds.window),
+    )
+    config = {**dims(ds.X.shape), "labels": labels, "preprocessing": preprocessing,
+              "channel_names": ds.channel_names, **overrides}
+    return create_model(name, **config)

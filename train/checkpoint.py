@@ -1,0 +1,90 @@
+"""Self-describing checkpoints of plain types and tensors only (nanoGPT style), loaded with weights_only=True."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgemed.core.errors import CheckpointError, EdgemedError
+from edgemed.train.models import create_model
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "architecture", "config", "state_dict")
+
+
+def _plain(obj: Any) -> Any:
+    """JSON round trip: guarantees only dict/list/str/number/bool/None go into the pickle stream."""
+    return json.loads(json.dumps(obj))
+
+
+def checkpoint_dict(model: nn.Module, provenance: dict[str, Any]) -> dict[str, Any]:
+    spec = model.spec
+    return {
+        "format_version": FORMAT_VERSION,
+        "architecture": model.architecture,
+        "config": _plain(model.config.to_dict()),
+        "spec": _plain(spec.to_dict()),
+        "labels": list(spec.labels),
+        "preprocessing": _plain(spec.to_dict()["preprocessing"]),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "provenance": _plain(provenance),
+    }
+
+
+def save_checkpoint(path: Path | str, model: nn.Module, provenance: dict[str, Any]) -> Path:
+    """Write atomically: a temporary file in the same folder, renamed into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(checkpoint_dict(model, provenance), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    """The raw checkpoint dict, refusing anything that would need arbitrary unpickling."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled Python objects, and loading them would run arbitrary code. "
+            "edgemed checkpoints hold only plain types and tensors; re-save the model with edgemed"
+        ) from exc
+    except Exception as exc:  # torch raises RuntimeError/EOFError/zipfile errors on non-checkpoints
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path}: not an edgemed checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
+    version = ckpt["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is newer than this edgemed reads ({FORMAT_VERSION}); "
+            "upgrade edgemed"
+        )
+    return ckpt
+
+
+def load_checkpoint(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model in eval mode from its architecture name, config and weights."""
+    ckpt = read_checkpoint(path)
+    try:
+        model = create_model(ckpt["architecture"], **ckpt["config"])
+        model.load_state_dict(ckpt["state_dict"])
+    except EdgemedError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the {ckpt['architecture']} config ({exc})") from exc
+    return model.eval(), ckpt

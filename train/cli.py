@@ -1,0 +1,84 @@
+"""`edgemed train`: translates options into `run_training`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgemed.cli.options import (
+    device_option,
+    overwrite_option,
+    parse_pairs,
+    quiet_option,
+    seed_option,
+    user_errors,
+)
+from edgemed.train.data import SYNTHETIC_SOURCES
+from edgemed.train.models import list_models
+from edgemed.train.run import run_training
+from edgemed.train.trainer import ClassWeighting, TrainConfig
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+
+@click.command("train")
+@click.option("--model", "model_name", required=True, type=click.Choice(list_models()), help="Architecture.")
+@click.option("--data", required=True, metavar="SOURCE",
+              help=f"A WFDB folder, a .npz/.npy/.csv file, or one of: {', '.join(SYNTHETIC_SOURCES)}.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder to create.")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate of the one-cycle schedule.")
+@click.option("--weight-decay", default=1e-2, show_default=True, type=click.FloatRange(min=0))
+@click.option("--grad-clip", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--patience", default=5, show_default=True, type=click.IntRange(1),
+              help="Stop after this many epochs without a better validation macro-F1.")
+@click.option("--class-weighting", default="sqrt", show_default=True,
+              type=click.Choice([c.value for c in ClassWeighting]))
+@click.option("--max-steps-per-epoch", type=click.IntRange(1), help="Cap batches per epoch (quick runs).")
+@click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Model config, e.g. -c hidden_size=128 -c channels=16,32,64 -c causal=true.")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of samples held out, by whole groups (records, patients).")
+@click.option("--val-groups", help="Comma-separated groups (e.g. WFDB record names) to hold out instead.")
+@click.option("--samples", type=click.IntRange(10), help="Synthetic data: number of samples.")
+@click.option("--records", help="WFDB: comma-separated record names (default: all in RECORDS).")
+@click.option("--task", type=click.Choice(["beats", "rhythm"]), help="WFDB: beat windows or rhythm windows.")
+@click.option("--leads", type=click.IntRange(1), help="Leads to use (WFDB: the first N; synthetic ECG: count).")
+@click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=1),
+              help="Resample ECG to this rate (Hz).")
+@click.option("--no-filter", is_flag=True, help="WFDB: skip the 0.5-40 Hz band-pass filter.")
+@click.option("--window-seconds", "window_s", type=click.FloatRange(min=0, min_open=True),
+              help="Rhythm window length (s).")
+@seed_option
+@device_option
+@overwrite_option
+@quiet_option
+@user_errors
+def train_command(model_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
+                  class_weighting, max_steps_per_epoch, config_pairs, val_fraction, val_groups, samples, records,
+                  task, leads, sampling_rate_hz, no_filter, window_s, seed, device, overwrite, quiet):
+    """Train a model and write model.pt, metrics.json and training.png into --out."""
+    cfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
+        patience=patience, seed=seed, device=device, class_weighting=ClassWeighting(class_weighting),
+        max_steps_per_epoch=max_steps_per_epoch, progress=not quiet,
+    )
+    data_options = {"samples": samples, "records": _csv_list(records), "task": task, "leads": leads,
+                    "sampling_rate_hz": sampling_rate_hz, "filtered": False if no_filter else None,
+                    "window_s": window_s}
+    summary = run_training(
+        model_name, data, out, train_cfg=cfg, model_overrides=parse_pairs(config_pairs, "--config"),
+        data_options=data_options, val_fraction=val_fraction, val_groups=_csv_list(val_groups),
+        overwrite=overwrite,
+    )
+    click.echo(f"trained {model_name} on {data}: {summary.train_size} training / {summary.val_size} validation "
+               f"samples; held out {', '.join(summary.val_groups[:12])}{' ...' if len(summary.val_groups) > 12 else ''}")
+    click.echo(f"best epoch {summary.best_epoch} of {summary.epochs_run}; "
+               f"{summary.seconds_per_epoch:.1f} s per epoch")
+    click.echo(summary.table())
+    click.echo(f"wrote {out / 'model.pt'}, {out / 'metrics.json'}, {out / 'training.png'}")
