@@ -8,9 +8,9 @@ from importlib import metadata
 
 import click
 
-# command name -> (module, attribute, extra that provides its dependencies)
-LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("edgemed.train.cli", "train_command", "train"),
+# command name -> (module, attribute, extra that provides its dependencies, one-line help for listings)
+LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "train": ("edgemed.train.cli", "train_command", "train", "Train a model on WFDB, array, CSV or synthetic data."),
 }
 HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
 
@@ -37,7 +37,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in LAZY_COMMANDS:
             return super().get_command(ctx, name)
-        module, attr, extra = LAZY_COMMANDS[name]
+        module, attr, extra, _ = LAZY_COMMANDS[name]
         try:
             return getattr(importlib.import_module(module), attr)
         except ImportError as exc:
@@ -45,6 +45,15 @@ class LazyGroup(click.Group):
             if root not in HEAVY_MODULES:
                 raise
             return _missing_extra(name, extra, root)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands without importing the lazy ones, so `edgemed --help` stays fast and torch-free."""
+        rows = [(name, LAZY_COMMANDS[name][3] if name in LAZY_COMMANDS
+                 else self.commands[name].get_short_help_str(limit=formatter.width))
+                for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _version() -> str:

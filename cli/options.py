@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-
 from edgemed.core.errors import EdgemedError
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from edgemed.core.errors import CheckpointError, EdgemedError
 from edgemed.train.models import create_model
+from torch import nn
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "architecture", "config", "state_dict")
@@ -60,12 +59,17 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (not in torch.save's format)") from exc
         raise CheckpointError(
             f"{path}: refused: the file holds pickled Python objects, and loading them would run arbitrary code. "
             "edgemed checkpoints hold only plain types and tensors; re-save the model with edgemed"
         ) from exc
     except Exception as exc:  # torch raises RuntimeError/EOFError/zipfile errors on non-checkpoints
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line})"
+        ) from exc
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not an edgemed checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
     version = ckpt["format_version"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from edgemed.cli.options import (
     device_option,
     overwrite_option,
@@ -42,7 +41,8 @@ def _csv_list(text: str | None) -> list[str] | None:
 @click.option("--max-steps-per-epoch", type=click.IntRange(1), help="Cap batches per epoch (quick runs).")
 @click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
               help="Model config, e.g. -c hidden_size=128 -c channels=16,32,64 -c causal=true.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--val-fraction", default=0.2, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of samples held out, by whole groups (records, patients).")
 @click.option("--val-groups", help="Comma-separated groups (e.g. WFDB record names) to hold out instead.")
 @click.option("--samples", type=click.IntRange(10), help="Synthetic data: number of samples.")
@@ -76,8 +76,9 @@ def train_command(model_name, data, out, epochs, batch_size, lr, weight_decay, g
         data_options=data_options, val_fraction=val_fraction, val_groups=_csv_list(val_groups),
         overwrite=overwrite,
     )
+    held_out = ", ".join(summary.val_groups[:12]) + (" ..." if len(summary.val_groups) > 12 else "")
     click.echo(f"trained {model_name} on {data}: {summary.train_size} training / {summary.val_size} validation "
-               f"samples; held out {', '.join(summary.val_groups[:12])}{' ...' if len(summary.val_groups) > 12 else ''}")
+               f"samples; held out {held_out}")
     click.echo(f"best epoch {summary.best_epoch} of {summary.epochs_run}; "
                f"{summary.seconds_per_epoch:.1f} s per epoch")
     click.echo(summary.table())

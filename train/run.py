@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from edgemed.train.data import load_data
 from edgemed.train.plots import plot_history
 from edgemed.train.provenance import provenance
 from edgemed.train.split import group_split
-from edgemed.train.trainer import TrainConfig, train
+from edgemed.train.trainer import TrainConfig, seed_everything, train
 
 
 @dataclass
@@ -52,6 +51,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
     ds = load_data(data, seed=train_cfg.seed, **(data_options or {}))
     train_idx, val_idx = group_split(ds, val_fraction, train_cfg.seed, val_groups)
     train_ds, val_ds = ds.subset(train_idx), ds.subset(val_idx)
+    seed_everything(train_cfg.seed)  # before the model exists: its initial weights come from this seed
     model = build_for_data(model_name, train_ds, model_overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -7,7 +7,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-
 from edgemed.train.data.dataset import Dataset
 
 CLASSES = ("still", "beating", "sliding")
@@ -37,7 +36,9 @@ def synthetic_frames(samples: int = 600, seed: int = 0, frames: int = 10, size: 
             vy, vx = speed * np.sin(angle), speed * np.cos(angle)
         for f in range(frames):
             jy, jx = rng.normal(0, 0.3, 2)
-            d = ((yy - cy - vy * t[f] - jy) / (ry * scale[f])) ** 2 + ((xx - cx - vx * t[f] - jx) / (rx * scale[f])) ** 2
+            dy = (yy - cy - vy * t[f] - jy) / (ry * scale[f])
+            dx = (xx - cx - vx * t[f] - jx) / (rx * scale[f])
+            d = dy**2 + dx**2
             img = 0.2 + 0.8 * np.exp(-2.0 * np.maximum(d - 1, 0)) * (d < 2.5)
             X[i, f, 0] = img * rng.gamma(4.0, 0.25, (size, size))  # 4-look speckle, mean 1
     params = f"synthetic-frames samples={samples} seed={seed} frames={frames} size={size}"

@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv when missing and
+# install with constraints.txt, which pins torch to the CPU build (an unpinned torch pulls a CUDA build).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := runs/demo
+
+.PHONY: install demo test test-slow test-all lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,export,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgemed train --model cnn_gru --data synthetic-ecg --samples 1000 --leads 2 \
+		--epochs 12 -c causal=true --out $(DEMO)/train --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'slow or not slow'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs/demo .pytest_cache

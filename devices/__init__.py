@@ -1,0 +1,1 @@
+"""Profiles of bedside and embedded deployment targets."""

@@ -1,0 +1,1 @@
+"""Bedside runtime: numpy and onnxruntime only, never torch or onnx."""

@@ -1,0 +1,56 @@
+"""Meta-tests of the CLI: every command has help and is documented; heavy commands degrade cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+from conftest import ROOT
+from edgemed.cli.main import LAZY_COMMANDS, cli
+
+
+def _all_commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+    ctx = click.Context(group)
+    out = {}
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        out[f"{prefix}{name}"] = cmd
+        if isinstance(cmd, click.Group):
+            out.update(_all_commands(cmd, f"{prefix}{name} "))
+    return out
+
+
+def test_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and "edgemed, version" in result.output
+
+
+def test_every_command_has_help_and_is_in_readme():
+    readme = (ROOT / "README.md").read_text()
+    commands = _all_commands(cli)
+    assert set(LAZY_COMMANDS) <= set(commands)
+    for name, cmd in commands.items():
+        assert cmd.help and len(cmd.help.strip()) > 10, f"edgemed {name} has no help text"
+        result = CliRunner().invoke(cli, [*name.split(), "--help"])
+        assert result.exit_code == 0, result.output
+        assert f"edgemed {name}" in readme, f"edgemed {name} is not documented in README.md"
+
+
+def test_heavy_command_without_its_extra_says_what_to_install():
+    """Simulates the runtime-only install: torch cannot be imported."""
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from edgemed.cli.main import cli\n"
+        "cli(['train', '--model', 'gru', '--data', 'x', '--out', 'y'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "pip install 'edgemed[train]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
