@@ -147,3 +147,27 @@ def test_existing_output_is_not_overwritten_without_flag(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--model", "gru", "--data", "synthetic-vitals", "--out", str(out)])
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_augmentation_varies_gain_per_sample_and_channel():
+    from edgemed.train.trainer import augment_batch
+
+    x = torch.ones(4, 2, 100)
+    std = torch.tensor([1.0, 3.0]).view(1, 2, 1)
+    out = augment_batch(x, std, torch.Generator().manual_seed(0))
+    gains = out.mean(dim=2)
+    assert ((gains > 0.8) & (gains < 1.2)).all() and gains.unique().numel() == 8
+    noise = out - out.mean(dim=2, keepdim=True)
+    assert 0.04 < noise[:, 0].std() < 0.06 and 0.12 < noise[:, 1].std() < 0.18
+
+
+@pytest.mark.slow
+def test_beat_classifier_trains_on_real_mitdb(tmp_path, mitdb):
+    """Two real records for training, one held out: the classifier must find the V beats of record 119."""
+    out = tmp_path / "run"
+    result = invoke("train", "--model", "cnn_gru", "--data", str(mitdb), "--records", "106,208,119",
+                    "--val-groups", "119", "--sampling-rate", "180", "--epochs", "3", "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "metrics.json").read_text())["validation"]
+    assert report["per_class"]["V"]["support"] > 400
+    assert report["per_class"]["V"]["sensitivity"] > 0.7 and report["per_class"]["N"]["sensitivity"] > 0.7

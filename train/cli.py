@@ -38,6 +38,8 @@ def _csv_list(text: str | None) -> list[str] | None:
               help="Stop after this many epochs without a better validation macro-F1.")
 @click.option("--class-weighting", default="sqrt", show_default=True,
               type=click.Choice([c.value for c in ClassWeighting]))
+@click.option("--augment", is_flag=True,
+              help="Random per-channel gain (0.85-1.15) and 5 % noise on training batches.")
 @click.option("--max-steps-per-epoch", type=click.IntRange(1), help="Cap batches per epoch (quick runs).")
 @click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
               help="Model config, e.g. -c hidden_size=128 -c channels=16,32,64 -c causal=true.")
@@ -60,13 +62,13 @@ def _csv_list(text: str | None) -> list[str] | None:
 @quiet_option
 @user_errors
 def train_command(model_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
-                  class_weighting, max_steps_per_epoch, config_pairs, val_fraction, val_groups, samples, records,
-                  task, leads, sampling_rate_hz, no_filter, window_s, seed, device, overwrite, quiet):
+                  class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, val_groups, samples,
+                  records, task, leads, sampling_rate_hz, no_filter, window_s, seed, device, overwrite, quiet):
     """Train a model and write model.pt, metrics.json and training.png into --out."""
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
         patience=patience, seed=seed, device=device, class_weighting=ClassWeighting(class_weighting),
-        max_steps_per_epoch=max_steps_per_epoch, progress=not quiet,
+        max_steps_per_epoch=max_steps_per_epoch, augment=augment, progress=not quiet,
     )
     data_options = {"samples": samples, "records": _csv_list(records), "task": task, "leads": leads,
                     "sampling_rate_hz": sampling_rate_hz, "filtered": False if no_filter else None,
