@@ -82,6 +82,36 @@ class Preprocessing:
 
 
 @dataclass
+class StreamingSpec:
+    """How a streaming model is fed: chunks along one axis of one input, with state carried between calls.
+
+    Allowed chunk lengths are the positive multiples of `chunk_multiple`. `state_inputs[i]` is fed with the
+    output named `state_outputs[i]` of the previous call (zeros before the first).
+    """
+
+    chunk_input: str
+    chunk_axis: str
+    chunk_multiple: int
+    state_inputs: tuple[TensorSpec, ...]
+    state_outputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.state_inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec(**t) for t in self.state_inputs)
+        self.state_outputs = tuple(self.state_outputs)
+        if len(self.state_inputs) != len(self.state_outputs):
+            raise SpecError("streaming: every state input needs exactly one state output")
+        if self.chunk_multiple < 1:
+            raise SpecError(f"streaming: chunk_multiple must be >= 1, got {self.chunk_multiple}")
+
+    def check_chunk(self, length: int) -> None:
+        if length < self.chunk_multiple or length % self.chunk_multiple:
+            raise SpecError(
+                f"chunk of {length} along {self.chunk_axis!r}: streaming needs a positive multiple of "
+                f"{self.chunk_multiple} (pooling alignment); buffer the signal to such a length"
+            )
+
+
+@dataclass
 class ModelSpec:
     """Everything later stages need to know about a model, in plain, JSON-serialisable types."""
 
@@ -92,9 +122,12 @@ class ModelSpec:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     task: str = "sequence_classification"
     channel_names: tuple[str, ...] = ()
+    streaming: StreamingSpec | None = None
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
+        if isinstance(self.streaming, dict):
+            self.streaming = StreamingSpec(**self.streaming)
         self.inputs = tuple(self.inputs)
         self.outputs = tuple(self.outputs)
         self.labels = tuple(self.labels)
@@ -136,6 +169,7 @@ class ModelSpec:
                 preprocessing=Preprocessing(**pre),
                 task=data.get("task", "sequence_classification"),
                 channel_names=tuple(data.get("channel_names", ())),
+                streaming=data.get("streaming"),
                 version=version,
             )
         except SpecError:

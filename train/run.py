@@ -69,7 +69,8 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         }
         config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(train_cfg).items()}
         prov = provenance(
-            data_source=ds.source, data_sha256=ds.sha256, seed=train_cfg.seed, train_config=config,
+            data=str(Path(data).resolve()) if Path(data).exists() else data, data_source=ds.source,
+            data_sha256=ds.sha256, seed=train_cfg.seed, train_config=config,
             data_options={k: v for k, v in (data_options or {}).items() if v is not None},
             device=result.device, validation_groups=held_out,
             metrics={k: result.val_report[k] for k in ("accuracy", "macro_f1", "macro_auroc", "n")},

@@ -100,3 +100,9 @@ class SequenceClassifier(nn.Module):
         return tuple(out)
 
     default_length: int = 64
+
+    @staticmethod
+    def zero_state(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
+        """An explicit zero initial state sized from `x`'s batch, so export keeps the batch axis dynamic
+        (without it the TorchScript exporter may bake the example's batch size into the GRU's initial_h)."""
+        return x.new_zeros(gru.num_layers, x.shape[0], gru.hidden_size)

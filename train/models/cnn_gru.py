@@ -94,5 +94,6 @@ class CNNGRUClassifier(SequenceClassifier):
         return x.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(self.features(x))
+        feats = self.features(x)
+        out, _ = self.gru(feats, self.zero_state(self.gru, feats))
         return self.head(out[:, -1])

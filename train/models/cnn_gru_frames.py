@@ -80,5 +80,6 @@ class CNNGRUFramesClassifier(SequenceClassifier):
         b, f = x.shape[0], x.shape[1]
         x = self.norm(x).flatten(0, 1)
         feats = self.project(self.encoder(x).flatten(1))
-        out, _ = self.gru(feats.reshape(b, f, -1))
+        feats = feats.reshape(b, f, -1)
+        out, _ = self.gru(feats, self.zero_state(self.gru, feats))
         return self.head(out[:, -1])

@@ -88,9 +88,9 @@ class GRUClassifier(SequenceClassifier):
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64, device=x.device)
         x = self.norm(x)
-        out, _ = self.gru(x)
+        out, _ = self.gru(x, self.zero_state(self.gru, x))
         features = take_last(out, lengths)
         if self.gru_reverse is not None:
-            out_rev, _ = self.gru_reverse(reverse_padded(x, lengths))
+            out_rev, _ = self.gru_reverse(reverse_padded(x, lengths), self.zero_state(self.gru_reverse, x))
             features = torch.cat([features, take_last(out_rev, lengths)], dim=1)
         return self.head(features)

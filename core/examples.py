@@ -1,0 +1,40 @@
+"""Seeded example inputs built from a spec alone (numpy only): for export, parity checks and profiling."""
+
+from __future__ import annotations
+
+import numpy as np
+from edgemed.core.errors import SpecError
+from edgemed.core.spec import ModelSpec, TensorSpec
+
+
+def tensor_shape(t: TensorSpec, sizes: dict[str, int]) -> tuple[int, ...]:
+    """Concrete shape of `t` with its named axes taken from `sizes`."""
+    missing = [d for d in t.shape if isinstance(d, str) and d not in sizes]
+    if missing:
+        raise SpecError(f"input {t.name!r}: no size given for axis {missing}")
+    return tuple(sizes[d] if isinstance(d, str) else d for d in t.shape)
+
+
+def example_inputs(spec: ModelSpec, sizes: dict[str, int], seed: int = 0, mixed_lengths: bool = True,
+                   state: str = "zeros") -> dict[str, np.ndarray]:
+    """Random standard-normal float inputs for every model input, plus streaming state if the spec has one.
+
+    An int64 `lengths` input gets the full length for its first sample and random shorter lengths for the
+    rest (padding at the end), so a variable-length path is exercised. `state` is "zeros" or "random".
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for t in spec.inputs:
+        shape = tensor_shape(t, sizes)
+        if t.dtype in ("int64", "int32"):
+            full = sizes.get("time", 1)
+            lengths = rng.integers(1, full + 1, shape) if mixed_lengths else np.full(shape, full)
+            lengths.flat[0] = full
+            out[t.name] = lengths.astype(t.dtype)
+        else:
+            out[t.name] = rng.standard_normal(shape).astype(t.dtype)
+    if spec.streaming is not None:
+        for t in spec.streaming.state_inputs:
+            shape = tensor_shape(t, sizes)
+            out[t.name] = (np.zeros(shape) if state == "zeros" else 0.5 * rng.standard_normal(shape)).astype(t.dtype)
+    return out

@@ -1,0 +1,188 @@
+"""`edgemed export` as a library call: checkpoint in, checked and parity-proven ONNX file out."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from edgemed.core.errors import ExportError, ParityError
+from edgemed.core.examples import example_inputs
+from edgemed.core.spec import ModelSpec
+from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
+from edgemed.export.exporters import AUTO_ORDER, DEFAULT_OPSET, Exporter, check_opset, export_onnx
+from edgemed.export.onnx_io import check_model, check_writable, file_sha256, save_model, set_metadata, weights_sha256
+from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
+from edgemed.export.streaming import streaming_module
+from torch import nn
+
+
+@dataclass
+class ExportTarget:
+    """What to export: the module, its spec, the PyTorch reference and the shapes to use."""
+
+    module: nn.Module
+    spec: ModelSpec
+    export_length: int
+    original: nn.Module | None = None
+    length_multiple: int = 1
+    real: tuple[dict[str, np.ndarray], str] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sha256: str
+    exporter: str
+    reason: str
+    attempts: list[dict[str, str]]
+    parity: ParityReport
+    spec: ModelSpec
+
+
+def session(path_or_bytes: Path | bytes) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float = FP32_ATOL,
+                   rtol: float = FP32_RTOL) -> ParityReport:
+    """Random shapes, real windows when available, and for streaming models chunk-by-chunk equivalence."""
+    spec, module = target.spec, target.module
+    output_names = [o.name for o in sess.get_outputs()]
+
+    def run_onnx(inputs):
+        return sess.run(None, {i.name: inputs[i.name] for i in sess.get_inputs()})
+
+    def reference(inputs):
+        with torch.no_grad():
+            out = module(*as_torch(spec, inputs))
+        return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+    cases = shape_cases(spec, target.export_length)
+    if target.real is not None and not spec.streaming:
+        real, label = target.real
+        cases.append(ParityCase(f"{label} data, batch {len(real['x'])}", dict(real), label))
+    report = run_parity(reference, run_onnx, output_names, cases, atol, rtol)
+    if spec.streaming and target.original is not None:
+        m = spec.streaming.chunk_multiple
+        random_signal = example_inputs(spec, {"batch": 3, length_axis(spec): 12 * max(m, 8)}, seed=7)
+        signals = [(random_signal[spec.inputs[0].name], "random")]
+        if target.real is not None:
+            real, label = target.real
+            signals.append((real["x"][:2], label))
+        for signal, source in signals:
+            for chunk in sorted({m, 4 * m if m > 1 else 10}):
+                for state in ("zeros", "random"):
+                    report.rows.extend(stream_rows(target.original, module, spec, run_onnx, signal, chunk, state,
+                                                   source, atol, rtol))
+    return report
+
+
+def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter.AUTO,
+                  opset: int = DEFAULT_OPSET) -> ExportResult:
+    """Export, check and prove parity; write the model only if some exporter passes."""
+    out = Path(out)
+    check_writable(out)
+    order = AUTO_ORDER if exporter is Exporter.AUTO else (exporter,)
+    for candidate in order:
+        if exporter is not Exporter.AUTO or candidate is not Exporter.DYNAMO:
+            check_opset(opset, candidate)
+    spec = target.spec
+    axis = length_axis(spec)
+    # Batch 2: an example of batch 1 leaves the dynamo output's batch fixed at 1 (measured).
+    example = example_inputs(spec, {"batch": 2, axis: target.export_length}, mixed_lengths=False)
+    args = as_torch(spec, example)
+    multiples = {axis: target.length_multiple} if target.length_multiple > 1 else {}
+    attempts: list[dict[str, str]] = []
+    tmpdir = Path(tempfile.mkdtemp(prefix=".edgemed-export-", dir=out.parent))
+    try:
+        for candidate in order:
+            use_opset = max(opset, 18) if candidate is Exporter.DYNAMO and exporter is Exporter.AUTO else opset
+            path = tmpdir / f"{candidate.value}.onnx"
+            try:
+                export_onnx(target.module, args, spec, path, candidate, use_opset, multiples)
+                model = onnx.load(str(path))  # pulls in any external data the exporter wrote
+                check_model(model)
+                report = measure_parity(target, session(model.SerializeToString()))
+            except ExportError as exc:
+                attempts.append({"exporter": candidate.value, "outcome": str(exc)})
+                continue
+            if not report.passed:
+                worst = max(r.max_abs for r in report.failures)
+                attempts.append({"exporter": candidate.value,
+                                 "outcome": f"parity failed on {len(report.failures)} outputs, max abs {worst:.2e}"})
+                if exporter is not Exporter.AUTO:
+                    report.raise_for_failures(f"{candidate.value} export")
+                continue
+            attempts.append({"exporter": candidate.value, "outcome": "passed parity"})
+            reason = (f"first in auto order ({', '.join(e.value for e in AUTO_ORDER)}) to pass parity"
+                      if exporter is Exporter.AUTO else "asked for with --exporter")
+            _annotate(model, target, candidate, reason, attempts, report, use_opset)
+            digest = save_model(model, out)
+            return ExportResult(out, digest, candidate.value, reason, attempts, report, spec)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    summary = "; ".join(f"{a['exporter']}: {a['outcome']}" for a in attempts)
+    if any(a["outcome"].startswith("parity failed") for a in attempts):
+        raise ParityError(f"no exporter produced a model matching PyTorch ({summary}); nothing written")
+    raise ExportError(f"export failed ({summary}); nothing written")
+
+
+def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, reason: str,
+              attempts: list[dict[str, str]], report: ParityReport, opset: int) -> None:
+    from importlib import metadata
+
+    spec = target.spec
+    model.producer_name = "edgemed"
+    model.doc_string = f"{spec.architecture} classifier ({', '.join(spec.labels)}), exported by edgemed"
+    provenance = {**target.provenance, "exported_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "export_packages": {p: metadata.version(p) for p in ("torch", "onnx", "onnxruntime")}}
+    set_metadata(model, {
+        "spec": spec.to_dict(),
+        "labels": list(spec.labels),
+        "preprocessing": dataclasses.asdict(spec.preprocessing),
+        "provenance": provenance,
+        "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset},
+        "parity": report.to_dict(),
+        "checksums": {**target.checksums, "weights_sha256": weights_sha256(model)},
+    })
+
+
+def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: bool = True) -> ExportTarget:
+    """Load an edgemed checkpoint and describe what to export (the streaming variant if asked)."""
+    from edgemed.export.real_data import real_windows
+    from edgemed.train.checkpoint import load_checkpoint
+
+    model, ckpt = load_checkpoint(path)
+    provenance = ckpt.get("provenance", {})
+    real = real_windows(provenance) if use_real_data else None
+    # Pooled models export at a multiple of their pooling factor (dynamo's dynamic axis needs it).
+    multiple = model.config.downsample if model.architecture == "cnn_gru" else 1
+    axis_index = model.spec.inputs[0].shape.index(length_axis(model.spec))
+    length = real[0]["x"].shape[axis_index] if real else model.default_length
+    length = -(-length // multiple) * multiple
+    checksums = {"checkpoint_sha256": file_sha256(Path(path))}
+    if provenance.get("data_sha256"):
+        checksums["data_sha256"] = provenance["data_sha256"]
+    if streaming:
+        wrapper, spec = streaming_module(model)
+        m = spec.streaming.chunk_multiple
+        chunk = 4 * m if m > 1 else 10
+        return ExportTarget(wrapper, spec, chunk, original=model, length_multiple=multiple, real=real,
+                            provenance=provenance, checksums=checksums)
+    return ExportTarget(model, model.spec, length, original=model, length_multiple=multiple, real=real,
+                        provenance=provenance, checksums=checksums)

@@ -1,0 +1,36 @@
+"""Real inputs for parity: a few windows from the data source a checkpoint records, when it is at hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgemed.core.errors import EdgemedError
+from edgemed.train.data import SYNTHETIC_SOURCES, load_data
+from edgemed.train.data.wfdb_source import list_records
+
+
+def real_windows(provenance: dict[str, Any], limit: int = 8) -> tuple[dict[str, np.ndarray], str] | None:
+    """Up to `limit` samples (`x`, and `lengths` for padded data) and a label for the report; None when the
+    source is not available here (a WFDB folder or file on another machine)."""
+    source = provenance.get("data")
+    if not source:
+        return None
+    options = dict(provenance.get("data_options") or {})
+    if source in SYNTHETIC_SOURCES:
+        options["samples"] = max(limit, 10)
+    elif Path(source).is_dir():
+        options["records"] = (options.get("records") or list_records(Path(source)))[:1]
+    elif not Path(source).is_file():
+        return None
+    try:
+        ds = load_data(source, seed=provenance.get("seed", 0), **options)
+    except (EdgemedError, OSError):
+        return None
+    pick = np.linspace(0, len(ds) - 1, min(limit, len(ds))).astype(int)
+    out = {"x": ds.X[pick]}
+    if ds.lengths is not None:
+        out["lengths"] = ds.lengths[pick]
+    label = "real" if not source.startswith("synthetic") else "generated"
+    return out, label
