@@ -54,3 +54,20 @@ def test_cli_help_does_not_import_torch():
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_built_wheel_contains_every_subpackage(tmp_path):
+    """Builds the real wheel (no isolation: offline) and checks each folder's modules are inside it."""
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
+                           str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("edgemed-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for pkg in _folders_with_code():
+        folder = ROOT / pkg.removeprefix("edgemed.").replace(".", "/")
+        for module in folder.glob("*.py"):
+            arcname = "/".join(pkg.split(".")) + "/" + module.name
+            assert arcname in names, f"{arcname} is missing from the wheel"
+    assert not any(n.startswith(("edgemed/__init__", "tests/")) for n in names), "edgemed must stay a namespace"
