@@ -11,6 +11,9 @@ import click
 # command name -> (module, attribute, extra that provides its dependencies, one-line help for listings)
 LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("edgemed.train.cli", "train_command", "train", "Train a model on WFDB, array, CSV or synthetic data."),
+    "export": ("edgemed.export.cli", "export_command", "export", "Export to ONNX with measured parity and metadata."),
+    "verify": ("edgemed.export.cli", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
+    "info": ("edgemed.runtime.cli", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
 }
 HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
 

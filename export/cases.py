@@ -10,9 +10,9 @@ from edgemed.export.parity import Inputs, ParityCase, ParityRow, compare
 from torch import nn
 
 
-def length_axis(spec: ModelSpec) -> str:
-    """The dynamic sequence axis of the main input (time, samples or frames)."""
-    return next(n for n in spec.inputs[0].dynamic_axes.values() if n != "batch")
+def length_axis(spec: ModelSpec) -> str | None:
+    """The dynamic sequence axis of the main input (time, samples or frames); None if only batch is dynamic."""
+    return next((n for n in spec.inputs[0].dynamic_axes.values() if n != "batch"), None)
 
 
 def _fit(length: int, multiple: int, minimum: int, odd: bool) -> int:
@@ -27,6 +27,8 @@ def _fit(length: int, multiple: int, minimum: int, odd: bool) -> int:
 def shape_cases(spec: ModelSpec, export_length: int, seed: int = 0) -> list[ParityCase]:
     """Five or more shapes: batch 1 and larger; lengths shorter than, equal to and longer than the export's."""
     axis = length_axis(spec)
+    if axis is None:  # only the batch axis is dynamic
+        return [ParityCase(f"batch {b}", example_inputs(spec, {"batch": b}, seed=seed + b)) for b in (1, 2, 3, 4, 7)]
     multiple = spec.streaming.chunk_multiple if spec.streaming else 1
     minimum = spec.inputs[0].min_sizes.get(axis, 1)
     plan = [

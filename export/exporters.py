@@ -63,8 +63,8 @@ def check_opset(opset: int, exporter: Exporter) -> None:
         raise ExportError(f"the dynamo exporter needs opset >= {DYNAMO_MIN_OPSET}; got {opset}")
 
 
-def export_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], spec: ModelSpec, path: Path,
-                exporter: Exporter, opset: int, multiples: dict[str, int] | None = None) -> None:
+def export_onnx(module: nn.Module | torch.export.ExportedProgram, args: tuple[torch.Tensor, ...], spec: ModelSpec,
+                path: Path, exporter: Exporter, opset: int, multiples: dict[str, int] | None = None) -> None:
     """Write `module` to `path` as one ONNX file whose input and output names and dynamic axes follow `spec`."""
     input_names = [t.name for t in _input_specs(spec)]
     output_names = [t.name for t in spec.outputs]
@@ -78,8 +78,11 @@ def export_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], spec: ModelSp
                 # A GRU export leaves a stale dispatch cache that breaks later dynamic-shape exports in
                 # the same process (measured); clearing it first makes each export independent.
                 torch.ops.aten.gru.input._dispatch_cache.clear()
+                # An ExportedProgram carries its own dynamic shapes.
+                shapes = None if isinstance(module, torch.export.ExportedProgram) else _dynamic_shapes(
+                    spec, multiples or {})
                 torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                                  dynamic_shapes=_dynamic_shapes(spec, multiples or {}), opset_version=opset,
+                                  dynamic_shapes=shapes, opset_version=opset,
                                   dynamo=True, external_data=False, optimize=True, verbose=False)
         except Exception as exc:  # exporters raise many types; the caller reports and tries the next one
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

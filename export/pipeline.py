@@ -14,11 +14,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from edgemed.core.errors import ExportError, ParityError
+from edgemed.core.errors import CheckpointError, ExportError, ParityError, SpecError
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
 from edgemed.export.exporters import AUTO_ORDER, DEFAULT_OPSET, Exporter, check_opset, export_onnx
+from edgemed.export.foreign import FileKind
 from edgemed.export.onnx_io import check_model, check_writable, file_sha256, save_model, set_metadata, weights_sha256
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.streaming import streaming_module
@@ -34,6 +35,8 @@ class ExportTarget:
     export_length: int
     original: nn.Module | None = None
     length_multiple: int = 1
+    exportable: object | None = None  # what the exporter receives when not `module` (an ExportedProgram)
+    exporters: tuple[Exporter, ...] = AUTO_ORDER  # the exporters able to handle this kind of model
     real: tuple[dict[str, np.ndarray], str] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
@@ -97,15 +100,18 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
     """Export, check and prove parity; write the model only if some exporter passes."""
     out = Path(out)
     check_writable(out)
-    order = AUTO_ORDER if exporter is Exporter.AUTO else (exporter,)
+    order = target.exporters if exporter is Exporter.AUTO else (exporter,)
+    if exporter is not Exporter.AUTO and exporter not in target.exporters:
+        raise ExportError(f"this model exports with {', '.join(e.value for e in target.exporters)} only, "
+                          f"not --exporter {exporter.value}")
     for candidate in order:
         if exporter is not Exporter.AUTO or candidate is not Exporter.DYNAMO:
             check_opset(opset, candidate)
     spec = target.spec
     axis = length_axis(spec)
     # Batch 2: an example of batch 1 leaves the dynamo output's batch fixed at 1 (measured).
-    example = example_inputs(spec, {"batch": 2, axis: target.export_length}, mixed_lengths=False)
-    args = as_torch(spec, example)
+    sizes = {"batch": 2} if axis is None else {"batch": 2, axis: target.export_length}
+    args = as_torch(spec, example_inputs(spec, sizes, mixed_lengths=False))
     multiples = {axis: target.length_multiple} if target.length_multiple > 1 else {}
     attempts: list[dict[str, str]] = []
     tmpdir = Path(tempfile.mkdtemp(prefix=".edgemed-export-", dir=out.parent))
@@ -114,7 +120,7 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
             use_opset = max(opset, 18) if candidate is Exporter.DYNAMO and exporter is Exporter.AUTO else opset
             path = tmpdir / f"{candidate.value}.onnx"
             try:
-                export_onnx(target.module, args, spec, path, candidate, use_opset, multiples)
+                export_onnx(target.exportable or target.module, args, spec, path, candidate, use_opset, multiples)
                 model = onnx.load(str(path))  # pulls in any external data the exporter wrote
                 check_model(model)
                 report = measure_parity(target, session(model.SerializeToString()))
@@ -129,7 +135,7 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
                     report.raise_for_failures(f"{candidate.value} export")
                 continue
             attempts.append({"exporter": candidate.value, "outcome": "passed parity"})
-            reason = (f"first in auto order ({', '.join(e.value for e in AUTO_ORDER)}) to pass parity"
+            reason = (f"first in auto order ({', '.join(e.value for e in order)}) to pass parity"
                       if exporter is Exporter.AUTO else "asked for with --exporter")
             _annotate(model, target, candidate, reason, attempts, report, use_opset)
             digest = save_model(model, out)
@@ -186,3 +192,31 @@ def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: b
                             provenance=provenance, checksums=checksums)
     return ExportTarget(model, model.spec, length, original=model, length_multiple=multiple, real=real,
                         provenance=provenance, checksums=checksums)
+
+
+def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: tuple[str, ...],
+                        labels: tuple[str, ...], trust_pickle: bool = False) -> ExportTarget:
+    """A TorchScript file, an ExportedProgram or (with `trust_pickle`) a pickled module, described by the caller."""
+    from edgemed.export.foreign import check_output, describe_source, file_kind, foreign_spec, load_foreign, parse_axes
+
+    kind = file_kind(path)
+    if kind is FileKind.PICKLE and not trust_pickle:
+        from edgemed.train.checkpoint import read_checkpoint
+
+        try:
+            read_checkpoint(path)
+        except CheckpointError:
+            pass
+        else:
+            raise ExportError(f"{path}: an edgemed checkpoint; export it without --input-shape and --labels")
+    if not input_shape or not labels:
+        raise SpecError(f"{path} is a {kind.value} file without an edgemed spec: give --input-shape, "
+                        "--dynamic-axis (at least 0=batch) and --labels")
+    spec = foreign_spec(kind, input_shape, parse_axes(dynamic_axes, len(input_shape)), labels)
+    module, exportable, exporters = load_foreign(path, kind, trust_pickle)
+    check_output(module, spec, input_shape)
+    axis = length_axis(spec)
+    length = input_shape[spec.inputs[0].shape.index(axis)] if axis else 0
+    source = describe_source(path, kind)
+    return ExportTarget(module, spec, length, exportable=exportable, exporters=exporters,
+                        provenance=source, checksums={"source_sha256": source["source_sha256"]})

@@ -1,0 +1,78 @@
+"""`edgemed export` and `edgemed verify`: translate options into the export library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from edgemed.cli.options import user_errors
+from edgemed.export.exporters import DEFAULT_OPSET, Exporter
+from edgemed.export.foreign import FileKind, file_kind
+from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
+from edgemed.export.verify import to_json, verify
+
+
+def _ints(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a comma list of integers, e.g. 1,12,5000") from exc
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="ONNX file to write (default: beside MODEL, .onnx or .stream.onnx).")
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=int, help="ONNX opset (14-20).")
+@click.option("--streaming", is_flag=True, help="Export the stateful streaming variant (gru, causal cnn_gru).")
+@click.option("--exporter", default="auto", show_default=True, type=click.Choice([e.value for e in Exporter]),
+              help="auto tries torchscript, then dynamo, and keeps the first that passes parity.")
+@click.option("--no-real-data", is_flag=True, help="Parity on random inputs only, even if the training data is here.")
+@click.option("--input-shape", help="Foreign models: example input shape, e.g. 1,12,5000.")
+@click.option("--dynamic-axis", multiple=True, metavar="INDEX=NAME",
+              help="Foreign models: a dynamic input axis, e.g. 0=batch (required) and 2=samples.")
+@click.option("--labels", help="Foreign models: comma-separated class names, in output order.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow a pickled nn.Module (loading it runs code from the file: only for trusted sources).")
+@user_errors
+def export_command(model, output, opset, streaming, exporter, no_real_data, input_shape, dynamic_axis, labels,
+                   trust_pickle):
+    """Export a checkpoint (or a TorchScript / ExportedProgram file) to ONNX, proving parity with PyTorch."""
+    output = output or model.with_suffix(".stream.onnx" if streaming else ".onnx")
+    kind = file_kind(model)
+    if kind is FileKind.PICKLE and not (input_shape or labels or trust_pickle):
+        target = target_from_checkpoint(model, streaming=streaming, use_real_data=not no_real_data)
+    else:
+        if streaming:
+            raise click.ClickException("--streaming needs an edgemed checkpoint (gru or causal cnn_gru)")
+        names = tuple(p.strip() for p in labels.split(",")) if labels else ()
+        target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
+    result = export_target(target, output, Exporter(exporter), opset)
+    for attempt in result.attempts:
+        click.echo(f"  {attempt['exporter']}: {attempt['outcome']}")
+    click.echo(f"exporter: {result.exporter} ({result.reason})")
+    click.echo(result.parity.table())
+    click.echo(f"wrote {result.path} ({result.path.stat().st_size:,} bytes, sha256 {result.sha256[:16]}...) "
+               f"and {result.path.name}.sha256")
+
+
+@click.command("verify")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("onnx_model", metavar="MODEL.ONNX", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
+@click.option("--no-real-data", is_flag=True, help="Random inputs only.")
+@user_errors
+def verify_command(checkpoint, onnx_model, as_json, no_real_data):
+    """Rerun the parity check between a checkpoint and its ONNX export; exit 1 if it fails."""
+    result = verify(checkpoint, onnx_model, use_real_data=not no_real_data)
+    if as_json:
+        click.echo(to_json(result))
+    else:
+        for note in result.notes:
+            click.echo(note)
+        click.echo(result.report.table())
+    if not result.report.passed:
+        failed, total = len(result.report.failures), len(result.report.rows)
+        raise click.ClickException(f"parity failed on {failed} of {total} outputs")

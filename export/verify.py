@@ -1,0 +1,43 @@
+"""`edgemed verify`: rerun parity between a checkpoint and an ONNX file exported from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgemed.core.errors import SpecError
+from edgemed.core.spec import ModelSpec
+from edgemed.export.onnx_io import file_sha256
+from edgemed.export.parity import ParityReport
+from edgemed.export.pipeline import measure_parity, session, target_from_checkpoint
+from edgemed.runtime.model_info import describe
+
+
+@dataclass
+class VerifyResult:
+    report: ParityReport
+    notes: list[str]
+
+
+def verify(checkpoint: Path, onnx_path: Path, use_real_data: bool = True) -> VerifyResult:
+    info = describe(onnx_path)
+    meta = info["edgemed"]
+    if "spec" not in meta:
+        raise SpecError(f"{onnx_path}: no edgemed metadata; verify compares models exported by edgemed")
+    spec = ModelSpec.from_dict(meta["spec"])
+    target = target_from_checkpoint(checkpoint, streaming=spec.streaming is not None, use_real_data=use_real_data)
+    notes = []
+    recorded = (meta.get("checksums") or {}).get("checkpoint_sha256")
+    if recorded and recorded != file_sha256(checkpoint):
+        notes.append(f"note: {onnx_path.name} was exported from another checkpoint file (sha256 {recorded[:12]}...)")
+    if info["sidecar"] == "MISMATCH":
+        notes.append(f"note: {onnx_path.name} does not match its .sha256 sidecar: the file changed after export")
+    if spec.labels != target.spec.labels or spec.architecture != target.spec.architecture:
+        raise SpecError(f"{onnx_path} is a {spec.architecture} with labels {list(spec.labels)}, but {checkpoint} "
+                        f"is a {target.spec.architecture} with labels {list(target.spec.labels)}")
+    return VerifyResult(measure_parity(target, session(onnx_path)), notes)
+
+
+def to_json(result: VerifyResult) -> str:
+    return json.dumps({**result.report.to_dict(), "notes": result.notes}, indent=2)

@@ -1,0 +1,108 @@
+"""What `edgemed info` shows about an ONNX file, read without torch or onnx."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgemed.core.errors import InputError
+from edgemed.runtime.onnx_proto import read_summary
+
+PREFIX = "edgemed."
+
+
+def read_sidecar(path: Path) -> str | None:
+    """The digest in `model.onnx.sha256`, or None when there is no sidecar."""
+    sidecar = path.with_name(path.name + ".sha256")
+    if not sidecar.exists():
+        return None
+    text = sidecar.read_text().split()
+    if not text or len(text[0]) != 64:
+        raise InputError(f"{sidecar}: not a sha256 sidecar (expected '<64 hex digits>  {path.name}')")
+    return text[0].lower()
+
+
+def describe(path: Path | str) -> dict[str, Any]:
+    """Size, checksum (and whether the sidecar agrees), opsets, op counts, parameters, I/O and edgemed metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file")
+    data = path.read_bytes()
+    summary = read_summary(data)
+    digest = hashlib.sha256(data).hexdigest()
+    sidecar = read_sidecar(path)
+    meta: dict[str, Any] = {}
+    for key, value in summary.metadata.items():
+        if key.startswith(PREFIX):
+            try:
+                meta[key[len(PREFIX):]] = json.loads(value)
+            except json.JSONDecodeError:
+                meta[key[len(PREFIX):]] = value
+    return {
+        "path": str(path),
+        "size_bytes": len(data),
+        "sha256": digest,
+        "sidecar": None if sidecar is None else ("matches" if sidecar == digest else "MISMATCH"),
+        "producer": summary.producer,
+        "ir_version": summary.ir_version,
+        "opsets": summary.opsets,
+        "op_types": dict(summary.op_types.most_common()),
+        "nodes": sum(summary.op_types.values()),
+        "parameters": summary.parameters,
+        "external_data": summary.external_data,
+        "inputs": [vars(v) for v in summary.inputs],
+        "outputs": [vars(v) for v in summary.outputs],
+        "edgemed": meta,
+        "other_metadata": {k: v for k, v in summary.metadata.items() if not k.startswith(PREFIX)},
+    }
+
+
+def _shape(dims: list) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def format_info(info: dict[str, Any]) -> str:
+    meta = info["edgemed"]
+    lines = [
+        f"file        {info['path']}",
+        f"size        {info['size_bytes']:,} bytes" + ("  (weights in external data)" if info["external_data"] else ""),
+        f"sha256      {info['sha256']}" + (f"  (sidecar {info['sidecar']})" if info["sidecar"] else "  (no sidecar)"),
+        f"producer    {info['producer']}, IR {info['ir_version']}, opsets "
+        + ", ".join(f"{d} {v}" for d, v in info["opsets"].items()),
+        f"parameters  {info['parameters']:,}",
+        f"nodes       {info['nodes']}: " + ", ".join(f"{op} {n}" for op, n in info["op_types"].items()),
+    ]
+    for kind in ("inputs", "outputs"):
+        for v in info[kind]:
+            lines.append(f"{kind[:-1]:<11} {v['name']}: {v['dtype']} {_shape(v['shape'])}")
+    if not meta:
+        lines.append("metadata    none from edgemed: inputs are checked against the graph alone")
+        return "\n".join(lines)
+    spec = meta.get("spec", {})
+    pre = spec.get("preprocessing", {})
+    lines.append(f"model       {spec.get('architecture')}, labels {', '.join(meta.get('labels', []))}")
+    rate = pre.get("sampling_rate_hz") or pre.get("frame_rate_hz")
+    norm = pre.get("normalization") or {}
+    lines.append(f"preprocess  rate {rate} Hz, units {pre.get('units')}, band-pass {pre.get('bandpass')}, "
+                 f"normalisation in {norm.get('applied_in', 'none')}, window {pre.get('window')}")
+    if spec.get("streaming"):
+        s = spec["streaming"]
+        lines.append(f"streaming   chunks of {s['chunk_axis']} in multiples of {s['chunk_multiple']}; state "
+                     + ", ".join(t["name"] for t in s["state_inputs"]))
+    exporter = meta.get("exporter", {})
+    if exporter:
+        lines.append(f"exporter    {exporter.get('name')} (opset {exporter.get('opset')}): {exporter.get('reason')}")
+    parity = meta.get("parity", {})
+    if parity:
+        lines.append(f"parity      {'passed' if parity.get('passed') else 'FAILED'} on {len(parity.get('rows', []))} "
+                     f"outputs, max abs {parity.get('max_abs')}, atol {parity.get('atol')}, rtol {parity.get('rtol')}")
+    prov = meta.get("provenance", {})
+    if prov:
+        lines.append(f"provenance  data {prov.get('data_source')}, seed {prov.get('seed')}, "
+                     f"git {prov.get('git_commit')}, trained {prov.get('created_utc')}, "
+                     f"exported {prov.get('exported_utc')}")
+    for key, value in (meta.get("checksums") or {}).items():
+        lines.append(f"checksum    {key} {value}")
+    return "\n".join(lines)
