@@ -19,6 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgemed train --model cnn_gru --data synthetic-ecg --samples 1000 --leads 2 \
 		--epochs 12 -c causal=true --out $(DEMO)/train --overwrite
+	$(BIN)/edgemed export $(DEMO)/train/model.pt -o $(DEMO)/model.onnx
+	$(BIN)/edgemed export $(DEMO)/train/model.pt --streaming -o $(DEMO)/model.stream.onnx
+	$(BIN)/edgemed info $(DEMO)/model.onnx
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
