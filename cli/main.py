@@ -14,6 +14,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "export": ("edgemed.export.cli", "export_command", "export", "Export to ONNX with measured parity and metadata."),
     "verify": ("edgemed.export.cli", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
     "info": ("edgemed.runtime.cli", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
+    "run": ("edgemed.runtime.cli", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),
 }
 HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
 

@@ -31,3 +31,11 @@ class ParityError(EdgemedError):
 
 class ExportError(EdgemedError):
     """Export to ONNX failed for a reason other than parity."""
+
+
+class ModelLoadError(EdgemedError):
+    """An ONNX file is missing, corrupt, truncated, or fails its checksum."""
+
+
+class ProviderError(EdgemedError):
+    """A requested execution provider is missing, or nodes fell back to another one, in strict mode."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
 import numpy as np
+from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
 
@@ -80,52 +80,14 @@ def _dataset(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
 
 
 def load_csv(path: Path, id_column: str = "sequence_id", label_column: str = "label",
-             time_column: str | None = "time") -> Dataset:
-    """One row per time step: a sequence-id column, a label column, numeric feature columns.
-
-    Rows are grouped by sequence id (ordered by `time_column` when present); sequences are padded at the
-    end to the longest and their lengths kept. A `group` column, when present, names the patient.
-    """
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from exc
-    if not rows:
-        raise DataError(f"{path}: no data rows")
-    header = list(rows[0].keys())
-    for col in (id_column, label_column):
-        if col not in header:
-            raise DataError(f"{path}: no {col!r} column; columns are {header}")
-    skip = {id_column, label_column, "group", time_column}
-    features = [c for c in header if c not in skip]
-    if not features:
-        raise DataError(f"{path}: no feature columns besides {sorted(c for c in skip if c)}")
-    seqs: dict[str, list] = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            values = [float(row[c]) if row[c] not in ("", None) else float("nan") for c in features]
-            t = float(row[time_column]) if time_column in header else line
-        except ValueError as exc:
-            raise DataError(f"{path}, line {line}: non-numeric feature value ({exc})") from exc
-        seqs.setdefault(row[id_column], []).append((t, values, row[label_column], row.get("group")))
-    n, longest = len(seqs), max(len(s) for s in seqs.values())
-    X = np.zeros((n, longest, len(features)), np.float32)
-    lengths, y_raw, groups = np.zeros(n, np.int64), [], []
-    for i, (sid, steps) in enumerate(seqs.items()):
-        steps.sort(key=lambda s: s[0])
-        labels_seen = {s[2] for s in steps}
-        if len(labels_seen) != 1:
-            raise DataError(f"{path}: sequence {sid!r} has several labels {sorted(labels_seen)}; one per sequence")
-        X[i, : len(steps)] = [s[1] for s in steps]
-        lengths[i] = len(steps)
-        y_raw.append(steps[0][2])
-        groups.append(steps[0][3] or sid)
-    y_arr = np.array(y_raw)
-    if all(v.lstrip("-").isdigit() for v in y_raw):
+             time_column: str = "time") -> Dataset:
+    """One row per time step (see `core.csv_sequences`); a `group` column, when present, names the patient."""
+    seqs = read_sequence_csv(path, id_column, label_column, time_column)
+    y_arr = np.array(seqs.labels)
+    if all(v.lstrip("-").isdigit() for v in seqs.labels):
         y_arr = y_arr.astype(np.int64)
     y, labels = _labels_from(y_arr, None, str(path))
     return Dataset(
-        X=X, y=y, labels=labels, groups=np.array(groups), source=str(path), sha256=file_sha256(path),
-        lengths=lengths, channel_names=tuple(features),
+        X=seqs.X, y=y, labels=labels, groups=np.array(seqs.groups), source=str(path), sha256=file_sha256(path),
+        lengths=seqs.lengths, channel_names=seqs.features,
     )

@@ -1,0 +1,85 @@
+"""Execution providers: which to ask for, what onnxruntime actually used, and saying so when they differ."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnxruntime as ort
+from edgemed.core.errors import ProviderError
+
+# Built-in choices for `--device`; device profiles (edgemed.devices) name the same provider lists.
+PRESETS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class ProviderFallbackWarning(UserWarning):
+    """A requested provider is missing, or some nodes run on a provider other than the first requested."""
+
+
+@dataclass
+class ProviderReport:
+    requested: list[str]
+    available: list[str]
+    session_providers: list[str]
+    nodes: dict[str, Counter] = field(default_factory=dict)  # provider -> op type counts
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requested": self.requested, "available": self.available, "session": self.session_providers,
+                "nodes": {ep: dict(c) for ep, c in self.nodes.items()}, "problems": self.problems}
+
+    def summary(self) -> str:
+        parts = [f"{ep}: {sum(c.values())} nodes" for ep, c in self.nodes.items()]
+        return ", ".join(parts) or "no node assignment recorded"
+
+
+def normalise(providers: list[str | tuple[str, dict]]) -> list[tuple[str, dict]]:
+    return [(p, {}) if isinstance(p, str) else (p[0], dict(p[1])) for p in providers]
+
+
+def session_options(threads: int, spinning: bool, inter_threads: int = 1) -> ort.SessionOptions:
+    """Explicit threading: intra-op threads as asked and spinning off by default, so latency stays predictable
+    on shared cores (a spinning pool burns the other core between calls)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = inter_threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    return opts
+
+
+def create_session(model: bytes, providers: list[str | tuple[str, dict]], opts: ort.SessionOptions,
+                   strict: bool) -> tuple[ort.InferenceSession, ProviderReport]:
+    """Create the session with the available providers in order; warn (or raise, if strict) about the rest."""
+    wanted = normalise(providers)
+    available = ort.get_available_providers()
+    report = ProviderReport([p for p, _ in wanted], available, [])
+    missing = [p for p, _ in wanted if p not in available]
+    if missing:
+        report.problems.append(f"requested provider(s) {missing} not available here (available: {available})")
+    usable = [(p, o) for p, o in wanted if p in available] or [("CPUExecutionProvider", {})]
+    if strict and missing:
+        raise ProviderError(report.problems[0])
+    session = ort.InferenceSession(model, opts, providers=[p for p, _ in usable],
+                                   provider_options=[o for _, o in usable])
+    report.session_providers = session.get_providers()
+    for sub in session.get_provider_graph_assignment_info():
+        report.nodes.setdefault(sub.ep_name, Counter()).update(n.op_type for n in sub.get_nodes())
+    first = usable[0][0]
+    elsewhere = {ep: sum(c.values()) for ep, c in report.nodes.items() if ep != first}
+    if elsewhere and first != "CPUExecutionProvider":
+        report.problems.append(f"nodes fell back from {first}: {elsewhere}")
+    if report.problems:
+        if strict:
+            raise ProviderError("; ".join(report.problems))
+        for problem in report.problems:
+            warnings.warn(problem, ProviderFallbackWarning, stacklevel=3)
+    return session, report

@@ -1,0 +1,103 @@
+"""`edgemed run` as a library call: predictions for a file, by batch or by stream, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgemed.core.errors import InputError
+from edgemed.core.metrics import classification_report
+from edgemed.runtime.inputs import read_input
+from edgemed.runtime.model import EdgeModel
+
+
+@dataclass
+class RunResult:
+    rows: list[dict[str, Any]]
+    labels: tuple[str, ...]
+    description: str
+    seconds: float
+    report: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stream_step(model: EdgeModel, chunk_seconds: float) -> tuple[int, float]:
+    """The model step (a multiple of the spec's chunk multiple, at most one push) and the rate."""
+    rate = model.spec.preprocessing.sampling_rate_hz or model.spec.preprocessing.frame_rate_hz
+    if not rate:
+        raise InputError("the model's spec states no sampling rate, so --chunk-seconds cannot be converted")
+    m = model.spec.streaming.chunk_multiple
+    push = int(round(chunk_seconds * rate))
+    if push < m:
+        raise InputError(f"--chunk-seconds {chunk_seconds} is {push} samples at {rate:g} Hz; the model needs "
+                         f"at least {m} per step")
+    return push // m * m, rate
+
+
+def run_file(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = 1.0) -> RunResult:
+    start = time.perf_counter()
+    data = read_input(path, model.spec, whole_signal=stream)
+    if not stream:
+        pred = model.predict(data.x, lengths=data.lengths, sampling_rate_hz=data.sampling_rate_hz)
+        rows = [{"index": i, "id": data.ids[i] if data.ids else str(i), **r,
+                 **({"true": data.truth[i]} if data.truth else {})} for i, r in enumerate(pred.records())]
+        report = None
+        if data.truth:
+            index = {name: k for k, name in enumerate(model.labels)}
+            unknown = sorted(set(data.truth) - set(index))
+            if unknown:
+                raise InputError(f"true labels {unknown} are not among the model's labels {list(model.labels)}")
+            report = classification_report([index[t] for t in data.truth], pred.probabilities, model.labels)
+        return RunResult(rows, model.labels, data.description, time.perf_counter() - start, report)
+    if model.spec.streaming is None:
+        raise InputError(f"{model.path.name} is not a streaming model; export it with --streaming, or drop --stream")
+    step, rate = stream_step(model, chunk_seconds)
+    signal = data.x if data.x.ndim == len(model.spec.inputs[0].shape) else data.x[None]
+    streamer = model.stream(chunk=step, batch=signal.shape[0])
+    push = int(round(chunk_seconds * rate))
+    axis = streamer.axis
+    rows = []
+    for begin in range(0, signal.shape[axis], push):
+        piece = np.take(signal, np.arange(begin, min(begin + push, signal.shape[axis])), axis=axis)
+        for pred in streamer.push(piece, sampling_rate_hz=data.sampling_rate_hz):
+            end_s = streamer.chunks_done * step / rate
+            rows.extend({"index": len(rows), "id": f"stream{b}@{end_s:.3f}s", "end_s": end_s, **r}
+                        for b, r in enumerate(pred.records()))
+    return RunResult(rows, model.labels, data.description, time.perf_counter() - start,
+                     extra={"step_samples": step, "push_samples": push, "rate_hz": rate})
+
+
+def write_predictions(result: RunResult, out: Path, model: EdgeModel) -> None:
+    """JSON (with a summary) or CSV (one row per prediction), by suffix, written atomically."""
+    if out.suffix == ".json":
+        text = json.dumps({"model": str(model.path), "model_sha256": model.sha256, "input": result.description,
+                           "labels": list(result.labels), "predictions": result.rows, "metrics": result.report,
+                           **result.extra}, indent=1)
+    elif out.suffix == ".csv":
+        buf = io.StringIO()
+        keys = [k for k in ("index", "id", "end_s", "label", "true") if any(k in r for r in result.rows)]
+        writer = csv.writer(buf)
+        writer.writerow(keys + [f"p_{name}" for name in result.labels])
+        for r in result.rows:
+            writer.writerow([r.get(k, "") for k in keys] + [f"{r['probabilities'][n]:.6g}" for n in result.labels])
+        text = buf.getvalue()
+    else:
+        raise InputError(f"--out {out}: use a .json or .csv file name")
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
