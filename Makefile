@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := runs/demo
 
-.PHONY: install demo test test-slow test-all lint clean
+.PHONY: install demo test test-slow test-all check-wheel lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs/demo .pytest_cache
+
+check-wheel: $(STAMP)
+	bash scripts/check_runtime_wheel.sh

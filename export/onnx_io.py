@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import onnx
+from edgemed.core.atomic import write_bytes_atomic
 from edgemed.core.errors import ExportError
 
 METADATA_PREFIX = "edgemed."
@@ -57,25 +57,14 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(model: onnx.ModelProto, path: Path) -> str:
     """Write one self-contained file (weights inline) and its `.sha256` sidecar, each atomically."""
     data = model.SerializeToString()
     if len(data) >= 2**31:
         raise ExportError(f"model is {len(data) / 2**30:.1f} GiB; ONNX files over 2 GiB need external data")
-    _atomic_write(path, data)
+    write_bytes_atomic(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    _atomic_write(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    write_bytes_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
     return digest
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgemed.core.atomic import write_bytes_atomic
 from edgemed.core.errors import InputError
 from edgemed.core.metrics import classification_report
 from edgemed.runtime.inputs import read_input
@@ -93,11 +92,4 @@ def write_predictions(result: RunResult, out: Path, model: EdgeModel) -> None:
         raise InputError(f"--out {out}: use a .json or .csv file name")
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(out, text)

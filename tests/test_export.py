@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import RUNS
 from edgemed.cli.main import cli
 from edgemed.core.errors import ExportError, ParityError, SpecError
 from edgemed.core.spec import ModelSpec
@@ -20,26 +21,6 @@ from edgemed.export.parity import FP32_ATOL
 from edgemed.export.pipeline import export_target, measure_parity, session, target_from_checkpoint
 from edgemed.export.streaming import streaming_module
 from edgemed.train.models import create_model
-from edgemed.train.run import run_training
-from edgemed.train.trainer import TrainConfig
-
-RUNS = {
-    "gru": ("synthetic-vitals", {"samples": 60}, {"hidden_size": 24}),
-    "cnn_gru": ("synthetic-ecg", {"samples": 40, "leads": 2, "sampling_rate_hz": 100.0}, {"causal": True}),
-    "cnn_gru_frames": ("synthetic-frames", {"samples": 30}, {}),
-}
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """One briefly trained checkpoint per family, with provenance pointing at regenerable data."""
-    root = tmp_path_factory.mktemp("ckpt")
-    out = {}
-    for name, (data, options, config) in RUNS.items():
-        run_training(name, data, root / name, train_cfg=TrainConfig(epochs=1, progress=False),
-                     model_overrides=config, data_options=options)
-        out[name] = root / name / "model.pt"
-    return out
 
 
 def invoke(*args):
@@ -340,3 +321,16 @@ def test_bad_export_input(checkpoints, tmp_path, kind, extra, message):
     assert message in result.output, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert list(outdir.iterdir()) == []
+
+
+def test_published_files_get_normal_permissions(checkpoints, tmp_path):
+    import os
+    import stat
+
+    from edgemed.core.atomic import public_mode
+
+    out = tmp_path / "m.onnx"
+    export_target(target_from_checkpoint(checkpoints["cnn_gru_frames"]), out)
+    for path in (out, tmp_path / "m.onnx.sha256", checkpoints["gru"]):
+        assert stat.S_IMODE(os.stat(path).st_mode) == public_mode(), path
+    assert stat.S_IMODE(os.stat(checkpoints["gru"].parent).st_mode) == public_mode(directory=True)

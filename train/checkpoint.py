@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from edgemed.core.atomic import write_atomic
 from edgemed.core.errors import CheckpointError, EdgemedError
 from edgemed.train.models import create_model
 from torch import nn
@@ -40,14 +39,7 @@ def checkpoint_dict(model: nn.Module, provenance: dict[str, Any]) -> dict[str, A
 def save_checkpoint(path: Path | str, model: nn.Module, provenance: dict[str, Any]) -> Path:
     """Write atomically: a temporary file in the same folder, renamed into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(checkpoint_dict(model, provenance), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: torch.save(checkpoint_dict(model, provenance), tmp))
     return path
 
 

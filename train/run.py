@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgemed.core.atomic import public_mode
 from edgemed.core.errors import DataError
 from edgemed.core.metrics import format_report
 from edgemed.train.builder import build_for_data
@@ -78,6 +79,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         save_checkpoint(tmp / "model.pt", result.model, prov)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_history(result.history, tmp / "training.png", f"{model_name} on {Path(data).name}")
+        os.chmod(tmp, public_mode(directory=True))  # mkdtemp makes it owner-only
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the wheel, installs it WITHOUT extras into a fresh venv, runs `edgemed info` and `edgemed run` on the
+# tiny committed model, and proves torch and onnx are neither installed nor imported there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$PY" -m build --wheel --no-isolation --outdir "$tmp/dist" . > "$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
+python3 -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install -q -c constraints.txt "$tmp"/dist/edgemed-*.whl
+"$tmp/venv/bin/edgemed" info tests/data/tiny_gru.onnx
+"$tmp/venv/bin/edgemed" run tests/data/tiny_gru.onnx tests/data/tiny_vitals.npz --out "$tmp/preds.json"
+"$tmp/venv/bin/python" - "$tmp/preds.json" <<'PYEOF'
+import importlib.util, json, subprocess, sys
+for pkg in ("torch", "onnx", "wfdb"):
+    assert importlib.util.find_spec(pkg) is None, f"{pkg} is installed in the runtime-only venv"
+preds = json.load(open(sys.argv[1]))["predictions"]
+assert len(preds) == 12 and all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in preds)
+code = ("import sys, numpy as np; from edgemed.runtime.model import EdgeModel;"
+        "EdgeModel('tests/data/tiny_gru.onnx').predict(np.zeros((2, 5, 6)));"
+        "sys.exit(1 if any(m.split('.')[0] in ('torch', 'onnx') for m in sys.modules) else 0)")
+assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "runtime imported torch or onnx"
+PYEOF
+out=$("$tmp/venv/bin/edgemed" train --model gru --data x --out y 2>&1 || true)
+echo "$out" | grep -q "pip install 'edgemed\[train\]'" || { echo "heavy command did not name its extra: $out"; exit 1; }
+echo "runtime-only wheel: 1 passed, 0 failed"
