@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -26,22 +27,26 @@ class MetadataWarning(UserWarning):
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
+    """Row-wise softmax, stable (max subtracted first) in the logits' own float32."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass
 class Prediction:
-    """Per-sample class probabilities and logits [n, classes], with the class names."""
+    """Per-sample logits [n, classes] and class names; probabilities are the softmax of the logits,
+    computed on first access (a caller that needs only the top class does not pay for them)."""
 
-    probabilities: np.ndarray
     logits: np.ndarray
     labels: tuple[str, ...]
 
+    @functools.cached_property
+    def probabilities(self) -> np.ndarray:
+        return softmax(self.logits)
+
     @property
     def predicted(self) -> list[str]:
-        return [self.labels[i] for i in self.probabilities.argmax(axis=1)]
+        return [self.labels[i] for i in self.logits.argmax(axis=1)]
 
     def records(self) -> list[dict[str, Any]]:
         return [{"label": self.labels[int(p.argmax())], "probabilities": dict(zip(self.labels, map(float, p),
@@ -142,14 +147,17 @@ class EdgeModel:
             inputs["lengths"] = lengths
         feeds = prepare_inputs(self.spec, inputs, sampling_rate_hz)
         n = next(iter(feeds.values())).shape[0]
-        logits = np.concatenate([
-            self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
-            for start in range(0, n, self.batch_size)
-        ])
-        return Prediction(softmax(logits.astype(np.float64)).astype(np.float32), logits, self.labels)
+        if n <= self.batch_size:
+            logits = self.run(feeds)[0]
+        else:
+            logits = np.concatenate([
+                self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
+                for start in range(0, n, self.batch_size)
+            ])
+        return Prediction(logits, self.labels)
 
     def stream(self, chunk: int | None = None, batch: int = 1):
         """A new independent stream (its own buffer and state) on this model's session."""
-        from edgemed.runtime.stream import Streamer
+        from edgemed.runtime.stream import Streamer  # stream imports this module
 
         return Streamer(self, chunk=chunk, batch=batch)

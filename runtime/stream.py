@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from edgemed.core.errors import SpecError
+from edgemed.runtime.model import Prediction
 from edgemed.runtime.validate import check_array, check_rate
 
 
@@ -46,15 +47,17 @@ class Streamer:
         """Append samples (any length along the chunk axis) and return a Prediction per completed chunk."""
         check_rate(self.spec, sampling_rate_hz)
         arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
-        self._buffer = np.concatenate([self._buffer, arr], axis=self.axis)
+        self._buffer = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
         out = []
-        from edgemed.runtime.model import Prediction, softmax
-
         while self.buffered >= self.chunk:
-            piece = np.take(self._buffer, np.arange(self.chunk), axis=self.axis)
-            self._buffer = np.take(self._buffer, np.arange(self.chunk, self.buffered), axis=self.axis)
-            logits, *new_state = self.model.run({self.input.name: np.ascontiguousarray(piece), **self.state})
+            piece = np.ascontiguousarray(self._buffer[self._span(0, self.chunk)])
+            self._buffer = self._buffer[self._span(self.chunk, None)]
+            logits, *new_state = self.model.run({self.input.name: piece, **self.state})
             self.state = dict(zip(self.state, new_state, strict=True))
             self.chunks_done += 1
-            out.append(Prediction(softmax(logits.astype(np.float64)).astype(np.float32), logits, self.spec.labels))
+            out.append(Prediction(logits, self.spec.labels))
         return out
+
+    def _span(self, start: int, stop: int | None) -> tuple[slice, ...]:
+        """An index selecting start:stop along the chunk axis (a view, no copy)."""
+        return (slice(None),) * self.axis + (slice(start, stop),)

@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmarks: building benchmark models and timing callables interleaved."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+# The benchmark models of shared/notes/measured-2026-11.md.
+VITALS = ("gru", {"input_size": 8, "hidden_size": 64, "num_layers": 2}, 100)
+ECG12 = ("cnn_gru", {"leads": 12, "channels": (32, 64, 128, 128), "hidden_size": 128, "causal": True,
+                     "preprocessing": {"sampling_rate_hz": 500.0}, "labels": ("N", "S", "V", "F", "Q")}, 5000)
+
+
+def export_untrained(name: str, config: dict, length: int, out: Path, streaming: bool = False) -> Path:
+    """Export a seeded, untrained model (latency does not depend on the weights), with parity checked."""
+    import torch
+    from edgemed.export.pipeline import ExportTarget, export_target
+    from edgemed.export.streaming import streaming_module
+    from edgemed.train.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, **config).eval()
+    multiple = model.config.downsample if name == "cnn_gru" else 1
+    if streaming:
+        wrapper, spec = streaming_module(model)
+        target = ExportTarget(wrapper, spec, 4 * multiple if multiple > 1 else 10, original=model,
+                              length_multiple=multiple)
+    else:
+        target = ExportTarget(model, model.spec, length, original=model, length_multiple=multiple)
+    return export_target(target, out).path
+
+
+def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 20) -> dict[str, np.ndarray]:
+    """Time each callable `runs` times, alternating between them so machine noise hits all alike (µs)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: np.empty(runs) for k in fns}
+    for i in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            fn()
+            times[k][i] = (time.perf_counter_ns() - t0) / 1e3
+    return times
+
+
+def row(name: str, t: np.ndarray, ref: np.ndarray | None = None) -> str:
+    ratio = f"{np.median(t) / np.median(ref):7.3f}" if ref is not None else "      -"
+    return (f"{name:<44}{np.median(t):10.1f}{np.percentile(t, 90):10.1f}{np.percentile(t, 99):10.1f}"
+            f"{t.mean():10.1f}  {ratio}")
+
+
+HEADER = f"{'case':<44}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'mean us':>10}  vs ref"
