@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/edgemed export $(DEMO)/train/model.pt -o $(DEMO)/model.onnx
 	$(BIN)/edgemed export $(DEMO)/train/model.pt --streaming -o $(DEMO)/model.stream.onnx
 	$(BIN)/edgemed info $(DEMO)/model.onnx
+	$(BIN)/python scripts/demo_compare.py $(DEMO)/train/model.pt $(DEMO)/model.onnx $(DEMO)/heldout.npz
+	$(BIN)/edgemed run $(DEMO)/model.onnx $(DEMO)/heldout.npz --out $(DEMO)/predictions.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
