@@ -12,6 +12,7 @@ import click
 LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("edgemed.train.cli", "train_command", "train", "Train a model on WFDB, array, CSV or synthetic data."),
     "export": ("edgemed.export.cli", "export_command", "export", "Export to ONNX with measured parity and metadata."),
+    "quantize": ("edgemed.export.cli", "quantize_command", "export", "Quantise to int8 or fp16, gated on accuracy."),
     "verify": ("edgemed.export.cli", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
     "info": ("edgemed.runtime.cli", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
     "run": ("edgemed.runtime.cli", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),

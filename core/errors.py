@@ -39,3 +39,7 @@ class ModelLoadError(EdgemedError):
 
 class ProviderError(EdgemedError):
     """A requested execution provider is missing, or nodes fell back to another one, in strict mode."""
+
+
+class QuantizationError(EdgemedError):
+    """A quantised model failed its accuracy gate, or quantisation cannot start (bad model or data)."""

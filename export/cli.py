@@ -9,6 +9,7 @@ from edgemed.cli.options import user_errors
 from edgemed.export.exporters import DEFAULT_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
+from edgemed.export.quantize import CalibrationMethod, QuantMode
 from edgemed.export.verify import to_json, verify
 
 
@@ -76,3 +77,41 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
     if not result.report.passed:
         failed, total = len(result.report.failures), len(result.report.rows)
         raise click.ClickException(f"parity failed on {failed} of {total} outputs")
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--mode", required=True, type=click.Choice([m.value for m in QuantMode]),
+              help="dynamic: int8 weights; static: int8 QDQ calibrated on data; fp16: half precision, fp32 I/O.")
+@click.option("--calibration", metavar="DATA", help="Calibration data (any --data source of `edgemed train`); "
+              "default: the training split the model's provenance records.")
+@click.option("--validation", metavar="DATA", help="Labelled data for the accuracy gate; default: the recorded "
+              "validation groups.")
+@click.option("--calibration-samples", default=1024, show_default=True, type=click.IntRange(1))
+@click.option("--method", default="minmax", show_default=True, type=click.Choice([m.value for m in CalibrationMethod]),
+              help="Static: how activation ranges are chosen from the calibration data.")
+@click.option("--max-drop", default=0.5, show_default=True, type=click.FloatRange(min=0),
+              help="Largest allowed macro-F1 loss, in points (0.5 = 0.005).")
+@click.option("--force", is_flag=True, help="Write the model even if it fails the gate (recorded in its metadata).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: MODEL.<mode>.onnx beside MODEL.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON.")
+@user_errors
+def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force, output,
+                     json_path):
+    """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
+    from edgemed.core.spec import ModelSpec
+    from edgemed.export.quant_data import quantization_data
+    from edgemed.export.quantize import format_report, quantize, report_json
+    from edgemed.runtime.model_info import describe
+
+    meta = describe(model)["edgemed"]
+    if "spec" not in meta:
+        raise click.ClickException(f"{model}: no edgemed metadata; quantize takes models exported by edgemed")
+    spec = ModelSpec.from_dict(meta["spec"])
+    cal, val = quantization_data(spec, meta.get("provenance") or {}, calibration, validation, calibration_samples)
+    output = output or model.with_suffix(f".{mode}.onnx")
+    result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force)
+    click.echo(format_report(result.report))
+    if json_path:
+        json_path.write_text(report_json(result.report))
+    click.echo(f"wrote {output}" + (f" and {json_path}" if json_path else ""))

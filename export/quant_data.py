@@ -1,0 +1,83 @@
+"""Data for quantisation: calibration inputs (any source training accepts) and labelled validation data.
+
+By default both come from what the model's provenance records: calibration from the training split (the
+recorded data minus the validation groups), the accuracy gate on the validation groups. Calibrating on the
+data the gate then scores would flatter the quantised model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from edgemed.core.errors import EdgemedError, QuantizationError
+from edgemed.core.spec import ModelSpec
+from edgemed.runtime.validate import check_array
+from edgemed.train.data import Dataset, load_data
+
+MIN_CALIBRATION = 16
+
+
+@dataclass
+class Labelled:
+    x: np.ndarray
+    y: np.ndarray
+    lengths: np.ndarray | None
+    source: str
+
+    def feeds(self, start: int, stop: int, spec: ModelSpec) -> dict[str, np.ndarray]:
+        out = {spec.inputs[0].name: self.x[start:stop]}
+        if any(t.name == "lengths" for t in spec.inputs):
+            n = self.x.shape[1]
+            out["lengths"] = self.lengths[start:stop] if self.lengths is not None else np.full(stop - start, n)
+        return out
+
+
+def _load(source: str, provenance: dict[str, Any]) -> Dataset:
+    options = dict(provenance.get("data_options") or {})
+    try:
+        return load_data(source, seed=provenance.get("seed", 0), **options)
+    except EdgemedError as exc:
+        raise QuantizationError(f"cannot load {source}: {exc}") from exc
+
+
+def _split(ds: Dataset, provenance: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    groups = provenance.get("validation_groups") or []
+    mask = np.isin(ds.groups.astype(str), groups)
+    if not mask.any() or mask.all():
+        raise QuantizationError("the recorded validation groups are not in the recorded data; pass --validation DATA")
+    return ds.subset(np.flatnonzero(~mask)), ds.subset(np.flatnonzero(mask))
+
+
+def _check(ds: Dataset, spec: ModelSpec, what: str) -> None:
+    try:
+        check_array(spec.inputs[0], ds.X[:2], {})
+    except EdgemedError as exc:
+        raise QuantizationError(f"{what} data ({ds.source}) does not fit the model: {exc}") from exc
+    if tuple(ds.labels) != tuple(spec.labels):
+        raise QuantizationError(f"{what} data has labels {list(ds.labels)}, the model {list(spec.labels)}")
+
+
+def _labelled(ds: Dataset, limit: int | None = None) -> Labelled:
+    idx = np.arange(len(ds)) if limit is None or len(ds) <= limit else np.linspace(0, len(ds) - 1, limit).astype(int)
+    return Labelled(ds.X[idx], ds.y[idx], None if ds.lengths is None else ds.lengths[idx], ds.source)
+
+
+def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: str | None, validation: str | None,
+                      calibration_samples: int = 1024) -> tuple[Labelled, Labelled]:
+    """(calibration, validation) for a model; explicit sources override the recorded ones."""
+    recorded = provenance.get("data")
+    train_part = val_part = None
+    if recorded and (calibration is None or validation is None):
+        train_part, val_part = _split(_load(recorded, provenance), provenance)
+    cal_ds = _load(calibration, provenance) if calibration else train_part
+    val_ds = _load(validation, provenance) if validation else val_part
+    if cal_ds is None or val_ds is None:
+        raise QuantizationError("the model's provenance names no data here; pass --calibration and --validation")
+    _check(cal_ds, spec, "calibration")
+    _check(val_ds, spec, "validation")
+    if len(cal_ds) < MIN_CALIBRATION:
+        raise QuantizationError(f"calibration data has {len(cal_ds)} samples; static quantisation needs at least "
+                                f"{MIN_CALIBRATION} to estimate activation ranges")
+    return _labelled(cal_ds, calibration_samples), _labelled(val_ds)

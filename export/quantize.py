@@ -1,0 +1,263 @@
+"""`edgemed quantize`: int8 (dynamic or static QDQ) and fp16 models that prove they kept their accuracy.
+
+Pipeline: onnxruntime's quantisation pre-processing (shape inference, constant folding), `Pad` fused into
+`Conv`, then the mode; int8 modes also store the GRU's weights as int8 (see graph_passes). Before anything
+is written the quantised model is compared with the fp32 model on labelled validation data; a macro-F1 drop
+over `max_drop` points fails unless forced, and the report goes to the caller and into the metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from edgemed.core.errors import QuantizationError
+from edgemed.core.metrics import classification_report
+from edgemed.core.spec import ModelSpec
+from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
+from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
+from edgemed.export.quant_data import Labelled
+from onnxruntime import quantization as ortq
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "ConvInteger", "MatMulInteger", "QGemm"}
+
+
+class QuantMode(enum.Enum):
+    DYNAMIC = "dynamic"
+    STATIC = "static"
+    FP16 = "fp16"
+
+
+class CalibrationMethod(enum.Enum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+_ORT_METHODS = {CalibrationMethod.MINMAX: ortq.CalibrationMethod.MinMax,
+                CalibrationMethod.ENTROPY: ortq.CalibrationMethod.Entropy,
+                CalibrationMethod.PERCENTILE: ortq.CalibrationMethod.Percentile}
+
+
+class _Reader(ortq.CalibrationDataReader):
+    """onnxruntime's calibration interface over any iterable of input dicts."""
+
+    def __init__(self, batches: Iterable[dict[str, np.ndarray]]) -> None:
+        self._it = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+@dataclass
+class QuantResult:
+    path: Path | None
+    report: dict[str, Any]
+
+
+def is_quantized(model: onnx.ModelProto) -> str | None:
+    """Why `model` already looks quantised, or None."""
+    ops = {n.op_type for n in model.graph.node} & QUANTIZED_OPS
+    if ops:
+        return f"it already holds quantised ops ({', '.join(sorted(ops))})"
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
+        return "its weights are already float16"
+    if any(p.key == "edgemed.quantization" for p in model.metadata_props):
+        return "its metadata records an earlier quantisation"
+    return None
+
+
+def _precision_of_ops(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Which compute ops run in int8 (integer ops, or QDQ-wrapped: their activation comes from a
+    DequantizeLinear, which onnxruntime fuses into QLinear kernels), which only store int8 weights
+    (the GRU), and which stay float."""
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    dequantized |= {o for n in model.graph.node if n.op_type == "Reshape" and n.input[0] in dequantized
+                    for o in n.output}
+    compute = {"Conv", "Gemm", "MatMul", "GRU", "MaxPool", "ConvInteger", "MatMulInteger", "QLinearConv",
+               "QLinearMatMul", "QGemm"}
+    int8, weights_only, floating = set(), set(), set()
+    for n in model.graph.node:
+        if n.op_type not in compute:
+            continue
+        if n.op_type == "GRU":  # onnxruntime has no int8 GRU kernel: dequantised inputs, float compute
+            (weights_only if any(i in dequantized for i in n.input[1:3]) else floating).add("GRU")
+        elif n.op_type in QUANTIZED_OPS or n.input[0] in dequantized:
+            int8.add(n.op_type)
+        elif any(i in dequantized for i in n.input[1:]):
+            weights_only.add(n.op_type)
+        else:
+            floating.add(n.op_type)
+    return {"int8_compute_ops": sorted(int8), "int8_weight_only_ops": sorted(weights_only),
+            "float_compute_ops": sorted(floating)}
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _logits(sess: ort.InferenceSession, data: Labelled, spec: ModelSpec, batch: int = 64) -> np.ndarray:
+    return np.concatenate([sess.run(None, data.feeds(s, min(s + batch, len(data.y)), spec))[0]
+                           for s in range(0, len(data.y), batch)]).astype(np.float64)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _latency_ratio(fp32: Path, quant: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> dict[str, float]:
+    """Median batch-1 latency on one thread, the two models interleaved so machine noise hits both."""
+    a, b = _session(fp32, 1), _session(quant, 1)
+    times: dict[str, list[float]] = {"fp32": [], "quantized": []}
+    for _ in range(3):
+        a.run(None, feeds), b.run(None, feeds)
+    for _ in range(runs):
+        for key, sess in (("fp32", a), ("quantized", b)):
+            t0 = time.perf_counter_ns()
+            sess.run(None, feeds)
+            times[key].append((time.perf_counter_ns() - t0) / 1e3)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"fp32_us": med["fp32"], "quantized_us": med["quantized"], "speedup": med["fp32"] / med["quantized"]}
+
+
+def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> dict[str, Any]:
+    ref_logits = _logits(_session(fp32, 2), validation, spec)
+    q_logits = _logits(_session(quant, 2), validation, spec)
+    ref = classification_report(validation.y, _softmax(ref_logits), spec.labels)
+    got = classification_report(validation.y, _softmax(q_logits), spec.labels)
+    diff = np.abs(q_logits - ref_logits)
+    per_class = {name: {k: {"fp32": ref["per_class"][name][k], "quantized": got["per_class"][name][k]}
+                        for k in ("sensitivity", "specificity")} for name in spec.labels}
+    return {
+        "validation": {"source": validation.source, "samples": int(len(validation.y))},
+        "max_abs_logit_diff": float(diff.max()),
+        "max_rel_logit_diff": float((diff / np.maximum(np.abs(ref_logits), 1e-6)).max()),
+        "top1_agreement": float((q_logits.argmax(1) == ref_logits.argmax(1)).mean()),
+        "macro_f1": {"fp32": ref["macro_f1"], "quantized": got["macro_f1"]},
+        "macro_f1_drop_points": 100.0 * ((ref["macro_f1"] or 0.0) - (got["macro_f1"] or 0.0)),
+        "accuracy": {"fp32": ref["accuracy"], "quantized": got["accuracy"]},
+        "per_class": per_class,
+    }
+
+
+def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
+             method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = 0.5,
+             force: bool = False) -> QuantResult:
+    """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force`); nothing is written otherwise."""
+    check_writable(out)
+    original = onnx.load(str(fp32_path))
+    why = is_quantized(original)
+    if why:
+        raise QuantizationError(f"{fp32_path}: refusing to quantise again: {why}; start from the fp32 export")
+    meta = get_metadata(original)
+    if "spec" not in meta:
+        raise QuantizationError(f"{fp32_path}: no edgemed metadata (spec, labels); export the model with edgemed")
+    spec = ModelSpec.from_json(meta["spec"])
+    if spec.streaming is not None:
+        raise QuantizationError(f"{fp32_path} is a streaming model; quantise the batch export")
+    if mode is QuantMode.STATIC and calibration is None:
+        raise QuantizationError("static quantisation needs calibration data")
+    work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
+    try:
+        pre = work / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre))
+        model = onnx.load(str(pre))
+        passes = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
+        onnx.save(model, str(pre))
+        raw = work / "quantized.onnx"
+        if mode is QuantMode.DYNAMIC:
+            ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)
+        elif mode is QuantMode.STATIC:
+            batches = [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)]
+            with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+                ortq.quantize_static(str(pre), str(raw), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
+                                     per_channel=True, activation_type=ortq.QuantType.QUInt8,
+                                     weight_type=ortq.QuantType.QInt8, calibrate_method=_ORT_METHODS[method])
+        else:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
+        model = onnx.load(str(raw))
+        if mode is not QuantMode.FP16:
+            passes["gru_weight_bytes_saved"] = gru_weights_int8(model)
+        onnx.save(model, str(raw))
+        report = {
+            "mode": mode.value,
+            "method": method.value if mode is QuantMode.STATIC else None,
+            "calibration": None if mode is not QuantMode.STATIC else {"source": calibration.source,
+                                                                       "samples": int(len(calibration.y))},
+            "graph_passes": passes,
+            "size_bytes": {"fp32": fp32_path.stat().st_size, "quantized": raw.stat().st_size},
+            "size_ratio": raw.stat().st_size / fp32_path.stat().st_size,
+            "op_types": dict(Counter(n.op_type for n in model.graph.node)),
+            **_precision_of_ops(model),
+            **_gate(spec, fp32_path, raw, validation),
+            "latency_batch1_1thread": _latency_ratio(fp32_path, raw, validation.feeds(0, 1, spec)),
+            "max_drop_points": max_drop,
+        }
+        report["gate"] = "passed" if report["macro_f1_drop_points"] <= max_drop else "failed"
+        if report["gate"] == "failed" and not force:
+            raise QuantizationError(
+                f"{mode.value} quantisation lost {report['macro_f1_drop_points']:.2f} macro-F1 points "
+                f"(fp32 {report['macro_f1']['fp32']:.4f}, quantised {report['macro_f1']['quantized']:.4f}) "
+                f"> --max-drop {max_drop}; nothing written (--force writes it and records the failure)"
+            )
+        if report["gate"] == "failed":
+            report["gate"] = "failed (forced)"
+        set_metadata(model, {**{k: v for k, v in meta.items() if k != "format_version"}, "quantization": report})
+        model.producer_name = "edgemed"
+        save_model(model, out)
+        return QuantResult(out, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lat = report["latency_batch1_1thread"]
+    mf = report["macro_f1"]
+    lines = [
+        f"mode {report['mode']}" + (f" ({report['method']} calibration on {report['calibration']['samples']} samples)"
+                                     if report["calibration"] else ""),
+        f"size {report['size_bytes']['fp32']:,} -> {report['size_bytes']['quantized']:,} bytes "
+        f"({report['size_ratio']:.2f}x); int8 compute: {', '.join(report['int8_compute_ops']) or 'none'}; "
+        f"int8 weights only: {', '.join(report['int8_weight_only_ops']) or 'none'}; "
+        f"float: {', '.join(report['float_compute_ops']) or 'none'}",
+        f"latency batch 1, 1 thread: fp32 {lat['fp32_us'] / 1000:.3f} ms, "
+        f"quantised {lat['quantized_us'] / 1000:.3f} ms "
+        f"({lat['speedup']:.2f}x)",
+        f"validation {report['validation']['samples']} samples: top-1 agreement {report['top1_agreement']:.2%}, "
+        f"max abs logit diff {report['max_abs_logit_diff']:.3g}",
+        f"macro-F1 fp32 {mf['fp32']:.4f} -> {mf['quantized']:.4f} (drop {report['macro_f1_drop_points']:.2f} points, "
+        f"allowed {report['max_drop_points']}): {report['gate'].upper()}",
+        f"{'class':<14}{'sens fp32':>10}{'sens q':>9}{'spec fp32':>11}{'spec q':>9}",
+    ]
+    for name, c in report["per_class"].items():
+        def f(v):
+            return "    -" if v is None else f"{v:.3f}"
+        lines.append(f"{name:<14}{f(c['sensitivity']['fp32']):>10}{f(c['sensitivity']['quantized']):>9}"
+                     f"{f(c['specificity']['fp32']):>11}{f(c['specificity']['quantized']):>9}")
+    return "\n".join(lines)
+
+
+def report_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)
