@@ -24,6 +24,8 @@ demo: $(STAMP)
 	$(BIN)/edgemed info $(DEMO)/model.onnx
 	$(BIN)/python scripts/demo_compare.py $(DEMO)/train/model.pt $(DEMO)/model.onnx $(DEMO)/heldout.npz
 	$(BIN)/edgemed run $(DEMO)/model.onnx $(DEMO)/heldout.npz --out $(DEMO)/predictions.csv
+	$(BIN)/edgemed quantize $(DEMO)/model.onnx --mode static -o $(DEMO)/model.int8.onnx --json $(DEMO)/quantization.json
+	$(BIN)/edgemed run $(DEMO)/model.int8.onnx $(DEMO)/heldout.npz
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

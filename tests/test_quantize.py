@@ -1,0 +1,133 @@
+"""Quantisation: modes, graph passes keep the function, accuracy gates, metadata, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edgemed.cli.main import cli
+from edgemed.core.errors import QuantizationError
+from edgemed.core.spec import ModelSpec
+from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
+from edgemed.export.pipeline import export_target, target_from_checkpoint
+from edgemed.export.quant_data import quantization_data
+from edgemed.export.quantize import QuantMode, quantize
+from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model_info import describe
+
+
+@pytest.fixture(scope="module")
+def ecg_onnx(checkpoints, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("q") / "ecg.onnx"
+    export_target(target_from_checkpoint(checkpoints["cnn_gru"]), out)
+    return out
+
+
+def _data(path: Path):
+    meta = describe(path)["edgemed"]
+    return quantization_data(ModelSpec.from_dict(meta["spec"]), meta["provenance"], None, None)
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_graph_passes_keep_the_function(ecg_onnx, tmp_path):
+    quant_pre_process(str(ecg_onnx), str(tmp_path / "pre.onnx"))
+    model = onnx.load(str(tmp_path / "pre.onnx"))
+    assert fuse_pad_into_conv(model) == 4  # one causal Pad per conv block
+    assert "Pad" not in {n.op_type for n in model.graph.node}
+    onnx.save(model, str(tmp_path / "fused.onnx"))
+    x = np.random.default_rng(0).normal(size=(3, 2, 333)).astype(np.float32)
+    np.testing.assert_allclose(_run(tmp_path / "fused.onnx", x), _run(ecg_onnx, x), atol=1e-6)
+    saved = gru_weights_int8(model)
+    onnx.save(model, str(tmp_path / "gru8.onnx"))
+    assert saved > 0 and (tmp_path / "gru8.onnx").stat().st_size < (tmp_path / "fused.onnx").stat().st_size
+    # int8 weights with a per-row scale: logits move by rounding only
+    assert np.abs(_run(tmp_path / "gru8.onnx", x) - _run(ecg_onnx, x)).max() < 0.05
+
+
+def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
+    cal, val = _data(ecg_onnx)
+    out = tmp_path / "static.onnx"
+    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=100).report
+    assert report["gate"] == "passed" and report["size_ratio"] < 0.6
+    assert {"Conv", "MaxPool"} <= set(report["int8_compute_ops"]) and report["int8_weight_only_ops"] == ["GRU"]
+    assert report["graph_passes"]["pads_fused_into_conv"] == 4
+    assert report["validation"]["samples"] == len(val.y) and report["calibration"]["samples"] == len(cal.y)
+    assert set(report["per_class"]["sinus"]) == {"sensitivity", "specificity"}
+    assert report["latency_batch1_1thread"]["speedup"] > 0
+    meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["edgemed.quantization"])["mode"] == "static" and "edgemed.spec" in meta
+    assert (tmp_path / "static.onnx.sha256").exists()
+    model = EdgeModel(out)  # the runtime takes it as any other model, sidecar verified
+    x = np.random.default_rng(1).normal(size=(4, 2, 320)).astype(np.float32)
+    fp32 = EdgeModel(ecg_onnx).predict(x).probabilities
+    assert np.abs(model.predict(x).probabilities - fp32).max() < 0.1
+
+
+def test_dynamic_and_fp16_modes(ecg_onnx, tmp_path):
+    cal, val = _data(ecg_onnx)
+    dyn = quantize(ecg_onnx, tmp_path / "dyn.onnx", QuantMode.DYNAMIC, None, val, max_drop=100).report
+    assert "ConvInteger" in dyn["int8_compute_ops"] and dyn["calibration"] is None
+    half = quantize(ecg_onnx, tmp_path / "half.onnx", QuantMode.FP16, None, val).report
+    assert half["size_ratio"] < 0.6 and half["top1_agreement"] > 0.99
+    sess = ort.InferenceSession(str(tmp_path / "half.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
+
+
+def test_failed_gate_writes_nothing_unless_forced(ecg_onnx, tmp_path):
+    cal, val = _data(ecg_onnx)
+    out = tmp_path / "q.onnx"
+    with pytest.raises(QuantizationError, match="macro-F1 points .* nothing written"):
+        quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100)  # demands a 100-point gain
+    assert list(tmp_path.iterdir()) == []
+    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force=True).report
+    assert report["gate"] == "failed (forced)"
+    meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert json.loads(meta["edgemed.quantization"])["gate"] == "failed (forced)"
+
+
+def test_quantize_cli_report_and_json(ecg_onnx, tmp_path):
+    result = CliRunner().invoke(cli, ["quantize", str(ecg_onnx), "--mode", "static", "--max-drop", "100",
+                                      "-o", str(tmp_path / "s.onnx"), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "macro-F1 fp32" in result.output and "PASSED" in result.output and "int8 compute: Conv" in result.output
+    assert json.loads((tmp_path / "r.json").read_text())["mode"] == "static"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--mode", "static", "--calibration", "synthetic-vitals"], "does not fit the model"),
+        (["--mode", "static", "--calibration", "FEW"], "needs at least 16"),
+        (["--mode", "int4"], "'int4' is not one of"),
+        (["--mode", "static", "--max-drop", "-1"], "-1"),
+    ],
+)
+def test_bad_quantize_input(ecg_onnx, tmp_path, args, message):
+    few = tmp_path / "few.npz"
+    np.savez(few, X=np.zeros((5, 2, 320), np.float32), y=np.arange(5),
+             label_names=np.array(["sinus", "afib", "brady", "tachy", "pvc"]))
+    args = [str(few) if a == "FEW" else a for a in args]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(cli, ["quantize", str(ecg_onnx), *args, "-o", str(out / "q.onnx")])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert list(out.iterdir()) == []
+
+
+def test_already_quantised_model_is_refused(ecg_onnx, tmp_path):
+    cal, val = _data(ecg_onnx)
+    once = tmp_path / "once.onnx"
+    quantize(ecg_onnx, once, QuantMode.FP16, None, val)
+    result = CliRunner().invoke(cli, ["quantize", str(once), "--mode", "static", "-o", str(tmp_path / "twice.onnx")])
+    assert result.exit_code == 1 and "refusing to quantise again" in result.output
+    assert not (tmp_path / "twice.onnx").exists()
