@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from common import ECG12, HEADER, export_untrained, interleaved, row
-
 from edgemed.core.spec import ModelSpec
 from edgemed.export.quant_data import Labelled, quantization_data
 from edgemed.export.quantize import QuantMode, quantize

@@ -16,6 +16,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "verify": ("edgemed.export.cli", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
     "info": ("edgemed.runtime.cli", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
     "run": ("edgemed.runtime.cli", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),
+    "profile": ("edgemed.runtime.cli", "profile_command", "runtime", "Profile latency, cold start and memory."),
+    "devices": ("edgemed.runtime.cli", "devices_group", "runtime", "List and show device profiles."),
+    "bundle": ("edgemed.runtime.cli", "bundle_command", "runtime", "Bundle models for a device, with a manifest."),
+    "verify-bundle": ("edgemed.runtime.cli", "verify_bundle_command", "runtime", "Check a bundle's checksums."),
 }
 HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
 

@@ -1,1 +1,1 @@
-"""Profiles of bedside and embedded deployment targets."""
+"""Profiles of bedside and embedded deployment targets (TOML data files; no torch, no onnx)."""

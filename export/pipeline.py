@@ -155,7 +155,7 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
     spec = target.spec
     model.producer_name = "edgemed"
     model.doc_string = f"{spec.architecture} classifier ({', '.join(spec.labels)}), exported by edgemed"
-    provenance = {**target.provenance, "exported_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    provenance = {**target.provenance, "exported_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                   "export_packages": {p: metadata.version(p) for p in ("torch", "onnx", "onnxruntime")}}
     set_metadata(model, {
         "spec": spec.to_dict(),

@@ -12,7 +12,7 @@ from edgemed.cli.options import user_errors
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_info import describe, format_info
-from edgemed.runtime.providers import PRESETS
+from edgemed.runtime.options import device_option
 from edgemed.runtime.run import run_file, write_predictions
 
 
@@ -30,10 +30,10 @@ def info_command(model: Path, as_json: bool) -> None:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Write predictions to a .json or .csv file.")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(sorted(PRESETS)),
-              help="Execution providers, in order (cuda falls back to CPU with a warning).")
+@device_option
+
 @click.option("--strict", is_flag=True, help="Fail instead of warning when a provider is missing or nodes fall back.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="Intra-op threads.")
+@click.option("--threads", type=click.IntRange(1), help="Intra-op threads (default: the device profile's).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--stream", is_flag=True, help="Feed INPUT as a continuous signal through a streaming model.")
 @click.option("--chunk-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -56,3 +56,107 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
     if out:
         write_predictions(result, out, loaded)
         click.echo(f"wrote {out}")
+
+
+@click.command("profile")
+@click.argument("model", type=click.Path(path_type=Path))
+@device_option
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--threads", type=click.IntRange(1), help="Intra-op threads (default: the device profile's).")
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(2))
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Run for S seconds instead of --runs.")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Real inputs (.npy, .npz, .csv, WFDB).")
+@click.option("--compare", multiple=True, type=click.Path(path_type=Path), help="Other variants (int8, fp16...).")
+@click.option("--torch", "torch_checkpoint", type=click.Path(path_type=Path),
+              help="The PyTorch checkpoint, run in a subprocess (needs the export extra).")
+@click.option("--per-op", is_flag=True, help="onnxruntime's profiler: top ops by time.")
+@click.option("--no-cold-start", is_flag=True, help="Skip the cold-start measurement (a fresh interpreter).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the report (schema edgemed.profile/1).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency histogram and CDF as PNG.")
+@user_errors
+def profile_command(model, device, batch, threads, runs, warmup, duration, data_path, compare, torch_checkpoint,
+                    per_op, no_cold_start, json_path, plot_path):
+    """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
+    from edgemed.core.atomic import write_bytes_atomic
+    from edgemed.runtime.inputs import read_input
+    from edgemed.runtime.profile import format_profile, plot_latency, profile
+
+    data = None
+    if data_path:
+        loaded = EdgeModel(model, device=device)
+        got = read_input(data_path, loaded.spec)
+        data = (got.x, got.lengths)
+    for path in [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]:
+        if not Path(path).is_file():
+            raise click.ClickException(f"{path}: no such file")
+    result = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
+                     data=data, compare=list(compare), torch_checkpoint=torch_checkpoint, with_per_op=per_op,
+                     with_cold_start=not no_cold_start)
+    click.echo(format_profile(result.data))
+    if json_path:
+        write_bytes_atomic(json_path, result.to_json())
+        click.echo(f"wrote {json_path}")
+    if plot_path:
+        plot_latency(result.times, plot_path, f"{model.name} on {result.data['device']['name']}")
+        click.echo(f"wrote {plot_path}")
+
+
+@click.group("devices")
+def devices_group() -> None:
+    """List and show device profiles (bedside boxes, Raspberry Pi, Jetson, OpenVINO, CUDA server, host)."""
+
+
+@devices_group.command("list")
+@user_errors
+def devices_list() -> None:
+    """One line per built-in device profile."""
+    from edgemed.devices.profile import list_profiles, load_profile
+
+    for name in list_profiles():
+        p = load_profile(name)
+        click.echo(f"{p.name:<16} {p.arch:<8} {p.cores:>3} cores  budget {p.latency_budget_ms:>6} ms  "
+                   f"{p.precision:<5} {', '.join(p.provider_names)}  {p.emulation or 'this machine'}")
+
+
+@devices_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def devices_show(name: str, as_json: bool) -> None:
+    """Every field of one profile (a built-in name or a .toml file)."""
+    from edgemed.devices.profile import load_profile
+
+    p = load_profile(name).to_dict()
+    if as_json:
+        click.echo(json.dumps(p, indent=2))
+        return
+    for key, value in p.items():
+        click.echo(f"{key:<20} {value}")
+
+
+@click.command("bundle")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--device", required=True, metavar="NAME", help="Device profile the bundle targets.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="A folder, or a file.zip.")
+@user_errors
+def bundle_command(models, device, output):
+    """Bundle models with a manifest (checksums, spec, reports, device, pinned requirements) and a README."""
+    from edgemed.runtime.bundle import make_bundle
+
+    manifest = make_bundle(list(models), device, output)
+    click.echo(f"wrote {output}: {len(manifest['models'])} model(s) for {manifest['device']['name']}, "
+               f"{len(manifest['files'])} files with their sha256 in manifest.json")
+
+
+@click.command("verify-bundle")
+@click.argument("path", type=click.Path(path_type=Path))
+@user_errors
+def verify_bundle_command(path):
+    """Check every checksum in a bundle's manifest and that every model loads; exit 1 otherwise."""
+    from edgemed.runtime.bundle import verify_bundle
+
+    manifest = verify_bundle(path)
+    click.echo(f"{path}: OK: {len(manifest['files'])} files match their sha256, "
+               f"{len(manifest['models'])} model(s) load; device {manifest['device']['name']}")

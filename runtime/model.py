@@ -15,7 +15,7 @@ import onnxruntime as ort
 from edgemed.core.errors import InputError, ModelLoadError, SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.model_info import read_sidecar
-from edgemed.runtime.providers import PRESETS, ProviderReport, create_session, session_options
+from edgemed.runtime.providers import ProviderReport, create_session, resolve_device, session_options
 from edgemed.runtime.validate import prepare_inputs
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
@@ -86,12 +86,15 @@ class EdgeModel:
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = "cpu", strict: bool = False,
-                 threads: int = 1, spinning: bool = False, batch_size: int = 64) -> None:
+                 threads: int | None = None, spinning: bool = False, batch_size: int = 64) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
+        self.device = resolve_device(device)
+        threads = threads or self.device.threads
         if batch_size < 1 or threads < 1:
             raise InputError("batch_size and threads must be >= 1")
+        self.threads = threads
         data = self.path.read_bytes()
         self.sha256 = hashlib.sha256(data).hexdigest()
         expected = read_sidecar(self.path)
@@ -99,9 +102,7 @@ class EdgeModel:
             raise ModelLoadError(f"{self.path}: sha256 {self.sha256[:16]}... does not match its sidecar "
                                  f"({expected[:16]}...); the file changed after export. Refusing to load it")
         if providers is None:
-            if device not in PRESETS:
-                raise InputError(f"unknown device {device!r}; choose one of {sorted(PRESETS)}")
-            providers = PRESETS[device]
+            providers = self.device.providers
         try:
             self.session, self.providers = create_session(data, providers, session_options(threads, spinning), strict)
         except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,

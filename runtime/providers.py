@@ -10,11 +10,25 @@ from typing import Any
 import onnxruntime as ort
 from edgemed.core.errors import ProviderError
 
-# Built-in choices for `--device`; device profiles (edgemed.devices) name the same provider lists.
+# Plain provider choices for `--device`, besides the device profiles of edgemed.devices.
 PRESETS: dict[str, list[str]] = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+
+def resolve_device(name: str):
+    """`cpu`/`cuda`, a built-in device profile name, or a profile .toml path, as a DeviceProfile."""
+    from edgemed.devices.profile import DeviceProfile, load_profile
+
+    if name in PRESETS:
+        host = load_profile("host")
+        return DeviceProfile(name=name, description=f"{name} providers on this machine", arch=host.arch,
+                             cores=host.cores, memory_mb=host.memory_mb, threads=1, precision="fp32",
+                             latency_budget_ms=host.latency_budget_ms, memory_budget_mb=host.memory_budget_mb,
+                             providers=[(p, {}) for p in PRESETS[name]],
+                             missing_providers=[p for p in PRESETS[name] if p not in ort.get_available_providers()])
+    return load_profile(name)
 
 
 class ProviderFallbackWarning(UserWarning):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-
 import tomllib
+
 from conftest import ROOT
 
 NOT_PACKAGES = {"tests", "benchmarks", "scripts", "build", "dist"}

@@ -32,7 +32,7 @@ def git_commit(path: Path | None = None) -> str | None:
 
 def provenance(**extra: Any) -> dict[str, Any]:
     return {
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),

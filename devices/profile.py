@@ -1,0 +1,136 @@
+"""Device profiles: load, validate (naming the bad field) and detect the host."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgemed.core.errors import EdgemedError
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+PRECISIONS = ("fp32", "fp16", "int8")
+EMULATION_NOTE = "emulated: thread count and providers only"
+
+
+class DeviceError(EdgemedError):
+    """An unknown device, or a profile file with missing or wrong fields."""
+
+
+@dataclass
+class DeviceProfile:
+    name: str
+    description: str
+    arch: str
+    cores: int
+    memory_mb: int
+    threads: int
+    precision: str
+    latency_budget_ms: float
+    memory_budget_mb: float
+    providers: list[tuple[str, dict[str, Any]]]
+    notes: str = ""
+    source: str = ""
+    missing_providers: list[str] = field(default_factory=list)
+
+    @property
+    def provider_names(self) -> list[str]:
+        return [p for p, _ in self.providers]
+
+    def is_this_machine(self) -> bool:
+        """True only when arch and core count match here and every provider is installed."""
+        return (self.arch == platform.machine() and self.cores == (os.cpu_count() or 1)
+                and not self.missing_providers)
+
+    @property
+    def emulation(self) -> str | None:
+        return None if self.is_this_machine() else EMULATION_NOTE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["providers"] = [{"name": p, "options": o} for p, o in self.providers]
+        d["emulation"] = self.emulation
+        return d
+
+
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str, "description": str, "arch": str, "cores": int, "memory_mb": int, "threads": int,
+    "precision": str, "latency_budget_ms": (int, float), "memory_budget_mb": (int, float), "providers": list,
+}
+
+
+def parse_profile(data: dict[str, Any], source: str) -> DeviceProfile:
+    """Validate one profile's fields; every error names the file and the field."""
+    for key, kind in _FIELDS.items():
+        if key not in data:
+            raise DeviceError(f"{source}: missing field {key!r}")
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DeviceError(f"{source}: field {key!r} must be {getattr(kind, '__name__', 'a number')}, "
+                              f"got {value!r}")
+    for key in ("latency_budget_ms", "memory_budget_mb"):
+        if not data[key] > 0:
+            raise DeviceError(f"{source}: field {key!r} must be a positive number, got {data[key]!r}")
+    for key in ("cores", "memory_mb", "threads"):
+        if data[key] < 1:
+            raise DeviceError(f"{source}: field {key!r} must be at least 1, got {data[key]!r}")
+    if data["precision"] not in PRECISIONS:
+        raise DeviceError(f"{source}: field 'precision' must be one of {PRECISIONS}, got {data['precision']!r}")
+    providers = []
+    for i, entry in enumerate(data["providers"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise DeviceError(f"{source}: field 'providers[{i}]' needs a 'name' string")
+        options = entry.get("options", {})
+        if not isinstance(options, dict):
+            raise DeviceError(f"{source}: field 'providers[{i}].options' must be a table")
+        # onnxruntime takes provider options as strings; TOML booleans become "true"/"false".
+        providers.append((entry["name"], {k: str(v).lower() if isinstance(v, bool) else str(v)
+                                          for k, v in options.items()}))
+    if not providers:
+        raise DeviceError(f"{source}: field 'providers' is empty; list at least CPUExecutionProvider")
+    unknown = sorted(set(data) - set(_FIELDS) - {"notes"})
+    if unknown:
+        raise DeviceError(f"{source}: unknown field(s) {unknown}")
+    return DeviceProfile(**{k: data[k] for k in _FIELDS if k != "providers"}, providers=providers,
+                         notes=str(data.get("notes", "")), source=source)
+
+
+def _detect_host(profile: DeviceProfile) -> DeviceProfile:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    profile.arch = platform.machine()
+    profile.cores = os.cpu_count() or 1
+    profile.memory_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+    preferred = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
+    profile.providers = [(p, {}) for p in preferred + ["CPUExecutionProvider"]]
+    return profile
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """A built-in profile by name, or a profile TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise DeviceError(f"unknown device {name_or_path!r}; built-in devices: {', '.join(list_profiles())}, "
+                              "or give a profile .toml file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DeviceError(f"{path}: not a readable TOML profile ({exc})") from exc
+    profile = parse_profile(data, str(path))
+    if profile.name == "host":
+        profile = _detect_host(profile)
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    profile.missing_providers = [p for p in profile.provider_names if p not in available]
+    return profile
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))

@@ -1,0 +1,1 @@
+"""The built-in device profiles, one TOML file each."""
