@@ -26,6 +26,12 @@ demo: $(STAMP)
 	$(BIN)/edgemed run $(DEMO)/model.onnx $(DEMO)/heldout.npz --out $(DEMO)/predictions.csv
 	$(BIN)/edgemed quantize $(DEMO)/model.onnx --mode static -o $(DEMO)/model.int8.onnx --json $(DEMO)/quantization.json
 	$(BIN)/edgemed run $(DEMO)/model.int8.onnx $(DEMO)/heldout.npz
+	$(BIN)/edgemed profile $(DEMO)/model.onnx --device host --compare $(DEMO)/model.int8.onnx \
+		--torch $(DEMO)/train/model.pt --runs 200 --json $(DEMO)/profile.json --plot $(DEMO)/latency.png
+	rm -rf $(DEMO)/bundle
+	$(BIN)/edgemed bundle $(DEMO)/model.onnx $(DEMO)/model.int8.onnx --device host -o $(DEMO)/bundle
+	$(BIN)/edgemed verify-bundle $(DEMO)/bundle
+	$(BIN)/python scripts/demo_report.py $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

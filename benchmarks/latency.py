@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
-
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
@@ -59,7 +58,7 @@ def main() -> None:
             feeds = {"x": x, "lengths": np.full(batch, length)} if name == "gru" else {"x": x}
             xt = torch.from_numpy(x)
 
-            def run_eager(xt=xt):
+            def run_eager(xt=xt, eager=eager):
                 with torch.inference_mode():
                     eager(xt)
 

@@ -273,9 +273,11 @@ def plot_latency(times: dict[str, np.ndarray], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (hist, cdf) = plt.subplots(1, 2, figsize=(10, 3.8))
+    every = np.concatenate(list(times.values())) / 1000
+    bins = np.linspace(every.min(), np.percentile(every, 99.5), 80)  # shared bins; the far tail is in the CDF
     for key, t in times.items():
         ms = np.sort(t) / 1000
-        hist.hist(ms, bins=60, alpha=0.6, label=key)
+        hist.hist(ms, bins=bins, alpha=0.6, label=key)
         cdf.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=key)
     hist.set(xlabel="latency (ms)", ylabel="runs", title="histogram")
     cdf.set(xlabel="latency (ms)", ylabel="share of runs", title="CDF")

@@ -10,6 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q -c constraints.txt "$tmp"/dist/edgemed-*.whl
 "$tmp/venv/bin/edgemed" info tests/data/tiny_gru.onnx
+"$tmp/venv/bin/edgemed" devices list
+"$tmp/venv/bin/edgemed" profile tests/data/tiny_gru.onnx --device bedside-x86 --runs 50 --no-cold-start
 "$tmp/venv/bin/edgemed" run tests/data/tiny_gru.onnx tests/data/tiny_vitals.npz --out "$tmp/preds.json"
 "$tmp/venv/bin/python" - "$tmp/preds.json" <<'PYEOF'
 import importlib.util, json, subprocess, sys

@@ -71,3 +71,5 @@ def test_built_wheel_contains_every_subpackage(tmp_path):
             arcname = "/".join(pkg.split(".")) + "/" + module.name
             assert arcname in names, f"{arcname} is missing from the wheel"
     assert not any(n.startswith(("edgemed/__init__", "tests/")) for n in names), "edgemed must stay a namespace"
+    for profile in (ROOT / "devices" / "profiles").glob("*.toml"):
+        assert f"edgemed/devices/profiles/{profile.name}" in names, f"{profile.name} is missing from the wheel"
