@@ -17,6 +17,7 @@ ECG12 = ("cnn_gru", {"leads": 12, "channels": (32, 64, 128, 128), "hidden_size":
 def export_untrained(name: str, config: dict, length: int, out: Path, streaming: bool = False) -> Path:
     """Export a seeded, untrained model (latency does not depend on the weights), with parity checked."""
     import torch
+
     from edgemed.export.pipeline import ExportTarget, export_target
     from edgemed.export.streaming import streaming_module
     from edgemed.train.models import create_model

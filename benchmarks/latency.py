@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
+
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
 from edgemed.train.models import create_model
+
+from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
 
 
 def variants(name: str, config: dict, length: int, work: Path) -> dict[str, Path]:

@@ -12,8 +12,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
+
 from edgemed.runtime.model import EdgeModel
+
+from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
 from edgemed.core.errors import EdgemedError
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from edgemed.core.errors import SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.export.parity import Inputs, ParityCase, ParityRow, compare
-from torch import nn
 
 
 def length_axis(spec: ModelSpec) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from edgemed.cli.options import user_errors
 from edgemed.export.exporters import DEFAULT_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind

@@ -15,9 +15,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from edgemed.core.errors import ExportError
 from edgemed.core.spec import ModelSpec
-from torch import nn
 
 MIN_OPSET = 14  # measured: opset 11 breaks the variable-length GRU (int64 Gather indices); 14-20 all pass
 MAX_OPSET = 20

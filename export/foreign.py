@@ -11,11 +11,12 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from edgemed.core.errors import CheckpointError, SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.export.exporters import Exporter
 from edgemed.export.onnx_io import file_sha256
-from torch import nn
 
 
 class FileKind(enum.Enum):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from edgemed.core.atomic import write_bytes_atomic
 from edgemed.core.errors import ExportError
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
 from edgemed.core.errors import ParityError
 
 FP32_ATOL = 1e-5

@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from torch import nn
+
 from edgemed.core.errors import CheckpointError, ExportError, ParityError, SpecError
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
@@ -23,7 +25,6 @@ from edgemed.export.foreign import FileKind
 from edgemed.export.onnx_io import check_model, check_writable, file_sha256, save_model, set_metadata, weights_sha256
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.streaming import streaming_module
-from torch import nn
 
 
 @dataclass

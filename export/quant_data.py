@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from edgemed.core.errors import EdgemedError, QuantizationError
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import check_array

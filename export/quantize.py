@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnxruntime import quantization as ortq
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
 from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
-from onnxruntime import quantization as ortq
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                  "ConvInteger", "MatMulInteger", "QGemm"}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgemed.core.errors import EdgemedError
 from edgemed.train.data import SYNTHETIC_SOURCES, load_data
 from edgemed.train.data.wfdb_source import list_records

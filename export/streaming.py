@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from torch import nn
+
 from edgemed.core.errors import ExportError
 from edgemed.core.spec import ModelSpec, StreamingSpec, TensorSpec
-from torch import nn
 
 
 class GRUStream(nn.Module):

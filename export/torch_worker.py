@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+
 from edgemed.train.checkpoint import load_checkpoint
 
 

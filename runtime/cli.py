@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import click
+
 from edgemed.cli.options import user_errors
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import EdgeModel

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError, InputError
 from edgemed.core.spec import ModelSpec
@@ -38,6 +39,7 @@ def _names(y: np.ndarray, spec: ModelSpec, names: np.ndarray | None) -> list[str
 def _wfdb_record(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
     try:
         import wfdb  # noqa: F401
+
         from edgemed.train.data.signal import bandpass, resample
         from edgemed.train.data.wfdb_source import load_wfdb, read_record
     except ImportError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
 from edgemed.core.errors import InputError, ModelLoadError, SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.model_info import read_sidecar

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.model import EdgeModel
@@ -135,6 +136,7 @@ def per_op(path: Path, device: str, threads: int, buffers: list[dict[str, np.nda
            top: int = 10) -> list[dict[str, Any]]:
     """onnxruntime's own profiler: total kernel time per op type, largest first."""
     import onnxruntime as ort
+
     from edgemed.runtime.providers import session_options
 
     model = EdgeModel(path, device=device, threads=threads)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import onnxruntime as ort
+
 from edgemed.core.errors import ProviderError
 
 # Plain provider choices for `--device`, besides the device profiles of edgemed.devices.

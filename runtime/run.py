@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgemed.core.atomic import write_bytes_atomic
 from edgemed.core.errors import InputError
 from edgemed.core.metrics import classification_report

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from edgemed.core.errors import SpecError
 from edgemed.runtime.model import Prediction
 from edgemed.runtime.validate import check_array, check_rate

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from edgemed.core.errors import InputError
 from edgemed.core.spec import ModelSpec, TensorSpec
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from edgemed.core.metrics import classification_report
 from edgemed.runtime.model import EdgeModel
 from edgemed.train.checkpoint import load_checkpoint

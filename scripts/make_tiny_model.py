@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.train.data import load_data
 from edgemed.train.run import run_training

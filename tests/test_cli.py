@@ -7,8 +7,10 @@ import sys
 
 import click
 from click.testing import CliRunner
-from conftest import ROOT
+
 from edgemed.cli.main import LAZY_COMMANDS, cli
+
+from conftest import ROOT
 
 
 def _all_commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:

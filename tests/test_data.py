@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from edgemed.core.errors import DataError
 from edgemed.train.data import load_data
 from edgemed.train.data.wfdb_source import AAMI_CLASSES, beat_counts, list_records, load_wfdb

@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import RUNS
+
 from edgemed.cli.main import cli
 from edgemed.core.errors import ExportError, ParityError, SpecError
 from edgemed.core.spec import ModelSpec
@@ -21,6 +21,8 @@ from edgemed.export.parity import FP32_ATOL
 from edgemed.export.pipeline import export_target, measure_parity, session, target_from_checkpoint
 from edgemed.export.streaming import streaming_module
 from edgemed.train.models import create_model
+
+from conftest import RUNS
 
 
 def invoke(*args):

@@ -3,9 +3,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from edgemed.core.metrics import auroc, classification_report, confusion_matrix
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edgemed.core.metrics import auroc, classification_report, confusion_matrix
 
 
 def test_report_matches_hand_counts():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import ModelSpec
 from edgemed.train.models import create_model, list_models

@@ -10,6 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
 from edgemed.cli.main import cli
 from edgemed.core.errors import QuantizationError
 from edgemed.core.spec import ModelSpec
@@ -19,7 +21,6 @@ from edgemed.export.quant_data import quantization_data
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_info import describe
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from edgemed.cli.main import cli
 from edgemed.core.errors import InputError, ModelLoadError, ProviderError, SpecError
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.runtime.model import EdgeModel, MetadataWarning
 from edgemed.runtime.providers import ProviderFallbackWarning
 from edgemed.train.checkpoint import load_checkpoint
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+
 from edgemed.cli.main import cli
 from edgemed.core.errors import CheckpointError
 from edgemed.train.checkpoint import FORMAT_VERSION, load_checkpoint, read_checkpoint

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from torch import nn
+
 from edgemed.core.errors import DataError
 from edgemed.core.spec import Normalization, Preprocessing
 from edgemed.train.data.dataset import Dataset
 from edgemed.train.models import create_model
-from torch import nn
 
 # Per architecture: the rank of X, the axis of X holding channels, and the config read from X's shape.
 LAYOUTS = {

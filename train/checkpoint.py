@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from edgemed.core.atomic import write_atomic
 from edgemed.core.errors import CheckpointError, EdgemedError
 from edgemed.train.models import create_model
-from torch import nn
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "architecture", "config", "state_dict")

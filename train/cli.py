@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from edgemed.cli.options import (
     device_option,
     overwrite_option,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
 

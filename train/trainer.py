@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from tqdm import tqdm
+
 from edgemed.core.errors import EdgemedError
 from edgemed.core.metrics import classification_report
 from edgemed.train.data.dataset import Dataset
-from torch import nn
-from tqdm import tqdm
 
 
 class ClassWeighting(enum.Enum):

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset

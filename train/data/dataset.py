@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from edgemed.core.errors import DataError
 from edgemed.core.spec import BandpassFilter
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from edgemed.core.spec import BandpassFilter
 from scipy import signal
+
+from edgemed.core.spec import BandpassFilter
 
 
 def resample(x: np.ndarray, from_hz: float, to_hz: float, axis: int = -1) -> np.ndarray:

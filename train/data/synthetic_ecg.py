@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
 from edgemed.train.data.dataset import Dataset
 
 RHYTHMS = ("sinus", "afib", "brady", "tachy", "pvc")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
 from edgemed.train.data.dataset import Dataset
 
 CLASSES = ("still", "beating", "sliding")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
 from edgemed.train.data.dataset import Dataset
 
 FEATURES = ("heart_rate", "spo2", "resp_rate", "sbp", "dbp", "temperature")

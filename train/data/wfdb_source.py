@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
 from edgemed.core.errors import DataError
 from edgemed.core.spec import BandpassFilter
 from edgemed.train.data.dataset import Dataset

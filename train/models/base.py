@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import ModelSpec, Preprocessing, TensorSpec
-from torch import nn
 
 
 @dataclass

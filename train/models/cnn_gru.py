@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import TensorSpec
 from edgemed.train.models.base import BaseConfig, Normalize, SequenceClassifier
 from edgemed.train.models.registry import register_model
-from torch import nn
 
 
 @dataclass

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import TensorSpec
 from edgemed.train.models.base import BaseConfig, Normalize, SequenceClassifier
 from edgemed.train.models.registry import register_model
-from torch import nn
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from torch import nn
+
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import BandpassFilter, Normalization, Preprocessing
-from torch import nn
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
