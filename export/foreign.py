@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgemed.core.digest import file_sha256
 from edgemed.core.errors import CheckpointError, SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.export.exporters import Exporter
-from edgemed.export.onnx_io import file_sha256
 
 
 class FileKind(enum.Enum):

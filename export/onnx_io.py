@@ -50,14 +50,6 @@ def get_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key[len(METADATA_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_model(model: onnx.ModelProto, path: Path) -> str:
     """Write one self-contained file (weights inline) and its `.sha256` sidecar, each atomically."""
     data = model.SerializeToString()

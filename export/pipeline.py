@@ -16,13 +16,14 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from edgemed.core.digest import file_sha256
 from edgemed.core.errors import CheckpointError, ExportError, ParityError, SpecError
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
 from edgemed.export.exporters import AUTO_ORDER, DEFAULT_OPSET, Exporter, check_opset, export_onnx
 from edgemed.export.foreign import FileKind
-from edgemed.export.onnx_io import check_model, check_writable, file_sha256, save_model, set_metadata, weights_sha256
+from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata, weights_sha256
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.streaming import streaming_module
 

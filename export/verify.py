@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgemed.core.digest import file_sha256
 from edgemed.core.errors import SpecError
 from edgemed.core.spec import ModelSpec
-from edgemed.export.onnx_io import file_sha256
 from edgemed.export.parity import ParityReport
 from edgemed.export.pipeline import measure_parity, session, target_from_checkpoint
 from edgemed.runtime.model_info import describe

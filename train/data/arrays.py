@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from edgemed.core.csv_sequences import read_sequence_csv
+from edgemed.core.digest import file_sha256
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _labels_from(y: np.ndarray, names: np.ndarray | None, source: str) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -102,6 +102,15 @@ class SequenceClassifier(nn.Module):
 
     default_length: int = 64
 
+    def make_gru(self, input_size: int) -> nn.GRU:
+        """The batch-first GRU every model ends with (dropout between layers only when there are several)."""
+        c = self.config
+        return nn.GRU(input_size, c.hidden_size, c.num_layers, batch_first=True,
+                      dropout=c.dropout if c.num_layers > 1 else 0.0)
+
+    def make_head(self, features: int) -> nn.Sequential:
+        return nn.Sequential(nn.Dropout(self.config.dropout), nn.Linear(features, self.config.num_classes))
+
     @staticmethod
     def zero_state(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
         """An explicit zero initial state sized from `x`'s batch, so export keeps the batch axis dynamic

@@ -69,11 +69,8 @@ class CNNGRUClassifier(SequenceClassifier):
         self.blocks = nn.ModuleList(
             ConvBlock1d(widths[i], widths[i + 1], c.kernel_size, c.pool, c.causal) for i in range(len(c.channels))
         )
-        self.gru = nn.GRU(
-            c.channels[-1], c.hidden_size, c.num_layers, batch_first=True,
-            dropout=c.dropout if c.num_layers > 1 else 0.0,
-        )
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.hidden_size, c.num_classes))
+        self.gru = self.make_gru(c.channels[-1])
+        self.head = self.make_head(c.hidden_size)
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

@@ -59,11 +59,8 @@ class CNNGRUFramesClassifier(SequenceClassifier):
         self.encoder = nn.Sequential(*(_conv2d_block(widths[i], widths[i + 1]) for i in range(len(c.channels))))
         grid = (c.height // 2 ** len(c.channels)) * (c.width // 2 ** len(c.channels))
         self.project = nn.Sequential(nn.Linear(c.channels[-1] * grid, c.feature_size), nn.ReLU())
-        self.gru = nn.GRU(
-            c.feature_size, c.hidden_size, c.num_layers, batch_first=True,
-            dropout=c.dropout if c.num_layers > 1 else 0.0,
-        )
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.hidden_size, c.num_classes))
+        self.gru = self.make_gru(c.feature_size)
+        self.head = self.make_head(c.hidden_size)
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import TensorSpec
@@ -55,16 +54,10 @@ class GRUClassifier(SequenceClassifier):
         super().__init__(config)
         c = config
         self.norm = Normalize(c.input_size, axis=2, ndim=3, preprocessing=c.preprocessing)
-        rnn_dropout = c.dropout if c.num_layers > 1 else 0.0
-        self.gru = nn.GRU(c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=rnn_dropout)
+        self.gru = self.make_gru(c.input_size)
         # Bidirectional runs a second stack over each sequence reversed within its length.
-        self.gru_reverse = (
-            nn.GRU(c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=rnn_dropout)
-            if c.bidirectional
-            else None
-        )
-        directions = 2 if c.bidirectional else 1
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.hidden_size * directions, c.num_classes))
+        self.gru_reverse = self.make_gru(c.input_size) if c.bidirectional else None
+        self.head = self.make_head(c.hidden_size * (2 if c.bidirectional else 1))
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config
