@@ -141,6 +141,20 @@ def _latency_ratio(fp32: Path, quant: Path, feeds: dict[str, np.ndarray], runs: 
     return {"fp32_us": med["fp32"], "quantized_us": med["quantized"], "speedup": med["fp32"] / med["quantized"]}
 
 
+def _prepared_parity(original: Path, prepared: Path, data: Labelled, spec: ModelSpec, atol: float = 1e-5,
+                     rtol: float = 1e-4) -> float:
+    """The pre-processed, Pad-fused fp32 graph must still match the original at fp32 tolerance before it is
+    quantised; otherwise a quantisation error could hide a rewrite error."""
+    subset = Labelled(data.x[:32], data.y[:32], None if data.lengths is None else data.lengths[:32], data.source)
+    ref = _logits(_session(original, 2), subset, spec)
+    got = _logits(_session(prepared, 2), subset, spec)
+    worst = float(np.abs(got - ref).max())
+    if not np.allclose(got, ref, atol=atol, rtol=rtol):
+        raise QuantizationError(f"the prepared fp32 graph differs from {original.name} by {worst:.2e} "
+                                f"(atol {atol}, rtol {rtol}) before quantisation; nothing written")
+    return worst
+
+
 def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> dict[str, Any]:
     ref_logits = _logits(_session(fp32, 2), validation, spec)
     q_logits = _logits(_session(quant, 2), validation, spec)
@@ -183,8 +197,9 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         pre = work / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre))
         model = onnx.load(str(pre))
-        passes = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
+        passes: dict[str, Any] = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
         onnx.save(model, str(pre))
+        passes["fp32_parity_max_abs"] = _prepared_parity(fp32_path, pre, validation, spec)
         raw = work / "quantized.onnx"
         if mode is QuantMode.DYNAMIC:
             ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)

@@ -61,6 +61,7 @@ def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
     assert report["gate"] == "passed" and report["size_ratio"] < 0.6
     assert {"Conv", "MaxPool"} <= set(report["int8_compute_ops"]) and report["int8_weight_only_ops"] == ["GRU"]
     assert report["graph_passes"]["pads_fused_into_conv"] == 4
+    assert report["graph_passes"]["fp32_parity_max_abs"] < 1e-5
     assert report["validation"]["samples"] == len(val.y) and report["calibration"]["samples"] == len(cal.y)
     assert set(report["per_class"]["sinus"]) == {"sensitivity", "specificity"}
     assert report["latency_batch1_1thread"]["speedup"] > 0
