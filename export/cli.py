@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgemed.cli.options import user_errors
-from edgemed.export.exporters import DEFAULT_OPSET, Exporter
+from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
 from edgemed.export.quantize import CalibrationMethod, QuantMode
@@ -27,7 +27,7 @@ def _ints(text: str | None) -> tuple[int, ...]:
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="ONNX file to write (default: beside MODEL, .onnx or .stream.onnx).")
-@click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=int, help="ONNX opset (14-20).")
+@click.option("--opset", type=int, help=f"ONNX opset (14-20; default {DEFAULT_OPSET}, or 18 with --exporter dynamo).")
 @click.option("--streaming", is_flag=True, help="Export the stateful streaming variant (gru, causal cnn_gru).")
 @click.option("--exporter", default="auto", show_default=True, type=click.Choice([e.value for e in Exporter]),
               help="auto tries torchscript, then dynamo, and keeps the first that passes parity.")
@@ -51,6 +51,8 @@ def export_command(model, output, opset, streaming, exporter, no_real_data, inpu
             raise click.ClickException("--streaming needs an edgemed checkpoint (gru or causal cnn_gru)")
         names = tuple(p.strip() for p in labels.split(",")) if labels else ()
         target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
+    if opset is None:
+        opset = DYNAMO_MIN_OPSET if exporter == Exporter.DYNAMO.value else DEFAULT_OPSET
     result = export_target(target, output, Exporter(exporter), opset)
     for attempt in result.attempts:
         click.echo(f"  {attempt['exporter']}: {attempt['outcome']}")

@@ -115,14 +115,15 @@ def test_bad_checkpoints(tmp_path, content, message):
         (["--model", "lstm", "--data", "synthetic-ecg"], "'lstm' is not one of"),
         (["--model", "gru", "--data", "nowhere/data.npz"], "no such file or folder"),
         (["--model", "cnn_gru_frames", "--data", "synthetic-ecg"], "needs X of rank 5"),
-        (["--model", "cnn_gru", "--data", "synthetic-vitals"], "variable-length"),
+        (["--model", "cnn_gru", "--data", "synthetic-vitals"], "laid out batch,time,feature but cnn_gru takes"),
+        (["--model", "gru", "--data", "synthetic-ecg", "--samples", "20"], "laid out batch,lead,sample but gru"),
         (["--model", "gru", "--data", "synthetic-vitals", "-c", "labels=a,b,c"], "data has 2 classes"),
         (["--model", "gru", "--data", "synthetic-vitals", "-c", "hidden=3"], "unknown config key"),
         (["--model", "gru", "--data", "synthetic-vitals", "-c", "oops"], "is not KEY=VALUE"),
         (["--model", "gru", "--data", "NAN"], "NaN/Inf"),
         (["--model", "cnn_gru", "--data", "NOATR"], "no annotation file"),
     ],
-    ids=["model", "path", "rank", "lengths", "labels", "config", "pair", "nan", "no-annotations"],
+    ids=["model", "path", "rank", "layout-vitals", "layout-ecg", "labels", "config", "pair", "nan", "no-annotations"],
 )
 def test_bad_input_gives_one_line_error_and_writes_nothing(tmp_path, request, args, message):
     nan = tmp_path / "nan.npz"

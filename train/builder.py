@@ -39,6 +39,11 @@ def build_for_data(name: str, ds: Dataset, overrides: dict[str, Any] | None = No
     rank, axis, dims = LAYOUTS[name]
     if ds.X.ndim != rank:
         raise DataError(f"{ds.source}: model {name} needs X of rank {rank}, data has shape {ds.X.shape}")
+    model_layout = create_model(name).spec.inputs[0].layout
+    if ds.layout is not None and ds.layout != model_layout:
+        raise DataError(f"{ds.source}: the data is laid out {ds.layout} but {name} takes {model_layout}; "
+                        f"choose the model for this data (ECG: cnn_gru, vital signs: gru, image sequences: "
+                        "cnn_gru_frames)")
     if ds.lengths is not None and name != "gru":
         raise DataError(f"{ds.source}: variable-length (padded) data fits only the gru model, not {name}")
     labels = tuple(overrides.pop("labels", ds.labels))

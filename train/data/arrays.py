@@ -82,5 +82,5 @@ def load_csv(path: Path, id_column: str = "sequence_id", label_column: str = "la
     y, labels = _labels_from(y_arr, None, str(path))
     return Dataset(
         X=seqs.X, y=y, labels=labels, groups=np.array(seqs.groups), source=str(path), sha256=file_sha256(path),
-        lengths=seqs.lengths, channel_names=seqs.features,
+        lengths=seqs.lengths, channel_names=seqs.features, layout="batch,time,feature",
     )

@@ -30,6 +30,7 @@ class Dataset:
     bandpass: BandpassFilter | None = None
     window: dict = field(default_factory=dict)
     channel_names: tuple[str, ...] = ()
+    layout: str | None = None  # e.g. "batch,lead,sample"; None when the source cannot tell (plain arrays)
 
     def __post_init__(self) -> None:
         self.X = np.asarray(self.X)
@@ -78,7 +79,7 @@ class Dataset:
             X=self.X[idx], y=self.y[idx], labels=self.labels, groups=self.groups[idx], source=self.source,
             sha256=self.sha256, lengths=None if self.lengths is None else self.lengths[idx],
             sampling_rate_hz=self.sampling_rate_hz, frame_rate_hz=self.frame_rate_hz, units=self.units,
-            bandpass=self.bandpass, window=dict(self.window), channel_names=self.channel_names,
+            bandpass=self.bandpass, window=dict(self.window), channel_names=self.channel_names, layout=self.layout,
         )
 
     def class_counts(self) -> dict[str, int]:

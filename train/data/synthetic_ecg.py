@@ -105,4 +105,5 @@ def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_r
         X=X, y=y, labels=RHYTHMS, groups=np.array([f"p{g:03d}" for g in groups]), source=params,
         sha256=hashlib.sha256(params.encode()).hexdigest(), sampling_rate_hz=sampling_rate_hz, units="mV",
         window={"kind": "rhythm", "seconds": window_s}, channel_names=tuple(f"lead{i + 1}" for i in range(leads)),
+        layout="batch,lead,sample",
     )

@@ -47,4 +47,5 @@ def synthetic_frames(samples: int = 600, seed: int = 0, frames: int = 10, size: 
         X=X, y=y, labels=CLASSES, groups=np.array([f"clip{i:05d}" for i in range(samples)]), source=params,
         sha256=hashlib.sha256(params.encode()).hexdigest(), frame_rate_hz=frame_rate_hz,
         window={"kind": "clip", "frames": frames}, channel_names=("intensity",),
+        layout="batch,frame,channel,height,width",
     )

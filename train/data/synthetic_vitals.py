@@ -50,5 +50,5 @@ def synthetic_vitals(samples: int = 800, seed: int = 0, min_length: int = 24, ma
         X=X, y=y, labels=("stable", "deteriorating"), groups=np.array([f"stay{i:05d}" for i in range(samples)]),
         source=params, sha256=hashlib.sha256(params.encode()).hexdigest(), lengths=lengths,
         sampling_rate_hz=1.0 / READING_PERIOD_S, window={"kind": "stay", "period_s": READING_PERIOD_S},
-        channel_names=FEATURES,
+        channel_names=FEATURES, layout="batch,time,feature",
     )

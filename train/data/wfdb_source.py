@@ -145,7 +145,7 @@ def load_wfdb(
     return Dataset(
         X=np.concatenate(xs), y=np.array([index[v] for v in ys]), labels=labels, groups=np.array(gs),
         source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), sampling_rate_hz=rate,
-        units="mV", bandpass=filter_spec, window=window, channel_names=tuple(lead_names),
+        units="mV", bandpass=filter_spec, window=window, channel_names=tuple(lead_names), layout="batch,lead,sample",
     )
 
 
