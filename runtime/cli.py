@@ -47,6 +47,8 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
         loaded = EdgeModel(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
+    if loaded.device.emulation and device not in ("cpu", "cuda"):
+        click.echo(f"device {loaded.device.name}: {loaded.device.emulation}")
     result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds)
     counts = Counter(r["label"] for r in result.rows)
     click.echo(f"{result.description}: {len(result.rows)} predictions in {result.seconds:.2f} s "

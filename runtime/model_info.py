@@ -30,7 +30,10 @@ def describe(path: Path | str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
     data = path.read_bytes()
-    summary = read_summary(data)
+    try:
+        summary = read_summary(data)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     sidecar = read_sidecar(path)
     meta: dict[str, Any] = {}
