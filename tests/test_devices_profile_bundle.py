@@ -73,7 +73,8 @@ def test_devices_cli_and_unknown_device(onnx_models):
     assert EMULATION_NOTE in listed.output
     shown = json.loads(invoke("devices", "show", "raspberry-pi-5", "--json").output)
     assert shown["arch"] == "aarch64" and shown["emulation"] == EMULATION_NOTE
-    emulated = invoke("run", onnx_models["gru"], "tests/data/tiny_vitals.npz", "--device", "raspberry-pi-5")
+    tiny = Path(__file__).parent / "data" / "tiny_vitals.npz"
+    emulated = invoke("run", onnx_models["gru"], tiny, "--device", "raspberry-pi-5")
     assert emulated.exit_code == 0 and f"device raspberry-pi-5: {EMULATION_NOTE}" in emulated.output
     bad = invoke("run", onnx_models["cnn_gru"], "x.npy", "--device", "toaster")
     assert bad.exit_code == 1 and "unknown device 'toaster'" in bad.output

@@ -318,3 +318,23 @@ def test_run_cli_refuses_corrupt_model(tmp_path):
     assert result.exit_code == 1 and "not a loadable ONNX model" in result.output
     result = invoke("info", tmp_path / "bad.onnx")
     assert result.exit_code == 1 and "ONNX" in result.output
+
+
+def test_repeat_signature_fast_path_still_checks_values(exported):
+    model = EdgeModel(exported["cnn_gru"])
+    x = np.random.default_rng(0).normal(size=(2, 2, 160)).astype(np.float32)
+    first = model.predict(x).logits
+    np.testing.assert_array_equal(model.predict(x.copy()).logits, first)  # same signature: fast path
+    bad = x.copy()
+    bad[1, 0, 7] = np.inf
+    with pytest.raises(InputError, match="NaN/Inf"):
+        model.predict(bad)
+    with pytest.raises(InputError, match="axis 1 must be 2"):
+        model.predict(np.zeros((2, 3, 160), np.float32))
+    np.testing.assert_allclose(model.predict(x.astype(np.float64)).logits, first)
+    np.testing.assert_allclose(model.predict(np.asfortranarray(x)).logits, first)
+    gru = EdgeModel(exported["gru"])
+    v = np.random.default_rng(1).normal(80, 5, size=(3, 12, 6)).astype(np.float32)
+    full = gru.predict(v).logits
+    np.testing.assert_array_equal(gru.predict(v).logits, full)  # filled lengths reused
+    assert not np.allclose(gru.predict(v, lengths=[12, 3, 5]).logits, full)
