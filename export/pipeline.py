@@ -7,6 +7,7 @@ import datetime as dt
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,28 @@ from edgemed.core.errors import CheckpointError, ExportError, ParityError, SpecE
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
-from edgemed.export.exporters import AUTO_ORDER, DEFAULT_OPSET, Exporter, check_opset, export_onnx
-from edgemed.export.foreign import FileKind
+from edgemed.export.exporters import (
+    AUTO_ORDER,
+    DEFAULT_OPSET,
+    DYNAMO_MIN_OPSET,
+    Exporter,
+    check_opset,
+    export_onnx,
+)
+from edgemed.export.foreign import (
+    FileKind,
+    check_output,
+    describe_source,
+    file_kind,
+    foreign_spec,
+    load_foreign,
+    parse_axes,
+)
 from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata, weights_sha256
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
+from edgemed.export.real_data import real_windows
 from edgemed.export.streaming import streaming_module
+from edgemed.train.checkpoint import load_checkpoint, read_checkpoint
 
 
 @dataclass
@@ -119,7 +137,8 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
     tmpdir = Path(tempfile.mkdtemp(prefix=".edgemed-export-", dir=out.parent))
     try:
         for candidate in order:
-            use_opset = max(opset, 18) if candidate is Exporter.DYNAMO and exporter is Exporter.AUTO else opset
+            use_opset = (max(opset, DYNAMO_MIN_OPSET) if candidate is Exporter.DYNAMO and exporter is Exporter.AUTO
+                         else opset)
             path = tmpdir / f"{candidate.value}.onnx"
             try:
                 export_onnx(target.exportable or target.module, args, spec, path, candidate, use_opset, multiples)
@@ -152,8 +171,6 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
 
 def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, reason: str,
               attempts: list[dict[str, str]], report: ParityReport, opset: int) -> None:
-    from importlib import metadata
-
     spec = target.spec
     model.producer_name = "edgemed"
     model.doc_string = f"{spec.architecture} classifier ({', '.join(spec.labels)}), exported by edgemed"
@@ -172,9 +189,6 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
 
 def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: bool = True) -> ExportTarget:
     """Load an edgemed checkpoint and describe what to export (the streaming variant if asked)."""
-    from edgemed.export.real_data import real_windows
-    from edgemed.train.checkpoint import load_checkpoint
-
     model, ckpt = load_checkpoint(path)
     provenance = ckpt.get("provenance", {})
     real = real_windows(provenance) if use_real_data else None
@@ -199,12 +213,8 @@ def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: b
 def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: tuple[str, ...],
                         labels: tuple[str, ...], trust_pickle: bool = False) -> ExportTarget:
     """A TorchScript file, an ExportedProgram or (with `trust_pickle`) a pickled module, described by the caller."""
-    from edgemed.export.foreign import check_output, describe_source, file_kind, foreign_spec, load_foreign, parse_axes
-
     kind = file_kind(path)
     if kind is FileKind.PICKLE and not trust_pickle:
-        from edgemed.train.checkpoint import read_checkpoint
-
         try:
             read_checkpoint(path)
         except CheckpointError:
