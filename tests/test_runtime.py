@@ -338,3 +338,16 @@ def test_repeat_signature_fast_path_still_checks_values(exported):
     full = gru.predict(v).logits
     np.testing.assert_array_equal(gru.predict(v).logits, full)  # filled lengths reused
     assert not np.allclose(gru.predict(v, lengths=[12, 3, 5]).logits, full)
+
+
+def test_stream_repeat_pushes_still_check_values(exported):
+    bed = EdgeModel(exported["cnn_gru-stream"]).stream(chunk=32)
+    chunk = np.random.default_rng(0).normal(size=(1, 2, 32)).astype(np.float32)
+    assert len(bed.push(chunk)) == 1 and len(bed.push(chunk.copy())) == 1
+    bad = chunk.copy()
+    bad[0, 1, 5] = np.nan
+    with pytest.raises(InputError, match="NaN/Inf"):
+        bed.push(bad)
+    assert bed.chunks_done == 2  # the refused push changed nothing
+    with pytest.raises(InputError, match="axis 1 must be 2"):
+        bed.push(np.zeros((1, 3, 32), np.float32))
