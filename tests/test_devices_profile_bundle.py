@@ -36,7 +36,8 @@ def test_builtin_profiles_load_and_host_is_detected():
     assert REQUIRED <= set(list_profiles())
     for name in list_profiles():
         p = load_profile(name)
-        assert p.latency_budget_ms > 0 and p.providers and p.threads >= 1
+        configured_budget = p.latency_budget_ms  # a profile field, not a measured time
+        assert configured_budget > 0 and p.providers and p.threads >= 1
     host = load_profile("host")
     import os
     import platform
