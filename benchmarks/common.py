@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from edgemed.runtime.timing import interleaved  # noqa: F401  (re-exported for the benchmarks)
 
 # The benchmark models of shared/notes/measured-2026-11.md.
 VITALS = ("gru", {"input_size": 8, "hidden_size": 64, "num_layers": 2}, 100)
@@ -32,20 +32,6 @@ def export_untrained(name: str, config: dict, length: int, out: Path, streaming:
     else:
         target = ExportTarget(model, model.spec, length, original=model, length_multiple=multiple)
     return export_target(target, out).path
-
-
-def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 20) -> dict[str, np.ndarray]:
-    """Time each callable `runs` times, alternating between them so machine noise hits all alike (µs)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: np.empty(runs) for k in fns}
-    for i in range(runs):
-        for k, fn in fns.items():
-            t0 = time.perf_counter_ns()
-            fn()
-            times[k][i] = (time.perf_counter_ns() - t0) / 1e3
-    return times
 
 
 def row(name: str, t: np.ndarray, ref: np.ndarray | None = None) -> str:

@@ -43,6 +43,7 @@ from edgemed.export.onnx_io import check_model, check_writable, save_model, set_
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.real_data import real_windows
 from edgemed.export.streaming import streaming_module
+from edgemed.runtime.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint, read_checkpoint
 
 
@@ -74,11 +75,9 @@ class ExportResult:
 
 
 def session(path_or_bytes: Path | bytes) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    """CPU session with all graph optimisations, as the runtime builds it (0 threads: onnxruntime's default)."""
     src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(src, session_options(0, spinning=False), providers=["CPUExecutionProvider"])
 
 
 def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float = FP32_ATOL,

@@ -14,7 +14,6 @@ import io
 import json
 import shutil
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +32,9 @@ from edgemed.core.spec import ModelSpec
 from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
+from edgemed.runtime.model import softmax
+from edgemed.runtime.providers import session_options
+from edgemed.runtime.timing import interleaved
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                  "ConvInteger", "MatMulInteger", "QGemm"}
@@ -109,11 +111,8 @@ def _precision_of_ops(model: onnx.ModelProto) -> dict[str, list[str]]:
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(threads, spinning=False),
+                                providers=["CPUExecutionProvider"])
 
 
 def _logits(sess: ort.InferenceSession, data: Labelled, spec: ModelSpec, batch: int = 64) -> np.ndarray:
@@ -121,22 +120,10 @@ def _logits(sess: ort.InferenceSession, data: Labelled, spec: ModelSpec, batch: 
                            for s in range(0, len(data.y), batch)]).astype(np.float64)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _latency_ratio(fp32: Path, quant: Path, feeds: dict[str, np.ndarray], runs: int = 30) -> dict[str, float]:
     """Median batch-1 latency on one thread, the two models interleaved so machine noise hits both."""
     a, b = _session(fp32, 1), _session(quant, 1)
-    times: dict[str, list[float]] = {"fp32": [], "quantized": []}
-    for _ in range(3):
-        a.run(None, feeds), b.run(None, feeds)
-    for _ in range(runs):
-        for key, sess in (("fp32", a), ("quantized", b)):
-            t0 = time.perf_counter_ns()
-            sess.run(None, feeds)
-            times[key].append((time.perf_counter_ns() - t0) / 1e3)
+    times = interleaved({"fp32": lambda: a.run(None, feeds), "quantized": lambda: b.run(None, feeds)}, runs, warmup=3)
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {"fp32_us": med["fp32"], "quantized_us": med["quantized"], "speedup": med["fp32"] / med["quantized"]}
 
@@ -158,8 +145,8 @@ def _prepared_parity(original: Path, prepared: Path, data: Labelled, spec: Model
 def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> dict[str, Any]:
     ref_logits = _logits(_session(fp32, 2), validation, spec)
     q_logits = _logits(_session(quant, 2), validation, spec)
-    ref = classification_report(validation.y, _softmax(ref_logits), spec.labels)
-    got = classification_report(validation.y, _softmax(q_logits), spec.labels)
+    ref = classification_report(validation.y, softmax(ref_logits), spec.labels)
+    got = classification_report(validation.y, softmax(q_logits), spec.labels)
     diff = np.abs(q_logits - ref_logits)
     per_class = {name: {k: {"fp32": ref["per_class"][name][k], "quantized": got["per_class"][name][k]}
                         for k in ("sensitivity", "specificity")} for name in spec.labels}

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgemed.core.errors import SpecError
+from edgemed.core.examples import tensor_shape
 from edgemed.runtime.model import Prediction
 from edgemed.runtime.validate import all_finite, check_array, check_rate
 
@@ -31,13 +32,9 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget buffered samples and return to the zero initial state."""
-        sizes = {"batch": self.batch}
-        shape = [self.batch if d == "batch" else (0 if d == self.streaming.chunk_axis else d) for d in self.input.shape]
-        self._buffer = np.zeros(shape, np.float32)
-        self.state = {
-            t.name: np.zeros([sizes.get(d, d) if isinstance(d, str) else d for d in t.shape], np.float32)
-            for t in self.streaming.state_inputs
-        }
+        sizes = {"batch": self.batch, self.streaming.chunk_axis: 0}
+        self._buffer = np.zeros(tensor_shape(self.input, sizes), np.float32)
+        self.state = {t.name: np.zeros(tensor_shape(t, sizes), np.float32) for t in self.streaming.state_inputs}
         self.chunks_done = 0
         self._last_signature: tuple | None = None
 
