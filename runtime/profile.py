@@ -132,19 +132,19 @@ class TorchReference:
         self._dir.cleanup()
 
 
-def per_op(path: Path, device: str, threads: int, buffers: list[dict[str, np.ndarray]], runs: int = 20,
+def per_op(path: Path, providers: list[str], threads: int, buffers: list[dict[str, np.ndarray]], runs: int = 20,
            top: int = 10) -> list[dict[str, Any]]:
-    """onnxruntime's own profiler: total kernel time per op type, largest first."""
+    """onnxruntime's own profiler: total kernel time per op type, largest first, on the providers the
+    profiled session actually got."""
     import onnxruntime as ort
 
     from edgemed.runtime.providers import session_options
 
-    model = EdgeModel(path, device=device, threads=threads)
     opts = session_options(threads, spinning=False)
     with tempfile.TemporaryDirectory() as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort")
-        sess = ort.InferenceSession(str(path), opts, providers=model.providers.session_providers)
+        sess = ort.InferenceSession(str(path), opts, providers=providers)
         for k in range(runs):
             sess.run(None, buffers[k % len(buffers)])
         events = json.loads(Path(sess.end_profiling()).read_text())
@@ -232,7 +232,7 @@ def profile(model: Path, *, device: str = "cpu", batch: int = 1, threads: int | 
         "peak_rss_mb": rss_mb,
         "memory_budget_mb": main.device.memory_budget_mb,
         "memory_budget_exceeded": rss_mb > main.device.memory_budget_mb,
-        "per_op": per_op(model, device, threads, buffers) if with_per_op else None,
+        "per_op": per_op(model, main.providers.session_providers, threads, buffers) if with_per_op else None,
     }
     return ProfileResult(result, arrays)
 
