@@ -83,19 +83,13 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
                     per_op, no_cold_start, json_path, plot_path):
     """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
     from edgemed.core.atomic import write_bytes_atomic
-    from edgemed.runtime.inputs import read_input
     from edgemed.runtime.profile import format_profile, plot_latency, profile
 
-    data = None
-    if data_path:
-        loaded = EdgeModel(model, device=device)
-        got = read_input(data_path, loaded.spec)
-        data = (got.x, got.lengths)
     for path in [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]:
         if not Path(path).is_file():
             raise click.ClickException(f"{path}: no such file")
     result = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
-                     data=data, compare=list(compare), torch_checkpoint=torch_checkpoint, with_per_op=per_op,
+                     data=data_path, compare=list(compare), torch_checkpoint=torch_checkpoint, with_per_op=per_op,
                      with_cold_start=not no_cold_start)
     click.echo(format_profile(result.data))
     if json_path:

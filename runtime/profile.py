@@ -23,6 +23,7 @@ import numpy as np
 
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
+from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
 
 SCHEMA = "edgemed.profile/1"
@@ -30,6 +31,7 @@ COLD_START = """
 import json, sys, time
 t0 = time.perf_counter_ns()
 import numpy as np
+from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
 from edgemed.core.examples import example_inputs
 t1 = time.perf_counter_ns()
@@ -167,7 +169,7 @@ class ProfileResult:
 
 
 def profile(model: Path, *, device: str = "cpu", batch: int = 1, threads: int | None = None, runs: int = 200,
-            warmup: int = 20, duration: float | None = None, data: tuple[np.ndarray, np.ndarray | None] | None = None,
+            warmup: int = 20, duration: float | None = None, data: Path | None = None,
             compare: list[Path] | None = None, torch_checkpoint: Path | None = None,
             with_per_op: bool = False, with_cold_start: bool = True) -> ProfileResult:
     """Profile `model` (and `compare` variants, and the PyTorch original) interleaved in one run."""
@@ -178,8 +180,9 @@ def profile(model: Path, *, device: str = "cpu", batch: int = 1, threads: int | 
         key = other.name if other.name not in variants else str(other)
         variants[key] = EdgeModel(other, device=device, threads=threads)
     spec = main.spec
-    buffers = input_buffers(spec, batch, data=None if data is None else data[0],
-                            lengths=None if data is None else data[1])
+    real = read_input(data, spec) if data is not None else None
+    buffers = input_buffers(spec, batch, data=None if real is None else real.x,
+                            lengths=None if real is None else real.lengths)
     names = [t.name for t in spec.inputs] + ([t.name for t in spec.streaming.state_inputs] if spec.streaming else [])
     if spec.streaming:
         for b in buffers:
@@ -226,7 +229,7 @@ def profile(model: Path, *, device: str = "cpu", batch: int = 1, threads: int | 
         "emulation": main.device.emulation,
         "providers": main.providers.to_dict(),
         "batch": batch, "threads": threads, "warmup": warmup, "runs": len(arrays[model.name]),
-        "inputs": "real data" if data is not None else f"random from the spec, sizes {default_sizes(spec, batch)}",
+        "inputs": real.description if real is not None else f"random from the spec, sizes {default_sizes(spec, batch)}",
         "cold_start": cold_start(model, device, threads, default_sizes(spec, 1)) if with_cold_start else None,
         "variants": out_variants,
         "peak_rss_mb": rss_mb,

@@ -158,3 +158,14 @@ def test_bundle_bad_input(onnx_models, tmp_path):
     (tmp_path / "exists").mkdir()
     result = invoke("bundle", onnx_models["gru"], "--device", "host", "-o", tmp_path / "exists")
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_profile_on_real_data_rotates_its_windows(onnx_models, tmp_path):
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(20, 2, 160)).astype(np.float32)
+    np.savez(tmp_path / "w.npz", X=x)
+    result = profile(onnx_models["cnn_gru"], runs=8, warmup=1, data=tmp_path / "w.npz", batch=4,
+                     with_cold_start=False)
+    assert result.data["inputs"] == "w.npz: X [20, 2, 160]"
+    assert result.data["variants"]["cnn_gru.onnx"]["latency_us"]["runs"] == 8
