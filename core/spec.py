@@ -137,12 +137,6 @@ class ModelSpec:
         if len(set(self.labels)) != len(self.labels):
             raise SpecError(f"{self.architecture}: duplicate labels in {self.labels}")
 
-    def input(self, name: str) -> TensorSpec:
-        for t in self.inputs:
-            if t.name == name:
-                return t
-        raise SpecError(f"{self.architecture}: no input named {name!r}; inputs are {[t.name for t in self.inputs]}")
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

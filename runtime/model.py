@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import onnxruntime as ort
 from edgemed.core.errors import InputError, ModelLoadError, SpecError
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.model_info import read_sidecar
-from edgemed.runtime.providers import ProviderReport, create_session, resolve_device, session_options
+from edgemed.runtime.providers import create_session, resolve_device, session_options
 from edgemed.runtime.validate import all_finite, prepare_inputs
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
@@ -127,15 +126,6 @@ class EdgeModel:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.spec.labels
-
-    @property
-    def provider_report(self) -> ProviderReport:
-        return self.providers
-
-    def meta(self, key: str) -> Any:
-        """A metadata entry decoded from JSON (None when absent)."""
-        value = self.metadata.get(key)
-        return None if value is None else json.loads(value)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Raw session run: no checks. For feeds already prepared (streaming, benchmarks)."""

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from edgemed.core.errors import ModelError
+from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.train.models import create_model, list_models
 
@@ -29,7 +30,8 @@ def test_spec_round_trips_and_describes_the_inputs(name):
     model = create_model(name)
     spec = model.spec
     assert ModelSpec.from_json(spec.to_json()) == spec
-    inputs = model.example_inputs(batch=3)
+    sizes = {"batch": 3, **{axis: model.default_length for axis in ("time", "samples", "frames")}}
+    inputs = tuple(torch.from_numpy(a) for a in example_inputs(spec, sizes).values())
     for tensor, tspec in zip(inputs, spec.inputs, strict=True):
         assert tensor.ndim == len(tspec.shape)
         for dim, size in zip(tspec.shape, tensor.shape, strict=True):

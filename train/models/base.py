@@ -87,19 +87,6 @@ class SequenceClassifier(nn.Module):
             channel_names=self.config.channel_names,
         )
 
-    def example_inputs(self, batch: int = 2, length: int | None = None) -> tuple[torch.Tensor, ...]:
-        """Seeded random inputs that fit the spec, for tests, export and parity checks."""
-        gen = torch.Generator().manual_seed(0)
-        out = []
-        for t in self.input_specs():
-            sizes = {"batch": batch}
-            shape = [d if isinstance(d, int) else sizes.get(d, length or self.default_length) for d in t.shape]
-            if t.dtype == "int64":
-                out.append(torch.full(shape, length or self.default_length, dtype=torch.int64))
-            else:
-                out.append(torch.randn(shape, generator=gen))
-        return tuple(out)
-
     default_length: int = 64
 
     def make_gru(self, input_size: int) -> nn.GRU:

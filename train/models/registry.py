@@ -62,10 +62,6 @@ def model_config(name: str, **config: Any):
         raise ModelError(f"{name}: invalid config: {exc}") from exc
 
 
-def config_from_dict(name: str, data: dict[str, Any]):
-    return model_config(name, **data)
-
-
 def create_model(name: str, **config: Any) -> nn.Module:
     """Instantiate a registered model from keyword config (see each model's config dataclass)."""
     model_cls, _ = _lookup(name)
