@@ -47,7 +47,7 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
         loaded = EdgeModel(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
-    if loaded.device.emulation and device not in ("cpu", "cuda"):
+    if loaded.device.emulation:
         click.echo(f"device {loaded.device.name}: {loaded.device.emulation}")
     result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds)
     counts = Counter(r["label"] for r in result.rows)

@@ -19,7 +19,10 @@ PRESETS: dict[str, list[str]] = {
 
 
 def resolve_device(name: str):
-    """`cpu`/`cuda`, a built-in device profile name, or a profile .toml path, as a DeviceProfile."""
+    """`cpu`/`cuda`, a built-in device profile name, or a profile .toml path, as a DeviceProfile.
+
+    The presets describe this machine, so they are never "emulated"; a preset provider that is missing here
+    is reported by `create_session`'s fallback warning instead."""
     from edgemed.devices.profile import DeviceProfile, load_profile
 
     if name in PRESETS:
@@ -27,8 +30,7 @@ def resolve_device(name: str):
         return DeviceProfile(name=name, description=f"{name} providers on this machine", arch=host.arch,
                              cores=host.cores, memory_mb=host.memory_mb, threads=1, precision="fp32",
                              latency_budget_ms=host.latency_budget_ms, memory_budget_mb=host.memory_budget_mb,
-                             providers=[(p, {}) for p in PRESETS[name]],
-                             missing_providers=[p for p in PRESETS[name] if p not in ort.get_available_providers()])
+                             providers=[(p, {}) for p in PRESETS[name]])
     return load_profile(name)
 
 
