@@ -4,6 +4,7 @@ runtime-only install has a working CLI whose heavy commands say which extra to i
 from __future__ import annotations
 
 import importlib
+import signal
 from importlib import metadata
 
 import click
@@ -19,7 +20,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "profile": ("edgemed.runtime.cli", "profile_command", "runtime", "Profile latency, cold start and memory."),
     "devices": ("edgemed.runtime.cli", "devices_group", "runtime", "List and show device profiles."),
     "bundle": ("edgemed.runtime.cli", "bundle_command", "runtime", "Bundle models for a device, with a manifest."),
-    "verify-bundle": ("edgemed.runtime.cli", "verify_bundle_command", "runtime", "Check a bundle's checksums."),
+    "verify-bundle": ("edgemed.runtime.cli", "verify_bundle_command", "runtime",
+                      "Check a bundle: layout, checksums, signature."),
+    "keygen": ("edgemed.runtime.cli", "keygen_command", "runtime", "Make an Ed25519 key pair to sign bundles."),
 }
 HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
 
@@ -76,3 +79,9 @@ def _version() -> str:
 @click.version_option(_version(), "--version", prog_name="edgemed")
 def cli() -> None:
     """edgemed: take a medical sequence model from training to the bedside, proving parity at each step."""
+    # SIGTERM unwinds like Ctrl-C, so every command's clean-up (temporary files and folders) runs.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

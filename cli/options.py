@@ -42,7 +42,12 @@ def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--overwrite", is_flag=True, help="Replace existing output.")(func)
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace an earlier edgemed run in --out (never a folder edgemed did not write).")(func)
+
+
+def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--force", is_flag=True, help="Replace existing output files (never an input).")(func)
 
 
 def parse_value(text: str) -> Any:

@@ -1,15 +1,24 @@
-"""Atomic file writes: a temporary file in the target folder, renamed into place, so readers never see half a file.
+"""Safe writes: outputs appear whole or not at all, never replace what edgemed did not create, never an input.
 
-`mkstemp` creates files readable by their owner only; published files get the usual permissions
-(0666 less the umask), so a model written by one account can be read by the service that runs it.
+- `write_atomic` / `write_bytes_atomic`: a temporary file in the target folder, renamed into place, so readers
+  never see half a file.
+- `write_together`: several files (a model and its `.sha256` sidecar) published as a unit: if any rename fails,
+  the ones already published are rolled back to what was there before.
+- `check_output`: refuses an output path that is one of the command's inputs, and an existing one unless `force`.
+
+`mkstemp` creates files readable by their owner only; published files get the usual permissions (0666 less the
+umask), so a model written by one account can be read by the service that runs it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from edgemed.core.errors import OverwriteError
 
 
 def public_mode(directory: bool = False) -> int:
@@ -23,20 +32,90 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
-    """Call `writer(tmp_path)`, then publish the result at `path`; on any error nothing is left behind."""
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | str] = (), what: str = "output",
+                 flag: str = "--force") -> Path:
+    """Refuse `path` when it is (or links to) one of `inputs`, or when it exists and `force` is not set."""
     path = Path(path)
+    for given in inputs:
+        if given is not None and _same(path, Path(given)):
+            raise OverwriteError(f"{what} {path} is the input {given}; write the result to another file")
+    if path.is_symlink():
+        raise OverwriteError(f"{what} {path} is a symbolic link; refusing to write through it")
+    if path.exists() and not force:
+        raise OverwriteError(f"{what} {path} already exists; choose another path or pass {flag} to replace it")
+    if path.is_dir():
+        raise OverwriteError(f"{what} {path} is a folder; give a file name")
+    return path
+
+
+def _temp_beside(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+def write_atomic(path: Path, writer: Callable[[Path], None], mode: int | None = None) -> None:
+    """Call `writer(tmp_path)`, then publish the result at `path` (with `mode`, else the usual permissions); on any
+    error (Ctrl-C included) nothing is left."""
+    path = Path(path)
+    tmp = _temp_beside(path)
     try:
-        writer(Path(tmp))
-        os.chmod(tmp, public_mode())
+        writer(tmp)
+        os.chmod(tmp, public_mode() if mode is None else mode)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes | str) -> None:
+def write_bytes_atomic(path: Path, data: bytes | str, mode: int | None = None) -> None:
     payload = data.encode() if isinstance(data, str) else data
-    write_atomic(path, lambda tmp: tmp.write_bytes(payload))
+    write_atomic(path, lambda tmp: tmp.write_bytes(payload), mode)
+
+
+def write_together(files: dict[Path, bytes]) -> None:
+    """Publish every file or none: each is written to a temporary file first; the renames then run in order,
+    and a failure (or Ctrl-C) part-way restores the files already replaced to their previous content."""
+    staged: list[tuple[Path, Path]] = []
+    published: list[tuple[Path, Path | None]] = []
+    try:
+        for path, data in files.items():
+            tmp = _temp_beside(Path(path))
+            staged.append((tmp, Path(path)))
+            tmp.write_bytes(data)
+            os.chmod(tmp, public_mode())
+        for tmp, path in staged:
+            backup = None
+            if path.exists():
+                backup = _temp_beside(path)
+                shutil.copy2(path, backup)
+            published.append((path, backup))
+            os.replace(tmp, path)
+        for _, backup in published:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+        published.clear()
+    finally:
+        for path, backup in reversed(published):  # only non-empty when a rename failed
+            if backup is not None:
+                os.replace(backup, path)
+            else:
+                path.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def sidecar_path(path: Path) -> Path:
+    """`model.onnx` -> `model.onnx.sha256`."""
+    return path.with_name(path.name + ".sha256")
+
+
+def private_tempdir(parent: Path | None = None, prefix: str = ".edgemed-") -> Path:
+    """A fresh folder only this user can read (mkdtemp's 0700); the caller removes it."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

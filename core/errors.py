@@ -43,3 +43,27 @@ class ProviderError(EdgemedError):
 
 class QuantizationError(EdgemedError):
     """A quantised model failed its accuracy gate, or quantisation cannot start (bad model or data)."""
+
+
+class IntegrityError(ModelLoadError):
+    """A model's bytes, weights, labels or metadata differ from what was recorded when it was written."""
+
+
+class UnsafeFileError(CheckpointError):
+    """A file that would run code while loading (pickle, .pt2, TorchScript with custom classes), without opt-in."""
+
+
+class LimitError(EdgemedError):
+    """An input exceeds a resource limit (file size, decompressed size, header length, rate, threads)."""
+
+
+class OutputError(EdgemedError):
+    """A model produced outputs that cannot be trusted (NaN or Inf)."""
+
+
+class OverwriteError(EdgemedError):
+    """An output would replace a file or folder edgemed did not create, or one of the command's own inputs."""
+
+
+class BundleError(EdgemedError):
+    """A bundle with a missing, altered, unsafe or unloadable file."""

@@ -69,9 +69,38 @@ class BandpassFilter:
     zero_phase: bool = True
 
 
+SIGNAL_CHECKS = ("range", "flat", "clipping")
+
+
+@dataclass
+class InputRange:
+    """What the training data looked like, per channel along `axis`: its 0.1 and 99.9 percentiles. The runtime
+    marks inputs far outside this range (wrong units, a failed sensor) and, for waveforms (`checks` with "flat"
+    and "clipping"), flat lines and clipped samples."""
+
+    axis: int
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    checks: tuple[str, ...] = ("range",)
+
+    def __post_init__(self) -> None:
+        self.low = tuple(float(v) for v in self.low)
+        self.high = tuple(float(v) for v in self.high)
+        self.checks = tuple(self.checks)
+        if len(self.low) != len(self.high) or not self.low:
+            raise SpecError(f"input_range: {len(self.low)} lows but {len(self.high)} highs")
+        if any(not (lo <= hi) for lo, hi in zip(self.low, self.high, strict=True)):
+            raise SpecError("input_range: every low must be at most its high, and finite")
+        unknown = set(self.checks) - set(SIGNAL_CHECKS)
+        if unknown:
+            raise SpecError(f"input_range: unknown checks {sorted(unknown)}; known: {SIGNAL_CHECKS}")
+
+
 @dataclass
 class Preprocessing:
-    """What must happen to a raw signal before it reaches the model's input."""
+    """What must happen to a raw signal before it reaches the model's input.
+
+    `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`."""
 
     sampling_rate_hz: float | None = None
     frame_rate_hz: float | None = None
@@ -79,6 +108,21 @@ class Preprocessing:
     normalization: Normalization | None = None
     bandpass: BandpassFilter | None = None
     window: dict[str, Any] = field(default_factory=dict)
+    input_range: InputRange | None = None
+    rate_range_hz: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.normalization, dict):
+            self.normalization = Normalization(**self.normalization)
+        if isinstance(self.bandpass, dict):
+            self.bandpass = BandpassFilter(**self.bandpass)
+        if isinstance(self.input_range, dict):
+            self.input_range = InputRange(**self.input_range)
+        if self.rate_range_hz is not None:
+            lo, hi = (float(v) for v in self.rate_range_hz)
+            if not 0 < lo <= hi:
+                raise SpecError(f"rate_range_hz must be two positive rates, low first; got {self.rate_range_hz}")
+            self.rate_range_hz = (lo, hi)
 
 
 @dataclass
@@ -151,10 +195,6 @@ class ModelSpec:
             if version > SPEC_VERSION:
                 raise SpecError(f"spec version {version} is newer than this edgemed understands ({SPEC_VERSION})")
             pre = dict(data.get("preprocessing") or {})
-            if pre.get("normalization"):
-                pre["normalization"] = Normalization(**pre["normalization"])
-            if pre.get("bandpass"):
-                pre["bandpass"] = BandpassFilter(**pre["bandpass"])
             return cls(
                 architecture=data["architecture"],
                 inputs=tuple(TensorSpec(**t) for t in data["inputs"]),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import user_errors
+from edgemed.cli.options import force_option, user_errors
 from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
@@ -37,14 +37,15 @@ def _ints(text: str | None) -> tuple[int, ...]:
               help="Foreign models: a dynamic input axis, e.g. 0=batch (required) and 2=samples.")
 @click.option("--labels", help="Foreign models: comma-separated class names, in output order.")
 @click.option("--trust-pickle", is_flag=True,
-              help="Allow a pickled nn.Module (loading it runs code from the file: only for trusted sources).")
+              help="Allow a file whose loading runs code from it (a pickled module, a .pt2, TorchScript with custom "
+                   "classes): only for trusted sources; recorded in the provenance.")
+@force_option
 @user_errors
 def export_command(model, output, opset, streaming, exporter, no_real_data, input_shape, dynamic_axis, labels,
-                   trust_pickle):
+                   trust_pickle, force):
     """Export a checkpoint (or a TorchScript / ExportedProgram file) to ONNX, proving parity with PyTorch."""
     output = output or model.with_suffix(".stream.onnx" if streaming else ".onnx")
-    kind = file_kind(model)
-    if kind is FileKind.PICKLE and not (input_shape or labels or trust_pickle):
+    if file_kind(model) is FileKind.CHECKPOINT and not (input_shape or labels or dynamic_axis):
         target = target_from_checkpoint(model, streaming=streaming, use_real_data=not no_real_data)
     else:
         if streaming:
@@ -53,7 +54,7 @@ def export_command(model, output, opset, streaming, exporter, no_real_data, inpu
         target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
     if opset is None:
         opset = DYNAMO_MIN_OPSET if exporter == Exporter.DYNAMO.value else DEFAULT_OPSET
-    result = export_target(target, output, Exporter(exporter), opset)
+    result = export_target(target, output, Exporter(exporter), opset, force=force)
     for attempt in result.attempts:
         click.echo(f"  {attempt['exporter']}: {attempt['outcome']}")
     click.echo(f"exporter: {result.exporter} ({result.reason})")
@@ -95,26 +96,35 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
               help="Static: how activation ranges are chosen from the calibration data.")
 @click.option("--max-drop", default=0.5, show_default=True, type=click.FloatRange(min=0),
               help="Largest allowed macro-F1 loss, in points (0.5 = 0.005).")
-@click.option("--force", is_flag=True, help="Write the model even if it fails the gate (recorded in its metadata).")
+@click.option("--force-gate", is_flag=True,
+              help="Write the model even if it fails the gate (recorded in its metadata).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: MODEL.<mode>.onnx beside MODEL.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON.")
+@force_option
 @user_errors
-def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force, output,
-                     json_path):
+def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate, output,
+                     json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
+    from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic
     from edgemed.core.spec import ModelSpec
     from edgemed.export.quant_data import quantization_data
     from edgemed.export.quantize import format_report, quantize, report_json
+    from edgemed.runtime.integrity import verify_file
     from edgemed.runtime.model_info import describe
 
+    verify_file(model)  # a model failing its own checks is refused before its provenance names data to load
     meta = describe(model)["edgemed"]
     if "spec" not in meta:
         raise click.ClickException(f"{model}: no edgemed metadata; quantize takes models exported by edgemed")
     spec = ModelSpec.from_dict(meta["spec"])
-    cal, val = quantization_data(spec, meta.get("provenance") or {}, calibration, validation, calibration_samples)
     output = output or model.with_suffix(f".{mode}.onnx")
-    result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force)
+    for path, what in ((output, "output"), (sidecar_path(output), "sidecar"), (json_path, "--json")):
+        if path is not None:
+            check_output(path, force, [model], what=what)
+    cal, val = quantization_data(spec, meta.get("provenance") or {}, calibration, validation, calibration_samples)
+    result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
+                      overwrite=force)
     click.echo(format_report(result.report))
     if json_path:
-        json_path.write_text(report_json(result.report))
+        write_bytes_atomic(json_path, report_json(result.report))
     click.echo(f"wrote {output}" + (f" and {json_path}" if json_path else ""))

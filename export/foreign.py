@@ -1,12 +1,18 @@
 """Models from outside edgemed: TorchScript files, ExportedPrograms (.pt2) and, only on request, pickled modules.
 
 These carry no edgemed spec, so the caller states the input shape, which axes are dynamic and the labels.
-A plain pickled `nn.Module` is refused unless `trust_pickle`: unpickling runs whatever code the file names.
+
+One trust rule: a file whose loading can run code from it loads only with `trust_pickle` (`--trust-pickle`):
+a pickled object (its classes are imported and called while unpickling), an ExportedProgram (`torch.export.load`
+unpickles), and a TorchScript file with custom classes (their `__setstate__` runs while loading). What the file
+would run is found by reading it as data first, and said in the refusal; a trusted load is recorded in the
+exported model's provenance.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import zipfile
 from pathlib import Path
 
@@ -14,9 +20,14 @@ import torch
 from torch import nn
 
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import CheckpointError, SpecError
+from edgemed.core.errors import CheckpointError, SpecError, UnsafeFileError
+from edgemed.core.limits import check_file_size
+from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.export.exporters import Exporter
+
+TRUST_HINT = ("pass --trust-pickle only if you trust its source (the choice is recorded in the exported model's "
+              "provenance), or save the model with torch.jit.save without custom classes")
 
 
 class FileKind(enum.Enum):
@@ -26,21 +37,48 @@ class FileKind(enum.Enum):
     PICKLE = "torch pickle"
 
 
-def file_kind(path: Path) -> FileKind:
-    """Tell the formats apart by their archive layout, without loading anything."""
+def _archive(path: Path) -> zipfile.ZipFile:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    check_file_size(path, "model_mb")
     try:
-        names = zipfile.ZipFile(path).namelist()
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(f"{path}: not a PyTorch file (not a torch.save, TorchScript or .pt2 archive)") from exc
-    if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
-        return FileKind.TORCHSCRIPT
-    if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
-        return FileKind.EXPORTED_PROGRAM
-    if any(n.endswith("/data.pkl") for n in names):
-        return FileKind.PICKLE
-    raise CheckpointError(f"{path}: unrecognised PyTorch archive layout")
+
+
+def inspect_file(path: Path) -> tuple[FileKind, str | None]:
+    """The file's kind and, when loading it would run code from it, why; read as data only, nothing loaded."""
+    with _archive(path) as z:
+        names = z.namelist()
+        if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
+            custom = []
+            for n in names:
+                if "/code/" in n and n.endswith(".py"):
+                    text = z.read(n).decode("utf-8", errors="replace")
+                    if re.search(r"def __setstate__|torch\.classes\.", text):
+                        custom.append(n.split("/code/", 1)[1])
+            why = f"its TorchScript code defines custom classes whose __setstate__ runs on load ({', '.join(custom)})"
+            return FileKind.TORCHSCRIPT, why if custom else None
+        if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
+            return FileKind.EXPORTED_PROGRAM, "torch.export.load unpickles objects from an ExportedProgram (.pt2)"
+        pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if not pickles:
+            raise CheckpointError(f"{path}: unrecognised PyTorch archive layout")
+        found = code_globals(z.read(pickles[0]))
+    if found:
+        shown = ", ".join(sorted(set(found))[:3]) + (" ..." if len(set(found)) > 3 else "")
+        return FileKind.PICKLE, f"it pickles Python objects ({shown}), and unpickling imports and calls them"
+    return FileKind.CHECKPOINT, None
+
+
+def file_kind(path: Path) -> FileKind:
+    return inspect_file(path)[0]
+
+
+def refuse_untrusted(path: Path, why: str | None, trust_pickle: bool) -> None:
+    if why and not trust_pickle:
+        raise UnsafeFileError(f"{path}: refused: {why}; loading it would run code from the file. {TRUST_HINT}")
 
 
 def parse_axes(items: tuple[str, ...], rank: int) -> dict[int, str]:
@@ -70,36 +108,36 @@ def foreign_spec(kind: FileKind, input_shape: tuple[int, ...], axes: dict[int, s
     )
 
 
-def load_foreign(path: Path, kind: FileKind, trust_pickle: bool) -> tuple[nn.Module, object, tuple[Exporter, ...]]:
-    """(reference module, object to hand the exporter, exporters that can handle it)."""
+def load_foreign(path: Path, trust_pickle: bool) -> tuple[nn.Module, object, tuple[Exporter, ...], dict]:
+    """(reference module, object to hand the exporter, exporters that can handle it, trust record)."""
+    kind, why = inspect_file(path)
+    refuse_untrusted(path, why, trust_pickle)
+    trust = {"trusted_code_on_load": {"reason": why, "granted_by": "--trust-pickle"}} if why else {}
     if kind is FileKind.TORCHSCRIPT:
         module = torch.jit.load(str(path), map_location="cpu").eval()
-        return module, module, (Exporter.TORCHSCRIPT,)
+        return module, module, (Exporter.TORCHSCRIPT,), trust
     if kind is FileKind.EXPORTED_PROGRAM:
         program = torch.export.load(str(path))
         # The TorchScript exporter cannot trace an ExportedProgram's module ("Calling train() is not
         # supported"), so only dynamo applies; the program keeps the dynamic axes it was exported with.
-        return program.module(), program, (Exporter.DYNAMO,)
-    if not trust_pickle:
-        raise CheckpointError(
-            f"{path}: a pickled PyTorch object, not an edgemed checkpoint. Loading it would run arbitrary code "
-            "from the file; pass --trust-pickle only if you trust its source, or save the model with "
-            "torch.jit.save or torch.export.save instead"
-        )
+        return program.module(), program, (Exporter.DYNAMO,), trust
+    if kind is FileKind.CHECKPOINT:
+        raise CheckpointError(f"{path}: holds plain data (an edgemed checkpoint or a state_dict), not a model "
+                              "module; export an edgemed checkpoint without --input-shape and --labels")
     obj = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(obj, nn.Module):
         raise CheckpointError(f"{path}: the pickle holds a {type(obj).__name__}, not an nn.Module")
-    return obj.eval(), obj.eval(), (Exporter.TORCHSCRIPT, Exporter.DYNAMO)
+    return obj.eval(), obj.eval(), (Exporter.TORCHSCRIPT, Exporter.DYNAMO), trust
 
 
-def check_output(module: nn.Module, spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
+def check_model_output(module: nn.Module, spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
     """Run once at the stated shape: the output must be [batch, number of labels]."""
     try:
         with torch.no_grad():
             out = module(torch.zeros(input_shape))
     except Exception as exc:
         raise SpecError(f"the model does not run on --input-shape {list(input_shape)}: "
-                        f"{str(exc).splitlines()[0][:200]}") from exc
+                        f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from exc
     if isinstance(out, tuple | list):
         out = out[0]
     expected = (input_shape[0], len(spec.labels))

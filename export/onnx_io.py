@@ -1,4 +1,9 @@
-"""Checking, annotating and atomically writing ONNX files (needs the onnx package: export side only)."""
+"""Checking, annotating and writing ONNX files (needs the onnx package: export side only).
+
+`save_model` is the one way edgemed writes a model: it records the weights digest and the integrity record
+(computed by the runtime's own reader, so the runtime checks exactly what was written), then publishes the file
+and its `.sha256` sidecar together.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,19 @@ from typing import Any
 
 import onnx
 
-from edgemed.core.atomic import write_bytes_atomic
+from edgemed.core.atomic import sidecar_path, write_together
 from edgemed.core.errors import ExportError
+from edgemed.runtime.integrity import (
+    CHECKSUMS_KEY,
+    INTEGRITY_KEY,
+    check_record,
+    integrity_record,
+    weights_sha256,
+)
+from edgemed.runtime.onnx_proto import read_summary
 
 METADATA_PREFIX = "edgemed."
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def check_model(model: onnx.ModelProto) -> None:
@@ -26,38 +39,53 @@ def check_model(model: onnx.ModelProto) -> None:
         raise ExportError(f"exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from exc
 
 
-def weights_sha256(model: onnx.ModelProto) -> str:
-    """Digest of every initializer's name and bytes: changes when any weight changes, not with metadata."""
-    h = hashlib.sha256()
-    for init in sorted(model.graph.initializer, key=lambda t: t.name):
-        h.update(init.name.encode())
-        h.update(onnx.numpy_helper.to_array(init).tobytes())
-    return h.hexdigest()
-
-
 def set_metadata(model: onnx.ModelProto, entries: dict[str, Any]) -> None:
-    """Store each entry under `edgemed.<key>` in metadata_props (JSON unless already a string)."""
+    """Store each entry under `edgemed.<key>` in metadata_props (JSON unless already a string), replacing every
+    earlier edgemed entry."""
     keep = [p for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
     for key, value in {"format_version": str(FORMAT_VERSION), **entries}.items():
-        prop = model.metadata_props.add()
-        prop.key = METADATA_PREFIX + key
-        prop.value = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        _put(model, METADATA_PREFIX + key, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+
+
+def _put(model: onnx.ModelProto, key: str, value: str) -> None:
+    for prop in model.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return
+    prop = model.metadata_props.add()
+    prop.key, prop.value = key, value
 
 
 def get_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key[len(METADATA_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)}
 
 
-def save_model(model: onnx.ModelProto, path: Path) -> str:
-    """Write one self-contained file (weights inline) and its `.sha256` sidecar, each atomically."""
+def seal(model: onnx.ModelProto) -> bytes:
+    """The model's bytes with `edgemed.checksums.weights_sha256` and `edgemed.integrity` set for exactly those bytes."""
+    for prop in list(model.metadata_props):
+        if prop.key == INTEGRITY_KEY:
+            model.metadata_props.remove(prop)
+    checksums = json.loads(get_metadata(model).get("checksums", "{}"))
+    checksums["weights_sha256"] = weights_sha256(read_summary(model.SerializeToString()))
+    _put(model, CHECKSUMS_KEY, json.dumps(checksums, sort_keys=True))
+    unsealed = model.SerializeToString()
+    _put(model, INTEGRITY_KEY, integrity_record(unsealed, read_summary(unsealed)))
     data = model.SerializeToString()
+    if check_record(data, read_summary(data), "the model being written") != "verified":
+        raise ExportError("internal error: the integrity record does not verify on the bytes written")
+    return data
+
+
+def save_model(model: onnx.ModelProto, path: Path) -> str:
+    """Seal the model and publish one self-contained file (weights inline) with its `.sha256` sidecar, both or
+    neither. Returns the file's sha256."""
+    data = seal(model)
     if len(data) >= 2**31:
         raise ExportError(f"model is {len(data) / 2**30:.1f} GiB; ONNX files over 2 GiB need external data")
-    write_bytes_atomic(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    write_bytes_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    write_together({path: data, sidecar_path(path): f"{digest}  {path.name}\n".encode()})
     return digest
 
 

@@ -17,8 +17,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from edgemed.core.atomic import check_output, sidecar_path
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import CheckpointError, ExportError, ParityError, SpecError
+from edgemed.core.errors import ExportError, ParityError, SpecError
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
@@ -32,19 +33,20 @@ from edgemed.export.exporters import (
 )
 from edgemed.export.foreign import (
     FileKind,
-    check_output,
+    check_model_output,
     describe_source,
-    file_kind,
     foreign_spec,
+    inspect_file,
     load_foreign,
     parse_axes,
+    refuse_untrusted,
 )
-from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata, weights_sha256
+from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.real_data import real_windows
 from edgemed.export.streaming import streaming_module
 from edgemed.runtime.providers import session_options
-from edgemed.train.checkpoint import load_checkpoint, read_checkpoint
+from edgemed.train.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -61,6 +63,7 @@ class ExportTarget:
     real: tuple[dict[str, np.ndarray], str] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None  # the file it came from: never overwritten by the export
 
 
 @dataclass
@@ -115,10 +118,14 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
 
 
 def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter.AUTO,
-                  opset: int = DEFAULT_OPSET) -> ExportResult:
-    """Export, check and prove parity; write the model only if some exporter passes."""
+                  opset: int = DEFAULT_OPSET, force: bool = False) -> ExportResult:
+    """Export, check and prove parity; write the model (and its sidecar) only if some exporter passes. An existing
+    output is replaced only with `force`; the source file never."""
     out = Path(out)
     check_writable(out)
+    sources = [target.source] if target.source else []
+    check_output(out, force, sources)
+    check_output(sidecar_path(out), force, sources, what="sidecar")
     order = target.exporters if exporter is Exporter.AUTO else (exporter,)
     if exporter is not Exporter.AUTO and exporter not in target.exporters:
         raise ExportError(f"this model exports with {', '.join(e.value for e in target.exporters)} only, "
@@ -182,7 +189,7 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
         "provenance": provenance,
         "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset},
         "parity": report.to_dict(),
-        "checksums": {**target.checksums, "weights_sha256": weights_sha256(model)},
+        "checksums": dict(target.checksums),  # save_model adds the weights digest of the bytes it writes
     })
 
 
@@ -204,30 +211,29 @@ def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: b
         m = spec.streaming.chunk_multiple
         chunk = 4 * m if m > 1 else 10
         return ExportTarget(wrapper, spec, chunk, original=model, length_multiple=multiple, real=real,
-                            provenance=provenance, checksums=checksums)
+                            provenance=provenance, checksums=checksums, source=Path(path))
     return ExportTarget(model, model.spec, length, original=model, length_multiple=multiple, real=real,
-                        provenance=provenance, checksums=checksums)
+                        provenance=provenance, checksums=checksums, source=Path(path))
 
 
 def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: tuple[str, ...],
                         labels: tuple[str, ...], trust_pickle: bool = False) -> ExportTarget:
-    """A TorchScript file, an ExportedProgram or (with `trust_pickle`) a pickled module, described by the caller."""
-    kind = file_kind(path)
-    if kind is FileKind.PICKLE and not trust_pickle:
-        try:
-            read_checkpoint(path)
-        except CheckpointError:
-            pass
-        else:
-            raise ExportError(f"{path}: an edgemed checkpoint; export it without --input-shape and --labels")
+    """A TorchScript file, an ExportedProgram or a pickled module, described by the caller. Files whose loading
+    runs code need `trust_pickle` (see edgemed.export.foreign), checked before anything is loaded."""
+    kind, why = inspect_file(path)
+    if kind is FileKind.CHECKPOINT:
+        raise ExportError(f"{path}: an edgemed checkpoint; export it without --input-shape, --dynamic-axis and "
+                          "--labels")
+    refuse_untrusted(path, why, trust_pickle)
     if not input_shape or not labels:
         raise SpecError(f"{path} is a {kind.value} file without an edgemed spec: give --input-shape, "
                         "--dynamic-axis (at least 0=batch) and --labels")
     spec = foreign_spec(kind, input_shape, parse_axes(dynamic_axes, len(input_shape)), labels)
-    module, exportable, exporters = load_foreign(path, kind, trust_pickle)
-    check_output(module, spec, input_shape)
+    module, exportable, exporters, trust = load_foreign(path, trust_pickle)
+    check_model_output(module, spec, input_shape)
     axis = length_axis(spec)
     length = input_shape[spec.inputs[0].shape.index(axis)] if axis else 0
     source = describe_source(path, kind)
     return ExportTarget(module, spec, length, exportable=exportable, exporters=exporters,
-                        provenance=source, checksums={"source_sha256": source["source_sha256"]})
+                        provenance={**source, **trust}, checksums={"source_sha256": source["source_sha256"]},
+                        source=path)

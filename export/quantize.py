@@ -26,12 +26,14 @@ import onnxruntime as ort
 from onnxruntime import quantization as ortq
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgemed.core.atomic import check_output, sidecar_path
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
 from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
+from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import softmax
 from edgemed.runtime.providers import session_options
 from edgemed.runtime.timing import interleaved
@@ -164,9 +166,13 @@ def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> dic
 
 def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
              method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = 0.5,
-             force: bool = False) -> QuantResult:
-    """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force`); nothing is written otherwise."""
+             force_gate: bool = False, overwrite: bool = False) -> QuantResult:
+    """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
+    The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
     check_writable(out)
+    check_output(out, overwrite, [fp32_path])
+    check_output(sidecar_path(out), overwrite, [fp32_path], what="sidecar")
+    verify_file(fp32_path)
     original = onnx.load(str(fp32_path))
     why = is_quantized(original)
     if why:
@@ -219,11 +225,11 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
             "max_drop_points": max_drop,
         }
         report["gate"] = "passed" if report["macro_f1_drop_points"] <= max_drop else "failed"
-        if report["gate"] == "failed" and not force:
+        if report["gate"] == "failed" and not force_gate:
             raise QuantizationError(
                 f"{mode.value} quantisation lost {report['macro_f1_drop_points']:.2f} macro-F1 points "
                 f"(fp32 {report['macro_f1']['fp32']:.4f}, quantised {report['macro_f1']['quantized']:.4f}) "
-                f"> --max-drop {max_drop}; nothing written (--force writes it and records the failure)"
+                f"> --max-drop {max_drop}; nothing written (--force-gate writes it and records the failure)"
             )
         if report["gate"] == "failed":
             report["gate"] = "failed (forced)"

@@ -1,7 +1,11 @@
-"""Deployment bundles: models, a manifest with every checksum and report, and a README, as a folder or a zip.
+"""Deployment bundles: models with their sidecars, a manifest with every checksum and report, and a README, as a
+folder or a zip, optionally signed.
 
-`verify_bundle` checks every file's sha256 against the manifest and that every model loads; `load_bundle`
-refuses a bundle that fails. Everything here needs the runtime only.
+Reading a bundle never trusts its layout: `verify_bundle` validates the archive or folder as data
+(`safe_zip`), checks every file's sha256 against the manifest, each model against its own sidecar and integrity
+record, and the Ed25519 signature when a key is given, then loads every model from a fresh private folder that is
+removed afterwards. `load_bundle` refuses a bundle that fails. Everything here needs the runtime only (signing
+needs the `sign` extra).
 """
 
 from __future__ import annotations
@@ -11,23 +15,23 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.atomic import public_mode
-from edgemed.core.errors import EdgemedError
+from edgemed.core.atomic import check_output, private_tempdir, public_mode, sidecar_path
+from edgemed.core.errors import BundleError, EdgemedError
+from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_info import describe
+from edgemed.runtime.safe_zip import check_member_name, private_copy, read_bundle_files
+from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
 
 SCHEMA = "edgemed.bundle/1"
 MANIFEST = "manifest.json"
 
-
-class BundleError(EdgemedError):
-    """A bundle with a missing, altered or unloadable file."""
+__all__ = ["BundleError", "MANIFEST", "SCHEMA", "load_bundle", "make_bundle", "verify_bundle"]
 
 
 def _sha256(data: bytes) -> str:
@@ -58,114 +62,184 @@ def _readme(manifest: dict[str, Any]) -> str:
         lines.append(f"| {m['file']} | {', '.join(m['labels'])} | {parity} | {q} |")
     lines += ["", f"Latency budget {dev['latency_budget_ms']} ms, memory budget {dev['memory_budget_mb']} MB, "
               f"{dev['threads']} thread(s), providers {', '.join(p['name'] for p in dev['providers'])}.",
-              "Every file's sha256 is in manifest.json; the runtime refuses the bundle if one differs."]
+              "Every file's sha256 is in manifest.json, and every model carries its .sha256 sidecar and an in-file "
+              "integrity record; the runtime refuses the bundle if any differs. A signed bundle also carries "
+              "manifest.sig: check it with `edgemed verify-bundle . --key PUBLIC.pem`."]
     return "\n".join(lines) + "\n"
 
 
-def make_bundle(models: list[Path], device: str, out: Path) -> dict[str, Any]:
-    """Write models, manifest.json and README.md to folder `out` or zip `out` (ending .zip), atomically."""
+def _is_bundle(path: Path) -> bool:
+    """True for a folder or zip that holds an edgemed manifest (what --force may replace)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            return json.loads((path / MANIFEST).read_text()).get("schema") == SCHEMA
+        if path.is_file():
+            with zipfile.ZipFile(path) as z:
+                return json.loads(z.read(MANIFEST)).get("schema") == SCHEMA
+    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile):
+        return False
+    return False
+
+
+def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | None = None,
+                force: bool = False) -> dict[str, Any]:
+    """Write models (each with its sidecar), manifest.json, README.md and, with `sign_key`, manifest.sig to folder
+    `out` or zip `out` (ending .zip), atomically. Every model must pass its own integrity checks (sidecar and
+    integrity record) and load. An existing `out` is replaced only with `force`, and only if it is a bundle."""
     from edgemed.runtime.providers import resolve_device
 
     profile = resolve_device(device)
+    models = [Path(m) for m in models]
     if not models:
         raise BundleError("no models given")
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise BundleError(f"model file names must differ inside a bundle: {names}")
-    if out.exists():
-        raise BundleError(f"{out}: already exists; choose another output")
+    for name in names:
+        check_member_name(name, "bundle")
+    check_output(out, force, [*models, *map(sidecar_path, models)], what="bundle")
+    if out.exists() and not _is_bundle(out):
+        raise BundleError(f"{out}: exists and is not an edgemed bundle; --force replaces only earlier bundles")
     if not out.parent.is_dir():
         raise BundleError(f"{out}: folder {out.parent} does not exist")
-    entries, files = [], {}
+    entries, payload = [], {}
     for path in models:
-        EdgeModel(path)  # it must load here (and match its own sidecar) before it ships
+        try:
+            verify_file(path, strict=True)  # sidecar and integrity record both present and matching
+            EdgeModel(path, require_integrity=True)  # and it loads here before it ships
+        except EdgemedError as exc:
+            raise BundleError(f"{path}: not bundled: {exc}") from exc
         info = describe(path)
         meta = info["edgemed"]
-        files[path.name] = info["sha256"]
+        payload[path.name] = path.read_bytes()
+        payload[sidecar_path(path).name] = sidecar_path(path).read_bytes()
         entries.append({"file": path.name, "sha256": info["sha256"], "size_bytes": info["size_bytes"],
-                        "spec": meta.get("spec"), "labels": meta.get("labels") or [], "parity": meta.get("parity"),
-                        "quantization": meta.get("quantization"), "exporter": meta.get("exporter"),
-                        "provenance": meta.get("provenance"), "checksums": meta.get("checksums")})
+                        "sidecar": sidecar_path(path).name, "spec": meta.get("spec"),
+                        "labels": meta.get("labels") or [],
+                        "parity": meta.get("parity"), "quantization": meta.get("quantization"),
+                        "exporter": meta.get("exporter"), "provenance": meta.get("provenance"),
+                        "checksums": meta.get("checksums")})
     manifest = {"schema": SCHEMA, "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "device": profile.to_dict(), "requirements": _requirements(), "models": entries}
-    readme = _readme(manifest)
-    files["README.md"] = _sha256(readme.encode())
-    manifest["files"] = files
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for path in models:
-            shutil.copyfile(path, stage / path.name)
-        (stage / "README.md").write_text(readme)
-        (stage / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.suffix == ".zip":
-            tmp_zip = stage / "bundle.zip"
-            with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as z:
-                for name in [*files, MANIFEST]:
-                    z.write(stage / name, name)
-            os.chmod(tmp_zip, public_mode())
-            os.replace(tmp_zip, out)
-        else:
-            os.chmod(stage, public_mode(directory=True))
-            os.replace(stage, out)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+    payload["README.md"] = _readme(manifest).encode()
+    manifest["files"] = {name: _sha256(data) for name, data in payload.items()}
+    payload[MANIFEST] = json.dumps(manifest, indent=2).encode()
+    if sign_key is not None:
+        payload[SIGNATURE_FILE] = sign(payload[MANIFEST], sign_key)
+    _publish(payload, out)
     return manifest
 
 
-def _read_files(path: Path) -> dict[str, bytes]:
-    if not path.exists():
-        raise BundleError(f"{path}: no such bundle")
-    if path.is_dir():
-        return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+def _publish(payload: dict[str, bytes], out: Path) -> None:
+    stage = private_tempdir(out.parent, prefix=f".{out.name}.")
+    old = None
     try:
-        with zipfile.ZipFile(path) as z:
-            return {n: z.read(n) for n in z.namelist()}
-    except zipfile.BadZipFile as exc:
-        raise BundleError(f"{path}: neither a bundle folder nor a zip") from exc
+        if out.suffix == ".zip":
+            target = stage / "bundle.zip"
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+                for name, data in payload.items():
+                    z.writestr(name, data)
+            os.chmod(target, public_mode())
+        else:
+            target = stage / "bundle"
+            target.mkdir()
+            for name, data in payload.items():
+                (target / name).write_bytes(data)
+                os.chmod(target / name, public_mode())
+            os.chmod(target, public_mode(directory=True))
+        if out.is_dir():  # an earlier bundle, checked by the caller: moved aside, then deleted
+            old = stage / "replaced"
+            os.replace(out, old)
+        os.replace(target, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.replace(old, out)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
-def verify_bundle(path: Path) -> dict[str, Any]:
-    """The manifest, if every listed file is present with its sha256 and every model loads; else BundleError
-    listing every problem."""
-    files = _read_files(path)
+def _manifest(files: dict[str, bytes], where: str) -> dict[str, Any]:
     if MANIFEST not in files:
-        raise BundleError(f"{path}: no {MANIFEST}")
+        raise BundleError(f"{where}: refused: no {MANIFEST}")
     try:
         manifest = json.loads(files[MANIFEST])
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: {MANIFEST} is not valid JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"{where}: refused: {MANIFEST} is not valid JSON") from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise BundleError(f"{where}: refused: {MANIFEST} is not an edgemed bundle manifest ({SCHEMA})")
+    listed, models = manifest.get("files"), manifest.get("models")
+    if not isinstance(listed, dict) or not isinstance(models, list) or not models:
+        raise BundleError(f"{where}: refused: {MANIFEST} lists no files or no models")
+    for name, digest in listed.items():
+        check_member_name(str(name), where)
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise BundleError(f"{where}: refused: {MANIFEST} gives {name!r} no sha256")
+    for entry in models:
+        if not isinstance(entry, dict) or entry.get("file") not in listed or entry.get("sidecar") not in listed:
+            raise BundleError(f"{where}: refused: a model entry names a file (or sidecar) the manifest does not list")
+    if not isinstance(manifest.get("device"), dict) or not isinstance(manifest["device"].get("name"), str):
+        raise BundleError(f"{where}: refused: {MANIFEST} names no device")
+    return manifest
+
+
+def _checked(path: Path, key: Path | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and files of a bundle whose every checksum (and signature, with `key`) holds."""
+    where = str(path)
+    files = read_bundle_files(path)
+    manifest = _manifest(files, where)
     problems = []
-    for name, digest in manifest.get("files", {}).items():
+    unlisted = sorted(set(files) - set(manifest["files"]) - {MANIFEST, SIGNATURE_FILE})
+    if unlisted:
+        problems.append(f"{', '.join(unlisted)} not listed in the manifest")
+    for name, digest in manifest["files"].items():
         if name not in files:
             problems.append(f"{name} is missing")
         elif _sha256(files[name]) != digest:
             problems.append(f"{name} was altered (sha256 {_sha256(files[name])[:12]}..., manifest {digest[:12]}...)")
     if problems:
-        raise BundleError(f"{path}: refused: " + "; ".join(problems))
-    with tempfile.TemporaryDirectory() as tmp:
+        raise BundleError(f"{where}: refused: " + "; ".join(problems))
+    if key is not None:
+        manifest["signature"] = verify(files[MANIFEST], files.get(SIGNATURE_FILE), key, where)
+    else:
+        manifest["signature"] = {"present": SIGNATURE_FILE in files, "checked": False}
+    return manifest, files
+
+
+def verify_bundle(path: Path, key: Path | None = None) -> dict[str, Any]:
+    """The manifest, if every file is present with its sha256, the signature holds (when `key` is given), and every
+    model loads strictly (its sidecar and integrity record match); else BundleError listing every problem."""
+    path = Path(path)
+    manifest, files = _checked(path, key)
+    folder = private_copy({n: files[n] for m in manifest["models"] for n in (m["file"], m["sidecar"])})
+    problems = []
+    try:
         for entry in manifest["models"]:
-            target = Path(tmp) / entry["file"]
-            target.write_bytes(files[entry["file"]])
             try:
-                EdgeModel(target)
+                EdgeModel(folder / entry["file"], require_integrity=True)
             except EdgemedError as exc:
-                problems.append(f"{entry['file']} does not load: {exc}")
+                problems.append(f"{entry['file']} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if problems:
         raise BundleError(f"{path}: refused: " + "; ".join(problems))
     return manifest
 
 
-def load_bundle(path: Path, model: str | None = None, **options: Any) -> EdgeModel:
-    """A model from a verified bundle (the first unless `model` names one), on the bundle's device profile
-    unless `device` is given; a bundle whose checksums do not match is refused."""
-    manifest = verify_bundle(path)
-    names = [m["file"] for m in manifest["models"]]
-    name = model or names[0]
-    if name not in names:
-        raise BundleError(f"{path}: no model {name!r}; it holds {names}")
-    files = _read_files(path)
-    folder = Path(tempfile.mkdtemp(prefix="edgemed-bundle-"))
-    (folder / name).write_bytes(files[name])
-    device = options.pop("device", manifest["device"]["name"])
-    return EdgeModel(folder / name, device=device, **options)
+def load_bundle(path: Path, model: str | None = None, key: Path | None = None, **options: Any) -> EdgeModel:
+    """A model from a verified bundle (the first unless `model` names one), on the bundle's device profile unless
+    `device` is given. A bundle that fails any check is refused; nothing stays on disk afterwards."""
+    path = Path(path)
+    manifest, files = _checked(path, key)
+    entries = {m["file"]: m for m in manifest["models"]}
+    name = model or manifest["models"][0]["file"]
+    if name not in entries:
+        raise BundleError(f"{path}: no model {name!r}; it holds {sorted(entries)}")
+    folder = private_copy({name: files[name], entries[name]["sidecar"]: files[entries[name]["sidecar"]]})
+    try:
+        device = options.pop("device", manifest["device"]["name"])
+        loaded = EdgeModel(folder / name, device=device, require_integrity=True, **options)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    loaded.path = path / name
+    return loaded

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import user_errors
+from edgemed.cli.options import force_option, user_errors
+from edgemed.core.atomic import check_output
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_info import describe, format_info
 from edgemed.runtime.options import device_option
-from edgemed.runtime.run import run_file, write_predictions
+from edgemed.runtime.run import quality_summary, run_file, write_predictions
 
 
 @click.command("info")
@@ -39,9 +40,12 @@ def info_command(model: Path, as_json: bool) -> None:
 @click.option("--stream", is_flag=True, help="Feed INPUT as a continuous signal through a streaming model.")
 @click.option("--chunk-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Streaming: seconds of signal per push (the model step is the largest allowed size within it).")
+@force_option
 @user_errors
-def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds):
+def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, force):
     """Run an ONNX model on INPUT (.npy, .npz, .csv or a WFDB record) and summarise the predictions."""
+    if out is not None:
+        check_output(out, force, (model, input_path), what="--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = EdgeModel(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
@@ -56,8 +60,11 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
     click.echo("predicted: " + ", ".join(f"{name} {counts.get(name, 0)}" for name in result.labels))
     if result.report:
         click.echo(format_report(result.report))
+    warning = quality_summary(result)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if out:
-        write_predictions(result, out, loaded)
+        write_predictions(result, out, loaded, force=force, inputs=(input_path,))
         click.echo(f"wrote {out}")
 
 
@@ -78,16 +85,21 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write the report (schema edgemed.profile/1).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency histogram and CDF as PNG.")
+@force_option
 @user_errors
 def profile_command(model, device, batch, threads, runs, warmup, duration, data_path, compare, torch_checkpoint,
-                    per_op, no_cold_start, json_path, plot_path):
+                    per_op, no_cold_start, json_path, plot_path, force):
     """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
     from edgemed.core.atomic import write_bytes_atomic
     from edgemed.runtime.profile import format_profile, plot_latency, profile
 
-    for path in [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]:
+    inputs = [model, *compare, *([torch_checkpoint] if torch_checkpoint else []), *([data_path] if data_path else [])]
+    for path in inputs[: len(inputs) - (1 if data_path else 0)]:
         if not Path(path).is_file():
             raise click.ClickException(f"{path}: no such file")
+    for path, what in ((json_path, "--json"), (plot_path, "--plot")):
+        if path is not None:
+            check_output(path, force, inputs, what=what)
     result = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
                      data=data_path, compare=list(compare), torch_checkpoint=torch_checkpoint, with_per_op=per_op,
                      with_cold_start=not no_cold_start)
@@ -137,23 +149,48 @@ def devices_show(name: str, as_json: bool) -> None:
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--device", required=True, metavar="NAME", help="Device profile the bundle targets.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="A folder, or a file.zip.")
+@click.option("--sign", "sign_key", type=click.Path(path_type=Path), metavar="KEY",
+              help="Sign manifest.json with this Ed25519 private key (PEM; needs the sign extra).")
+@force_option
 @user_errors
-def bundle_command(models, device, output):
-    """Bundle models with a manifest (checksums, spec, reports, device, pinned requirements) and a README."""
+def bundle_command(models, device, output, sign_key, force):
+    """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements) and a
+    README; optionally signed."""
     from edgemed.runtime.bundle import make_bundle
 
-    manifest = make_bundle(list(models), device, output)
+    manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force)
     click.echo(f"wrote {output}: {len(manifest['models'])} model(s) for {manifest['device']['name']}, "
-               f"{len(manifest['files'])} files with their sha256 in manifest.json")
+               f"{len(manifest['files'])} files with their sha256 in manifest.json"
+               + (", signed" if sign_key else ""))
 
 
 @click.command("verify-bundle")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path), metavar="PUB",
+              help="Require a valid Ed25519 signature by this public key (PEM).")
 @user_errors
-def verify_bundle_command(path):
-    """Check every checksum in a bundle's manifest and that every model loads; exit 1 otherwise."""
+def verify_bundle_command(path, key):
+    """Check a bundle: its layout, every checksum in its manifest, each model's own sidecar and integrity record,
+    the signature (with --key), and that every model loads; exit 1 otherwise."""
     from edgemed.runtime.bundle import verify_bundle
 
-    manifest = verify_bundle(path)
+    manifest = verify_bundle(path, key=key)
+    sig = manifest["signature"]
+    signed = (f"signature valid (key {sig['signed_by'][:16]}...)" if "signed_by" in sig
+              else "signed, signature not checked (give --key)" if sig["present"] else "not signed")
     click.echo(f"{path}: OK: {len(manifest['files'])} files match their sha256, "
-               f"{len(manifest['models'])} model(s) load; device {manifest['device']['name']}")
+               f"{len(manifest['models'])} model(s) load with matching sidecars and integrity records; {signed}; "
+               f"device {manifest['device']['name']}")
+
+
+@click.command("keygen")
+@click.argument("prefix", type=click.Path(path_type=Path))
+@force_option
+@user_errors
+def keygen_command(prefix, force):
+    """Make an Ed25519 key pair for signing bundles: PREFIX.key (private, owner-only) and PREFIX.pub."""
+    from edgemed.runtime.signing import keygen
+
+    private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
+    print_fp = keygen(private, public, force=force)
+    click.echo(f"wrote {private} (keep it secret) and {public}; fingerprint {print_fp}")

@@ -2,7 +2,8 @@
 
 `.npy`/`.npz`/CSV hold model-ready samples (already filtered and resampled as the spec says). A WFDB record
 is raw: it is band-pass filtered and resampled as the spec says and cut into the spec's windows here, the one
-place the runtime applies that preprocessing. WFDB reading needs the optional `wfdb` package.
+place the runtime applies that preprocessing (with `edgemed.core.signal`, numpy only). Channels are matched by
+name wherever the file names them (CSV columns, WFDB leads, an .npz `channel_names` array), never by position.
 """
 
 from __future__ import annotations
@@ -12,9 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.core import wfdb
+from edgemed.core.arrays_io import load_npy, load_npz
 from edgemed.core.csv_sequences import read_sequence_csv
-from edgemed.core.errors import DataError, InputError
+from edgemed.core.errors import DataError, EdgemedError, InputError
+from edgemed.core.signal import bandpass, resample
 from edgemed.core.spec import ModelSpec
+from edgemed.core.windows import AAMI_MAP, beat_windows, rhythm_windows
+from edgemed.runtime.validate import positive_rate
+
+RESAMPLE_FACTOR = 64  # a raw signal's rate must be within this factor of the model's (when the spec sets no range)
 
 
 @dataclass
@@ -28,83 +36,156 @@ class RunInput:
 
 
 def _names(y: np.ndarray, spec: ModelSpec, names: np.ndarray | None) -> list[str]:
+    y = np.asarray(y).reshape(-1)
     if y.dtype.kind in "US":
         return [str(v) for v in y]
+    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise InputError(f"labels y must be integers or strings, got dtype {y.dtype}")
     labels = [str(v) for v in names] if names is not None else list(spec.labels)
     if y.size and (y.min() < 0 or y.max() >= len(labels)):
         raise InputError(f"labels y range {int(y.min())}..{int(y.max())} but the model has {len(labels)} classes")
     return [labels[int(v)] for v in y]
 
 
-def _wfdb_record(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
-    try:
-        import wfdb  # noqa: F401
-
-        from edgemed.train.data.signal import bandpass, resample
-        from edgemed.train.data.wfdb_source import load_wfdb, read_record
-    except ImportError as exc:
-        raise InputError("reading WFDB records needs the wfdb package: pip install wfdb "
-                         "(or pass the windows as .npy/.npz)") from exc
-    folder, name = path.parent, path.stem if path.suffix == ".hea" else path.name
+def channel_axis(spec: ModelSpec) -> int | None:
+    """The main input's channel axis (from the normalisation or input range the spec records)."""
     pre = spec.preprocessing
-    leads = spec.inputs[0].shape[1] if isinstance(spec.inputs[0].shape[1], int) else None
-    if whole_signal:
-        sig, fs, _, _ = read_record(folder, name, leads)
-        if pre.bandpass is not None:
-            sig = bandpass(sig, fs, pre.bandpass)
-        rate = pre.sampling_rate_hz or fs
-        return RunInput(resample(sig, fs, rate)[None], f"WFDB record {name} (whole signal)", sampling_rate_hz=rate)
-    window = pre.window or {}
-    options = {"task": "beats" if window.get("kind") == "beat" else "rhythm", "records": [name], "leads": leads,
-               "sampling_rate_hz": pre.sampling_rate_hz, "filtered": pre.bandpass is not None}
-    if window.get("kind") == "beat":
-        options.update(before_s=window["before_s"], after_s=window["after_s"])
-    elif "seconds" in window:
-        options["window_s"] = window["seconds"]
+    if pre.input_range is not None:
+        return pre.input_range.axis
+    return pre.normalization.axis if pre.normalization is not None else None
+
+
+def order_channels(x: np.ndarray, given: list[str], spec: ModelSpec, where: str) -> np.ndarray:
+    """Reorder `x`'s channel axis from the file's channel names to the model's; refuse missing or extra ones."""
+    wanted = list(spec.channel_names)
+    if not wanted:
+        raise InputError(f"{where}: names its channels {given}, but the model records no channel names to match")
+    missing = [c for c in wanted if c not in given]
+    extra = [c for c in given if c not in wanted]
+    if missing or extra or len(set(given)) != len(given):
+        raise InputError(f"{where}: channels {given} do not match the model's {wanted}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else ""))
+    axis = channel_axis(spec)
+    if axis is None or x.ndim <= axis or x.shape[axis] != len(given):
+        raise InputError(f"{where}: cannot tell which axis holds the {len(given)} named channels")
+    return np.take(x, [given.index(c) for c in wanted], axis=axis)
+
+
+def check_raw_rate(spec: ModelSpec, fs: float, where: str) -> float:
+    """The rate of a raw signal the runtime will resample: within the spec's accepted range, or within a factor
+    of 64 of the model's rate."""
+    fs = positive_rate(fs, f"{where}: sampling rate")
+    target = spec.preprocessing.sampling_rate_hz
+    lo, hi = spec.preprocessing.rate_range_hz or ((target / RESAMPLE_FACTOR, target * RESAMPLE_FACTOR) if target
+                                                    else (fs, fs))
+    if not lo <= fs <= hi:
+        raise InputError(f"{where}: sampled at {fs:g} Hz, outside the {lo:g}-{hi:g} Hz this model accepts for "
+                         f"resampling to {target:g} Hz")
+    return fs
+
+
+def select_leads(record: wfdb.Record, spec: ModelSpec, where: str) -> np.ndarray:
+    """The record's signals in the model's channel order, chosen by lead name."""
+    wanted = list(spec.channel_names)
+    if not wanted:
+        count = spec.inputs[0].shape[1] if isinstance(spec.inputs[0].shape[1], int) else None
+        raise InputError(f"{where}: the model records no lead names, so its {count} lead(s) cannot be matched "
+                         "to the record's by name; export a model trained by edgemed")
+    missing = [c for c in wanted if c not in record.names]
+    if missing:
+        raise InputError(f"{where}: has leads {record.names}; the model needs {wanted} (missing {missing})")
+    return record.signal[[record.names.index(c) for c in wanted]]
+
+
+def conditioned_signal(base: Path, spec: ModelSpec) -> tuple[np.ndarray, float, float]:
+    """A WFDB record's leads (by name), band-passed and resampled as the spec says; (signal, rate, source rate)."""
     try:
-        ds = load_wfdb(folder, **options)
+        record = wfdb.read_record(base)
     except DataError as exc:
         raise InputError(str(exc)) from exc
-    truth = [ds.labels[i] for i in ds.y]
-    return RunInput(ds.X, f"WFDB record {name}: {len(ds)} {options['task']} windows", truth=truth,
-                    ids=[f"{name}:{i}" for i in range(len(ds))], sampling_rate_hz=ds.sampling_rate_hz)
+    where = f"record {base.name}"
+    sig = select_leads(record, spec, where)
+    if not np.isfinite(sig).all():
+        raise InputError(f"{where}: the signal holds invalid (missing) samples; this runtime does not fill gaps")
+    pre = spec.preprocessing
+    fs = check_raw_rate(spec, record.fs, where)
+    if pre.bandpass is not None:
+        sig = bandpass(sig, fs, pre.bandpass)
+    rate = pre.sampling_rate_hz or fs
+    return resample(sig, fs, rate), rate, fs
+
+
+def _wfdb_record(base: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
+    sig, rate, fs = conditioned_signal(base, spec)
+    name = base.name
+    if whole_signal:
+        return RunInput(sig[None], f"WFDB record {name} (whole signal)", sampling_rate_hz=rate)
+    window = spec.preprocessing.window or {}
+    try:
+        ann = wfdb.read_annotations(base)
+    except DataError as exc:
+        raise InputError(f"{exc}; windows are cut around its annotations") from exc
+    samples = np.round(ann.sample * (rate / fs)).astype(np.int64)
+    if window.get("kind") == "beat":
+        beats = np.array([i for i, s in enumerate(ann.symbol) if s in AAMI_MAP], np.int64)
+        x, kept = beat_windows(sig, samples[beats], int(round(window["before_s"] * rate)),
+                               int(round(window["after_s"] * rate)))
+        truth = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
+        ids = [f"{name}:{samples[i]}" for i in beats[kept]]
+        kind = "beat"
+    elif "seconds" in window:
+        x, truth, starts = rhythm_windows(sig, samples, ann.aux, int(round(window["seconds"] * rate)))
+        ids, kind = [f"{name}:{s}" for s in starts], "rhythm"
+    else:
+        raise InputError(f"the model's spec states no window ({window}); pass model-ready arrays instead")
+    if len(x) == 0:
+        raise InputError(f"record {name}: no {kind} windows")
+    unknown = sorted(set(truth) - set(spec.labels))
+    return RunInput(x, f"WFDB record {name}: {len(x)} {kind} windows", truth=None if unknown else truth, ids=ids,
+                    sampling_rate_hz=rate)
 
 
 def read_input(path: Path | str, spec: ModelSpec, whole_signal: bool = False) -> RunInput:
     """Load `path` for `spec`; `whole_signal` (streaming) keeps a record as one continuous signal."""
     path = Path(path)
+    try:
+        return _read(path, spec, whole_signal)
+    except InputError:
+        raise
+    except EdgemedError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _read(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
     if path.suffix == ".npy":
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable .npy array ({exc})") from exc
+        x = load_npy(path)
         return RunInput(x, f"{path.name}: array {list(x.shape)}")
     if path.suffix == ".npz":
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
+        arrays = load_npz(path, allow_text=("y", "label_names", "channel_names", "ids"))
         key = "X" if "X" in arrays else "x" if "x" in arrays else None
         if key is None:
             raise InputError(f"{path}: no array named X (found {sorted(arrays)})")
+        x = arrays[key]
+        if "channel_names" in arrays:
+            x = order_channels(x, [str(c) for c in arrays["channel_names"]], spec, str(path))
         truth = _names(arrays["y"], spec, arrays.get("label_names")) if "y" in arrays else None
-        return RunInput(arrays[key], f"{path.name}: {key} {list(arrays[key].shape)}", lengths=arrays.get("lengths"),
-                        truth=truth)
+        if truth is not None and len(truth) != len(x):
+            raise InputError(f"{path}: y has {len(truth)} labels for {len(x)} samples")
+        ids = [str(v) for v in arrays["ids"]] if "ids" in arrays else []
+        return RunInput(x, f"{path.name}: {key} {list(x.shape)}", lengths=arrays.get("lengths"), truth=truth, ids=ids)
     if path.suffix == ".csv":
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        try:
-            seqs = read_sequence_csv(path, require_label=False)
-        except DataError as exc:
-            raise InputError(str(exc)) from exc
+        if not spec.channel_names:
+            raise InputError(f"{path}: the model records no channel names, so CSV columns cannot be matched by "
+                             "name; pass the data as .npy/.npz")
+        seqs = read_sequence_csv(path, require_label=False, features=spec.channel_names)
         return RunInput(seqs.X, f"{path.name}: {len(seqs.ids)} sequences", lengths=seqs.lengths, truth=seqs.labels,
                         ids=seqs.ids)
-    if path.with_suffix(".hea").is_file() or (path.suffix == ".hea" and path.is_file()):
-        return _wfdb_record(path.with_suffix("") if path.suffix == ".hea" else path, spec, whole_signal)
-    raise InputError(f"{path}: not found or unsupported; give a .npy, .npz, .csv file or a WFDB record "
+    base = path.with_suffix("") if path.suffix == ".hea" else path
+    if base.with_name(base.name + ".hea").is_file():
+        return _wfdb_record(base, spec, whole_signal)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    raise InputError(f"{path}: unsupported input; give a .npy, .npz, .csv file or a WFDB record "
                      "(its path without extension, or its .hea)")

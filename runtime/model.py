@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import functools
-import hashlib
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgemed.core.errors import InputError, ModelLoadError, SpecError
+from edgemed.core.errors import EdgemedError, InputError, ModelLoadError, OutputError, SpecError
+from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.runtime.model_info import read_sidecar
+from edgemed.runtime.integrity import verify_model
+from edgemed.runtime.model_info import read_model_file
 from edgemed.runtime.providers import create_session, resolve_device, session_options
-from edgemed.runtime.validate import all_finite, prepare_inputs
+from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}
@@ -32,13 +34,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def check_outputs(logits: np.ndarray, where: str) -> np.ndarray:
+    """Logits must be finite: a NaN would otherwise be reported as the first label."""
+    if logits.size and not (np.isfinite(logits.min()) and np.isfinite(logits.max())):
+        bad = int(np.size(logits) - np.count_nonzero(np.isfinite(logits)))
+        raise OutputError(f"{where} produced {bad} NaN/Inf logit(s); the input drives the model outside its "
+                          "numeric range, so no label is given. Check the input's units and scaling")
+    return logits
+
+
 @dataclass
 class Prediction:
-    """Per-sample logits [n, classes] and class names; probabilities are the softmax of the logits,
-    computed on first access (a caller that needs only the top class does not pay for them)."""
+    """Per-sample logits [n, classes] and class names. Probabilities (the softmax of the logits) and the quality
+    marks are computed on first access, so a caller that needs only the top class does not pay for them."""
 
     logits: np.ndarray
     labels: tuple[str, ...]
+    assessment: Assessment | None = field(default=None, repr=False)
+    spec: ModelSpec | None = field(default=None, repr=False)
 
     @functools.cached_property
     def probabilities(self) -> np.ndarray:
@@ -48,10 +61,18 @@ class Prediction:
     def predicted(self) -> list[str]:
         return [self.labels[i] for i in self.logits.argmax(axis=1)]
 
+    @functools.cached_property
+    def quality(self) -> list[tuple[str, ...]]:
+        """Per sample: () when the input looked like the training data, else marks such as ("flat_line",)."""
+        if self.assessment is None or self.spec is None:
+            return [()] * len(self.logits)
+        return self.assessment.quality(self.spec)
+
     def records(self) -> list[dict[str, Any]]:
         return [{"label": self.labels[int(p.argmax())], "probabilities": dict(zip(self.labels, map(float, p),
-                                                                                   strict=True))}
-                for p in self.probabilities]
+                                                                                   strict=True)),
+                 "quality": list(q)}
+                for p, q in zip(self.probabilities, self.quality, strict=True)]
 
 
 def _spec_from_graph(session: ort.InferenceSession, path: Path) -> ModelSpec:
@@ -69,55 +90,66 @@ def _spec_from_graph(session: ort.InferenceSession, path: Path) -> ModelSpec:
     if not isinstance(classes, int) or classes < 2:
         raise ModelLoadError(f"{path}: no edgemed metadata and the first output's class axis is not fixed "
                              f"({outputs[0].shape}); cannot tell the classes")
-    return ModelSpec(architecture="unknown (graph only)",
-                     inputs=tuple(tensor(i, n) for n, i in enumerate(session.get_inputs())),
-                     outputs=(TensorSpec(outputs[0].name, tuple(outputs[0].shape[:-1]) + (classes,)),),
-                     labels=tuple(f"class_{k}" for k in range(classes)))
+    try:
+        return ModelSpec(architecture="unknown (graph only)",
+                         inputs=tuple(tensor(i, n) for n, i in enumerate(session.get_inputs())),
+                         outputs=(TensorSpec(outputs[0].name, tuple(outputs[0].shape[:-1]) + (classes,)),),
+                         labels=tuple(f"class_{k}" for k in range(classes)))
+    except SpecError as exc:
+        raise ModelLoadError(f"{path}: the graph's inputs cannot be described: {exc}") from exc
+
+
+_ORT_LOAD_ERRORS = (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+                    ort.capi.onnxruntime_pybind11_state.InvalidGraph, ort.capi.onnxruntime_pybind11_state.NoSuchFile,
+                    ort.capi.onnxruntime_pybind11_state.NotImplemented, RuntimeError)
 
 
 class EdgeModel:
     """An ONNX classifier ready for bedside inference (numpy and onnxruntime only).
 
-    `providers` (names or (name, options) pairs) or `device` (a preset: "cpu", "cuda") choose execution
-    providers in order; a missing provider or nodes falling back warn, or raise `ProviderError` when
-    `strict`. `threads` sets intra-op threads; thread spinning stays off unless asked. A `.sha256`
-    sidecar next to the file is verified; a mismatch refuses the model. One EdgeModel may be used from
-    several threads at once.
+    `providers` (names or (name, options) pairs) or `device` (a preset: "cpu", "cuda", or a device profile)
+    choose execution providers in order; a missing provider or nodes falling back warn, or raise
+    `ProviderError` when `strict`. `threads` sets intra-op threads (at most the cores present, see
+    `edgemed.core.limits`); thread spinning stays off unless asked. Integrity: the `.sha256` sidecar and the
+    in-file integrity record must match the bytes loaded; a missing one warns, or raises when `strict` or
+    `require_integrity`. One EdgeModel may be used from several threads at once.
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = "cpu", strict: bool = False,
-                 threads: int | None = None, spinning: bool = False, batch_size: int = 64) -> None:
+                 threads: int | None = None, spinning: bool = False, batch_size: int = 64,
+                 require_integrity: bool = False) -> None:
+        if not isinstance(path, str | Path | os.PathLike):
+            raise InputError(f"path must be a file path, got {type(path).__name__}")
+        if not isinstance(device, str):
+            raise InputError(f"device must be a name such as 'cpu', got {device!r}")
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"{self.path}: no such model file")
         self.device = resolve_device(device)
-        threads = threads or self.device.threads
-        if batch_size < 1 or threads < 1:
-            raise InputError("batch_size and threads must be >= 1")
-        self.threads = threads
-        data = self.path.read_bytes()
-        self.sha256 = hashlib.sha256(data).hexdigest()
-        expected = read_sidecar(self.path)
-        if expected is not None and expected != self.sha256:
-            raise ModelLoadError(f"{self.path}: sha256 {self.sha256[:16]}... does not match its sidecar "
-                                 f"({expected[:16]}...); the file changed after export. Refusing to load it")
+        threads = self.device.threads if threads is None else positive_int(threads, "threads")
+        check_threads(threads)
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.threads, self.strict = threads, bool(strict)
+        data, summary = read_model_file(self.path)
+        self.integrity = verify_model(self.path, data, summary, strict=self.strict or require_integrity)
+        self.sha256 = self.integrity.sha256
         if providers is None:
             providers = self.device.providers
         try:
-            self.session, self.providers = create_session(data, providers, session_options(threads, spinning), strict)
-        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
-                ort.capi.onnxruntime_pybind11_state.InvalidGraph, RuntimeError) as exc:
+            self.session, self.providers = create_session(data, providers, session_options(threads, spinning),
+                                                          self.strict)
+        except _ORT_LOAD_ERRORS as exc:
             first = (str(exc).splitlines() or [""])[0]
             raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): {first}") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = {k.removeprefix("edgemed."): v for k, v in meta.items() if k.startswith("edgemed.")}
+        self.metadata = {k.removeprefix("edgemed."): v for k, v in summary.metadata.items()
+                         if k.startswith("edgemed.")}
         if "spec" in self.metadata:
-            self.spec = ModelSpec.from_json(self.metadata["spec"])
+            try:
+                self.spec = ModelSpec.from_json(self.metadata["spec"])
+            except EdgemedError as exc:
+                raise ModelLoadError(f"{self.path}: unreadable edgemed spec: {exc}") from exc
         else:
             warnings.warn(f"{self.path.name} has no edgemed metadata: checking inputs against the graph alone, "
                           "with no labels or preprocessing", MetadataWarning, stacklevel=2)
             self.spec = _spec_from_graph(self.session, self.path)
-        self.batch_size = batch_size
         self.output_names = [o.name for o in self.session.get_outputs()]
         # The last input signature (shape, dtype) that passed every structural check, and the other feeds
         # (filled lengths) that went with it; see `predict`.
@@ -134,18 +166,22 @@ class EdgeModel:
     def predict(self, x: Any, lengths: Any = None, sampling_rate_hz: float | None = None,
                 **other_inputs: Any) -> Prediction:
         """Check `x` (and `lengths` for padded sequences) against the spec and classify every sample,
-        running at most `batch_size` samples per session call."""
+        running at most `batch_size` samples per session call. Raises InputError for inputs that do not fit,
+        OutputError when the model's logits are not finite."""
         if self.spec.streaming is not None:
             raise SpecError(f"{self.path.name} is a streaming model; use EdgeModel.stream()")
         name = self.spec.inputs[0].name
-        feeds = self._repeat_feeds(x) if lengths is None and sampling_rate_hz is None and not other_inputs else None
-        if feeds is None:
+        plain = lengths is None and sampling_rate_hz is None and not other_inputs
+        repeat = self._repeat_feeds(x) if plain else None
+        if repeat is None:
             inputs = {name: x, **other_inputs}
             if lengths is not None:
                 inputs["lengths"] = lengths
-            feeds = prepare_inputs(self.spec, inputs, sampling_rate_hz)
-            self._remember(x, feeds, plain=lengths is None and sampling_rate_hz is None and not other_inputs)
-        n = next(iter(feeds.values())).shape[0]
+            feeds, assessment = prepare_inputs(self.spec, inputs, sampling_rate_hz)
+            self._remember(x, feeds, plain)
+        else:
+            feeds, assessment = repeat
+        n = feeds[name].shape[0]
         if n <= self.batch_size:
             logits = self.run(feeds)[0]
         else:
@@ -153,18 +189,19 @@ class EdgeModel:
                 self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
                 for start in range(0, n, self.batch_size)
             ])
-        return Prediction(logits, self.labels)
+        return Prediction(check_outputs(logits, self.path.name), self.labels, assessment, self.spec)
 
-    def _repeat_feeds(self, x: Any) -> dict[str, np.ndarray] | None:
+    def _repeat_feeds(self, x: Any) -> tuple[dict[str, np.ndarray], Assessment] | None:
         """Feeds for an array with the same shape and dtype as the last one that passed every check: rank,
-        sizes and dtype are functions of those alone, so only the values (NaN/Inf) are checked again.
-        None when the fast path does not apply; the caller then runs the full checks."""
+        sizes and dtype are functions of those alone, so only the values are checked again. None when the
+        fast path does not apply; the caller then runs the full checks."""
         checked = self._checked
         if checked is None or type(x) is not np.ndarray or x.shape != checked[0] or x.dtype != checked[1]:
             return None
-        if not x.flags.c_contiguous or (x.dtype.kind == "f" and not all_finite(x)):
-            return None  # the full path copies, or raises InputError naming the NaN/Inf
-        return {self.spec.inputs[0].name: x, **checked[2]}
+        if not x.flags.c_contiguous:
+            return None
+        name = self.spec.inputs[0].name
+        return {name: x, **checked[2]}, assess_input(self.spec, name, x)
 
     def _remember(self, x: Any, feeds: dict[str, np.ndarray], plain: bool) -> None:
         name = self.spec.inputs[0].name

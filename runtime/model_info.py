@@ -7,47 +7,60 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.errors import InputError
-from edgemed.runtime.onnx_proto import read_summary
+from edgemed.core.errors import EdgemedError, InputError, ModelLoadError
+from edgemed.core.limits import check_file_size
+from edgemed.runtime.integrity import check_record, read_sidecar
+from edgemed.runtime.onnx_proto import ModelSummary, read_summary
 
 PREFIX = "edgemed."
 
 
-def read_sidecar(path: Path) -> str | None:
-    """The digest in `model.onnx.sha256`, or None when there is no sidecar."""
-    sidecar = path.with_name(path.name + ".sha256")
-    if not sidecar.exists():
-        return None
-    text = sidecar.read_text().split()
-    if not text or len(text[0]) != 64:
-        raise InputError(f"{sidecar}: not a sha256 sidecar (expected '<64 hex digits>  {path.name}')")
-    return text[0].lower()
-
-
-def describe(path: Path | str) -> dict[str, Any]:
-    """Size, checksum (and whether the sidecar agrees), opsets, op counts, parameters, I/O and edgemed metadata."""
+def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
+    """A model's bytes (within the size limit) and its parsed summary; ModelLoadError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such model file")
+        raise ModelLoadError(f"{path}: no such model file")
+    check_file_size(path, "model_mb")
     data = path.read_bytes()
     try:
-        summary = read_summary(data)
+        return data, read_summary(data)
     except InputError as exc:
-        raise InputError(f"{path}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    sidecar = read_sidecar(path)
+        raise ModelLoadError(f"{path}: not a loadable ONNX model (corrupt or truncated?): {exc}") from exc
+
+
+def edgemed_metadata(summary: ModelSummary) -> dict[str, Any]:
+    """The `edgemed.*` entries, JSON-decoded where they are JSON."""
     meta: dict[str, Any] = {}
     for key, value in summary.metadata.items():
         if key.startswith(PREFIX):
             try:
                 meta[key[len(PREFIX):]] = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 meta[key[len(PREFIX):]] = value
+    return meta
+
+
+def describe(path: Path | str) -> dict[str, Any]:
+    """Size, checksum (and whether the sidecar and the integrity record agree), opsets, op counts, parameters,
+    I/O and edgemed metadata. It reports integrity failures rather than raising: it is for looking."""
+    path = Path(path)
+    data, summary = read_model_file(path)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        sidecar, _ = read_sidecar(path)
+    except EdgemedError:
+        sidecar = "unreadable"
+    try:
+        integrity = check_record(data, summary, path.name)
+    except EdgemedError as exc:
+        integrity = f"FAILED: {exc}"
+    meta = edgemed_metadata(summary)
     return {
         "path": str(path),
         "size_bytes": len(data),
         "sha256": digest,
         "sidecar": None if sidecar is None else ("matches" if sidecar == digest else "MISMATCH"),
+        "integrity": integrity,
         "producer": summary.producer,
         "ir_version": summary.ir_version,
         "opsets": summary.opsets,
@@ -72,6 +85,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"file        {info['path']}",
         f"size        {info['size_bytes']:,} bytes" + ("  (weights in external data)" if info["external_data"] else ""),
         f"sha256      {info['sha256']}" + (f"  (sidecar {info['sidecar']})" if info["sidecar"] else "  (no sidecar)"),
+        f"integrity   {info['integrity']}",
         f"producer    {info['producer']}, IR {info['ir_version']}, opsets "
         + ", ".join(f"{d} {v}" for d, v in info["opsets"].items()),
         f"parameters  {info['parameters']:,}",

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgemed.core.atomic import write_atomic
 from edgemed.core.examples import example_inputs
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.inputs import read_input
@@ -33,6 +34,7 @@ t0 = time.perf_counter_ns()
 import numpy as np
 from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
+from edgemed.core.atomic import write_atomic
 from edgemed.core.examples import example_inputs
 t1 = time.perf_counter_ns()
 m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]))
@@ -290,5 +292,5 @@ def plot_latency(times: dict[str, np.ndarray], path: Path, title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

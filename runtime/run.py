@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgemed.core.atomic import write_bytes_atomic
+from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.errors import InputError
 from edgemed.core.metrics import classification_report
 from edgemed.runtime.inputs import read_input
@@ -68,29 +69,51 @@ def run_file(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: 
     for begin in range(0, signal.shape[axis], push):
         piece = np.take(signal, np.arange(begin, min(begin + push, signal.shape[axis])), axis=axis)
         for pred in streamer.push(piece, sampling_rate_hz=data.sampling_rate_hz):
-            end_s = streamer.chunks_done * step / rate
-            rows.extend({"index": len(rows), "id": f"stream{b}@{end_s:.3f}s", "end_s": end_s, **r}
+            end_s = pred.end_sample / rate
+            rows.extend({"index": len(rows) + b, "id": f"stream{b}:chunk{pred.chunk_index}", "end_s": end_s, **r}
                         for b, r in enumerate(pred.records()))
     return RunResult(rows, model.labels, data.description, time.perf_counter() - start,
                      extra={"step_samples": step, "push_samples": push, "rate_hz": rate})
 
 
-def write_predictions(result: RunResult, out: Path, model: EdgeModel) -> None:
-    """JSON (with a summary) or CSV (one row per prediction), by suffix, written atomically."""
-    if out.suffix == ".json":
-        text = json.dumps({"model": str(model.path), "model_sha256": model.sha256, "input": result.description,
-                           "labels": list(result.labels), "predictions": result.rows, "metrics": result.report,
-                           **result.extra}, indent=1)
-    elif out.suffix == ".csv":
+def quality_summary(result: RunResult) -> str | None:
+    """A warning line when some predictions were made on implausible input, else None."""
+    marks = Counter(m for r in result.rows for m in r.get("quality", ()))
+    flagged = sum(1 for r in result.rows if r.get("quality"))
+    if not flagged:
+        return None
+    detail = ", ".join(f"{k} {v}" for k, v in marks.most_common())
+    return (f"{flagged} of {len(result.rows)} predictions were made on input unlike the training data ({detail}); "
+            "they are marked in the output's quality column")
+
+
+def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
+    """JSON (with a summary) or CSV (one row per prediction), by suffix. Non-finite numbers are refused, never
+    written as invalid JSON."""
+    if suffix == ".json":
+        try:
+            return json.dumps({"model": str(model.path), "model_sha256": model.sha256, "input": result.description,
+                               "labels": list(result.labels), "predictions": result.rows, "metrics": result.report,
+                               **result.extra}, indent=1, allow_nan=False)
+        except ValueError as exc:
+            raise InputError(f"predictions hold non-finite numbers ({exc}); nothing written") from exc
+    if suffix == ".csv":
         buf = io.StringIO()
         keys = [k for k in ("index", "id", "end_s", "label", "true") if any(k in r for r in result.rows)]
         writer = csv.writer(buf)
-        writer.writerow(keys + [f"p_{name}" for name in result.labels])
+        writer.writerow(keys + [f"p_{name}" for name in result.labels] + ["quality"])
         for r in result.rows:
-            writer.writerow([r.get(k, "") for k in keys] + [f"{r['probabilities'][n]:.6g}" for n in result.labels])
-        text = buf.getvalue()
-    else:
-        raise InputError(f"--out {out}: use a .json or .csv file name")
+            writer.writerow([r.get(k, "") for k in keys] + [f"{r['probabilities'][n]:.6g}" for n in result.labels]
+                            + [";".join(r.get("quality", ())) or "ok"])
+        return buf.getvalue()
+    raise InputError(f"--out: use a .json or .csv file name, not {suffix or 'no suffix'}")
+
+
+def write_predictions(result: RunResult, out: Path, model: EdgeModel, force: bool = False,
+                      inputs: tuple[Path, ...] = ()) -> None:
+    """Write atomically; an existing file is replaced only with `force`, an input never."""
+    text = predictions_text(result, out.suffix, model)
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    check_output(out, force, (model.path, *inputs), what="--out")
     write_bytes_atomic(out, text)

@@ -1,8 +1,9 @@
 """Streaming inference: feed samples as they arrive, get one prediction per completed chunk.
 
 A Streamer buffers incoming samples of any length to the model's chunk size, runs the streaming model on
-each full chunk, and carries the model's state (GRU hidden state, conv context) to the next. Each bed gets
-its own Streamer; all of them share one EdgeModel session. One Streamer is not meant for several threads.
+each full chunk, and carries the model's state (GRU hidden state, conv context) to the next. What it keeps
+between pushes is its own copy, so a caller may reuse its buffer. Each bed gets its own Streamer; all of them
+share one EdgeModel session. One Streamer is not meant for several threads.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ import numpy as np
 
 from edgemed.core.errors import SpecError
 from edgemed.core.examples import tensor_shape
-from edgemed.runtime.model import Prediction
-from edgemed.runtime.validate import all_finite, check_array, check_rate
+from edgemed.runtime.model import Prediction, check_outputs
+from edgemed.runtime.validate import assess_input, check_array, check_rate, positive_int
+
+
+class StreamPrediction(Prediction):
+    """A prediction after one chunk: `chunk_index` counts from 0; `end_sample` is the number of samples (along
+    the chunk axis) consumed when it was made."""
+
+    chunk_index: int = 0
+    end_sample: int = 0
 
 
 class Streamer:
@@ -25,9 +34,9 @@ class Streamer:
         self.model, self.spec, self.streaming = model, spec, spec.streaming
         self.input = spec.inputs[0]
         self.axis = self.input.shape.index(self.streaming.chunk_axis)
-        self.chunk = chunk or self.streaming.chunk_multiple
+        self.chunk = self.streaming.chunk_multiple if chunk is None else positive_int(chunk, "chunk", 2**24)
         self.streaming.check_chunk(self.chunk)
-        self.batch = batch
+        self.batch = positive_int(batch, "batch", 2**16)
         self.reset()
 
     def reset(self) -> None:
@@ -36,40 +45,44 @@ class Streamer:
         self._buffer = np.zeros(tensor_shape(self.input, sizes), np.float32)
         self.state = {t.name: np.zeros(tensor_shape(t, sizes), np.float32) for t in self.streaming.state_inputs}
         self.chunks_done = 0
-        self._last_signature: tuple | None = None
 
     @property
     def buffered(self) -> int:
         return int(self._buffer.shape[self.axis])
 
-    def push(self, samples: Any, sampling_rate_hz: float | None = None) -> list:
-        """Append samples (any length along the chunk axis) and return a Prediction per completed chunk."""
+    def push(self, samples: Any, sampling_rate_hz: float | None = None) -> list[StreamPrediction]:
+        """Append samples (any length along the chunk axis) and return a prediction per completed chunk.
+        A refused push (InputError) changes nothing."""
         if sampling_rate_hz is not None:
             check_rate(self.spec, sampling_rate_hz)
-        arr = self._checked(samples)
-        self._buffer = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
-        out = []
-        feeds = {self.input.name: None, **self.state}
-        while self.buffered >= self.chunk:
-            feeds[self.input.name] = np.ascontiguousarray(self._buffer[self._span(0, self.chunk)])
-            self._buffer = self._buffer[self._span(self.chunk, None)]
-            logits, *new_state = self.model.run(feeds)
-            feeds.update(zip(self.state, new_state, strict=True))
-            self.chunks_done += 1
-            out.append(Prediction(logits, self.spec.labels))
-        self.state = {k: feeds[k] for k in self.state}
-        return out
-
-    def _checked(self, samples: Any) -> np.ndarray:
-        """The checked array. Shape and dtype checks depend on those alone, so a push shaped like the last
-        accepted one only has its values (NaN/Inf) checked again."""
-        if (type(samples) is np.ndarray and (samples.shape, samples.dtype) == self._last_signature
-                and samples.flags.c_contiguous and all_finite(samples)):
-            return samples
         arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
-        if arr is samples:
-            self._last_signature = (arr.shape, arr.dtype)
-        return arr
+        joined = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
+        complete = joined.shape[self.axis] // self.chunk
+        pieces = [np.ascontiguousarray(joined[self._span(k * self.chunk, (k + 1) * self.chunk)])
+                  for k in range(complete)]
+        # Every value is checked (NaN/Inf, absurd magnitudes) before any state changes.
+        assessments = [assess_input(self.spec, self.input.name, piece) for piece in pieces]
+        rest = joined[self._span(complete * self.chunk, None)]
+        if rest.shape[self.axis]:
+            assess_input(self.spec, self.input.name, rest)
+        feeds = {self.input.name: None, **self.state}
+        state_names, logits_per_chunk = list(self.state), []
+        for piece in pieces:
+            feeds[self.input.name] = piece
+            logits, *new_state = self.model.run(feeds)
+            feeds.update(zip(state_names, new_state, strict=True))
+            logits_per_chunk.append(check_outputs(logits, self.model.path.name))
+        # Keep our own copy: `joined` may be (a view of) the caller's array, which they are free to reuse.
+        self._buffer = rest.copy()
+        self.state = {k: feeds[k] for k in state_names}
+        out = []
+        for logits, assessment in zip(logits_per_chunk, assessments, strict=True):
+            pred = StreamPrediction(logits, self.spec.labels, assessment, self.spec)
+            pred.chunk_index = self.chunks_done
+            self.chunks_done += 1
+            pred.end_sample = self.chunks_done * self.chunk
+            out.append(pred)
+        return out
 
     def _span(self, start: int, stop: int | None) -> tuple[slice, ...]:
         """An index selecting start:stop along the chunk axis (a view, no copy)."""

@@ -1,29 +1,54 @@
-"""Input checks against the model spec: rank, fixed and minimum sizes, safe dtype conversion, NaN/Inf, rate.
+"""Input checks against the model spec: rank, fixed and minimum sizes, safe dtype conversion, NaN/Inf, magnitude,
+rate, and the plain-Python arguments of the public API.
 
-Every failure raises `InputError` naming the input, what was wrong and how to fix it. Preprocessing that
-the spec assigns to the runtime (normalisation with `applied_in == "runtime"`) happens here and only here;
+Every failure raises `InputError` naming the input, what was wrong and how to fix it. Preprocessing that the
+spec assigns to the runtime (normalisation with `applied_in == "runtime"`) happens here and only here;
 edgemed's own models normalise in the graph, so for them nothing is applied twice.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgemed.core.errors import InputError
+from edgemed.core.limits import check
 from edgemed.core.spec import ModelSpec, TensorSpec
+from edgemed.runtime.plausibility import assess, check_magnitude, clip_counts, extremes
 
 FLOAT32_EXACT_INT = 2**24  # integers up to this convert to float32 without rounding
 
 
+def positive_int(value: object, name: str, maximum: int | None = None) -> int:
+    """`value` as an int >= 1 (and <= maximum), refusing bools, floats, text and None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+    value = int(value)
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise InputError(f"{name} must be >= 1{bound}, got {value}")
+    return value
+
+
+def positive_rate(value: object, name: str = "sampling_rate_hz") -> float:
+    """A finite positive rate within the limit (Hz)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a number of Hz, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive finite number of Hz, got {value}")
+    check("rate_hz", value, name)
+    return value
+
+
 def all_finite(arr: np.ndarray) -> bool:
-    """True when no element is NaN or Inf. A finite float64 sum proves it in one pass without a mask (any NaN
-    or Inf makes the sum NaN or Inf; float32 values cannot overflow a float64 sum); only a non-finite sum,
-    where numpy may warn about inf - inf, takes the element-wise path."""
-    if math.isfinite(arr.sum(dtype=np.float64)):
+    """True when no element is NaN or Inf (min and max propagate both)."""
+    if arr.size == 0 or arr.dtype.kind not in "fc":
         return True
-    return bool(np.isfinite(arr).all())
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
 
 
 def safe_cast(name: str, arr: np.ndarray, dtype: str) -> np.ndarray:
@@ -36,25 +61,37 @@ def safe_cast(name: str, arr: np.ndarray, dtype: str) -> np.ndarray:
     if kind not in "fiu":
         raise InputError(f"input {name!r}: dtype {arr.dtype} cannot be converted to {target}; pass numbers")
     if target.kind == "f":
-        if kind in "iu" and arr.size and np.abs(arr).max() > FLOAT32_EXACT_INT:
+        if kind in "iu" and arr.size and np.abs(arr.astype(np.float64)).max() > FLOAT32_EXACT_INT:
             raise InputError(f"input {name!r}: integers above 2**24 lose precision as {target}; scale them first")
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             return arr.astype(target)
     if kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise InputError(f"input {name!r}: needs whole numbers ({target}), got fractional or non-finite floats")
+        if arr.size and np.abs(arr).max() > np.iinfo(target).max:
+            raise InputError(f"input {name!r}: values too large for {target}")
     if kind == "u" and arr.size and arr.max() > np.iinfo(target).max:
         raise InputError(f"input {name!r}: values too large for {target}")
     return arr.astype(target)
 
 
-def check_array(t: TensorSpec, value: object, sizes: dict[str, int], stream_axis: str | None = None) -> np.ndarray:
-    """Check one input against its spec; `sizes` binds named axes across inputs (the same batch everywhere).
-    `stream_axis` may take any length (a streaming chunk of any size, even empty)."""
+def as_array(name: str, value: object) -> np.ndarray:
+    if type(value) is np.ndarray:
+        return value
     try:
-        arr = value if type(value) is np.ndarray else np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"input {t.name!r}: not an array ({exc})") from exc
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        raise InputError(f"input {name!r}: not an array of numbers ({type(exc).__name__})") from exc
+    if arr.dtype == object:
+        raise InputError(f"input {name!r}: not an array of numbers (got Python objects of mixed types or shapes)")
+    return arr
+
+
+def check_array(t: TensorSpec, value: object, sizes: dict[str, int], stream_axis: str | None = None) -> np.ndarray:
+    """Check one input's rank, sizes and dtype against its spec; `sizes` binds named axes across inputs (the same
+    batch everywhere). `stream_axis` may take any length (a streaming chunk of any size, even empty). Values are
+    checked by `Assessment` (the main input) or `check_finite`."""
+    arr = as_array(t.name, value)
     if arr.ndim != len(t.shape):
         raise InputError(f"input {t.name!r}: expected {len(t.shape)} dimensions {list(t.shape)}, got shape "
                          f"{list(arr.shape)}")
@@ -74,18 +111,58 @@ def check_array(t: TensorSpec, value: object, sizes: dict[str, int], stream_axis
             raise InputError(f"input {t.name!r}: axis {dim!r} is {size} here but {sizes[dim]} in another input")
     if arr.dtype != t.dtype:
         arr = safe_cast(t.name, arr, t.dtype)
-    if arr.dtype.kind == "f" and not all_finite(arr):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise InputError(f"input {t.name!r}: {bad} NaN/Inf value(s); impute or drop them before inference")
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    if not all_finite(arr):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise InputError(f"input {name!r}: {bad} NaN/Inf value(s); impute or drop them before inference")
+
+
+@dataclass
+class Assessment:
+    """Per-sample facts about the main input, kept small (no reference to the caller's array)."""
+
+    mins: np.ndarray
+    maxs: np.ndarray
+    clips: np.ndarray | None
+    samples: int
+
+    def quality(self, spec: ModelSpec) -> list[tuple[str, ...]]:
+        return assess(self.mins, self.maxs, spec.preprocessing.input_range, self.clips, self.samples)
+
+
+def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarray | None = None) -> Assessment:
+    """Finite values, no absurd magnitudes (InputError), and the facts behind the quality marks. With `lengths`
+    shorter than the time axis, only each sequence's valid steps count (padding is not signal)."""
+    rng = spec.preprocessing.input_range
+    axis = rng.axis if rng is not None and rng.axis < arr.ndim and arr.shape[rng.axis] == len(rng.low) else None
+    if arr.size == 0:
+        return Assessment(np.zeros((arr.shape[0] if arr.ndim else 0, 1)), np.zeros((0, 1)), None, 0)
+    if lengths is not None and arr.ndim >= 2 and int(lengths.min()) < arr.shape[1]:
+        steps = np.arange(arr.shape[1]).reshape((1, -1) + (1,) * (arr.ndim - 2))
+        valid = steps < lengths.reshape((-1,) + (1,) * (arr.ndim - 1))
+        mins, _ = extremes(np.where(valid, arr, np.inf), axis)
+        _, maxs = extremes(np.where(valid, arr, -np.inf), axis)
+    else:
+        mins, maxs = extremes(arr, axis)
+    check_magnitude(name, mins, maxs, rng if axis is not None else None)
+    clips = None
+    if axis is not None and "clipping" in rng.checks:
+        clips = clip_counts(arr, axis, mins, maxs)
+    return Assessment(mins, maxs, clips, arr.size // max(1, arr.shape[0] * mins.shape[1]))
 
 
 def check_rate(spec: ModelSpec, sampling_rate_hz: float | None) -> None:
     expected = spec.preprocessing.sampling_rate_hz or spec.preprocessing.frame_rate_hz
-    if sampling_rate_hz is None or expected is None:
+    if sampling_rate_hz is None:
         return
-    if abs(sampling_rate_hz - expected) > 1e-6 * expected:
-        raise InputError(f"signal sampled at {sampling_rate_hz:g} Hz but the model expects {expected:g} Hz; "
+    rate = positive_rate(sampling_rate_hz)
+    if expected is None:
+        return
+    if abs(rate - expected) > 1e-6 * expected:
+        raise InputError(f"signal sampled at {rate:g} Hz but the model expects {expected:g} Hz; "
                          "resample it first")
 
 
@@ -102,9 +179,9 @@ def apply_runtime_preprocessing(spec: ModelSpec, name: str, arr: np.ndarray) -> 
 
 
 def prepare_inputs(spec: ModelSpec, inputs: dict[str, object], sampling_rate_hz: float | None = None,
-                   ) -> dict[str, np.ndarray]:
-    """Checked, converted, preprocessed feeds for every model input. A missing int64 `lengths` input is filled
-    with the full time length (no padding)."""
+                   ) -> tuple[dict[str, np.ndarray], Assessment]:
+    """Checked, converted, preprocessed feeds for every model input, and the main input's assessment. A missing
+    int64 `lengths` input is filled with the full time length (no padding)."""
     check_rate(spec, sampling_rate_hz)
     unknown = [k for k in inputs if all(k != t.name for t in spec.inputs)]
     if unknown:
@@ -119,10 +196,15 @@ def prepare_inputs(spec: ModelSpec, inputs: dict[str, object], sampling_rate_hz:
                 filled = True
                 continue
             raise InputError(f"missing input {t.name!r} ({list(t.shape)}, {t.dtype})")
-        feeds[t.name] = apply_runtime_preprocessing(spec, t.name, check_array(t, inputs[t.name], sizes))
+        feeds[t.name] = check_array(t, inputs[t.name], sizes)
     if "lengths" in feeds and "time" in sizes and not filled:
         lengths = feeds["lengths"]
         if lengths.min() < 1 or lengths.max() > sizes["time"]:
             raise InputError(f"input 'lengths': values must be 1..{sizes['time']} (the time axis), got "
                              f"{int(lengths.min())}..{int(lengths.max())}")
-    return feeds
+    main = spec.inputs[0].name
+    assessment = assess_input(spec, main, feeds[main], feeds.get("lengths") if not filled else None)
+    for t in spec.inputs[1:]:
+        check_finite(t.name, feeds[t.name])
+    feeds = {k: apply_runtime_preprocessing(spec, k, v) for k, v in feeds.items()}
+    return feeds, assessment

@@ -231,10 +231,16 @@ def test_foreign_exported_program_export(tmp_path):
     program = torch.export.export(_Foreign().eval(), (torch.randn(2, 3, 100),),
                                   dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
     torch.export.save(program, tmp_path / "ep.pt2")
-    result = invoke("export", tmp_path / "ep.pt2", "--input-shape", "2,3,100", "--dynamic-axis", "0=batch",
-                    "--labels", "a,b,c,d", "-o", tmp_path / "ep.onnx")
+    args = ["export", tmp_path / "ep.pt2", "--input-shape", "2,3,100", "--dynamic-axis", "0=batch",
+            "--labels", "a,b,c,d", "-o", tmp_path / "ep.onnx"]
+    refused = invoke(*args)  # torch.export.load unpickles: it needs the same opt-in as a pickle
+    assert refused.exit_code == 1 and "ExportedProgram" in refused.output and "--trust-pickle" in refused.output
+    assert not (tmp_path / "ep.onnx").exists()
+    result = invoke(*args, "--trust-pickle")
     assert result.exit_code == 0, result.output
     assert "exporter: dynamo" in result.output and "batch 7" in result.output
+    provenance = json.loads(invoke("info", tmp_path / "ep.onnx", "--json").output)["edgemed"]["provenance"]
+    assert "unpickles" in provenance["trusted_code_on_load"]["reason"]
 
 
 def test_pickled_module_needs_trust_pickle(tmp_path):
@@ -242,7 +248,7 @@ def test_pickled_module_needs_trust_pickle(tmp_path):
     args = ["export", tmp_path / "pickled.pt", "--input-shape", "2,3,50", "--dynamic-axis", "0=batch",
             "--labels", "a,b,c,d", "-o", tmp_path / "p.onnx"]
     refused = invoke(*args)
-    assert refused.exit_code == 1 and "would run arbitrary code" in refused.output
+    assert refused.exit_code == 1 and "would run code from the file" in refused.output
     assert "--trust-pickle" in refused.output
     assert not (tmp_path / "p.onnx").exists()
     trusted = invoke(*args, "--trust-pickle")

@@ -90,7 +90,7 @@ def test_failed_gate_writes_nothing_unless_forced(ecg_onnx, tmp_path):
     with pytest.raises(QuantizationError, match="macro-F1 points .* nothing written"):
         quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100)  # demands a 100-point gain
     assert list(tmp_path.iterdir()) == []
-    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force=True).report
+    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force_gate=True).report
     assert report["gate"] == "failed (forced)"
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
     assert json.loads(meta["edgemed.quantization"])["gate"] == "failed (forced)"

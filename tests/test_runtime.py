@@ -63,7 +63,7 @@ def test_padded_gru_batch_matches_pytorch(checkpoints, exported):
 
 def test_stream_over_a_record_equals_the_whole_sequence(checkpoints, exported, mitdb):
     """A real ECG record (MIT-BIH 208, resampled to the model's 100 Hz) pushed in uneven pieces."""
-    from edgemed.train.data.signal import resample
+    from edgemed.core.signal import resample
     from edgemed.train.data.wfdb_source import read_record
 
     sig, fs, _, _ = read_record(mitdb, "208", 2)
@@ -266,7 +266,7 @@ def test_run_cli_with_npz_labels_csv_and_json(exported, tmp_path):
     assert set(data["predictions"][0]["probabilities"]) == {"sinus", "afib", "brady", "tachy", "pvc"}
     result = invoke("run", exported["cnn_gru"], tmp_path / "d.npz", "--out", tmp_path / "p.csv")
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
-    assert header == "index,id,label,true,p_sinus,p_afib,p_brady,p_tachy,p_pvc"
+    assert header == "index,id,label,true,p_sinus,p_afib,p_brady,p_tachy,p_pvc,quality"
 
 
 def test_run_cli_csv_sequences_and_stream(exported, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from edgemed.core.atomic import write_atomic
-from edgemed.core.errors import CheckpointError, EdgemedError
+from edgemed.core.errors import CheckpointError, EdgemedError, UnsafeFileError
+from edgemed.core.limits import check_file_size
+from edgemed.core.pickle_scan import code_globals
 from edgemed.train.models import create_model
 
 FORMAT_VERSION = 1
@@ -44,25 +46,41 @@ def save_checkpoint(path: Path | str, model: nn.Module, provenance: dict[str, An
     return path
 
 
+def _code_in(path: Path) -> list[str]:
+    """Globals beyond plain data and tensors that the file's pickle names (read as data, nothing run)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            pickles = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not pickles:
+                raise CheckpointError(f"{path}: not an edgemed checkpoint (a zip archive without data.pkl)")
+            return code_globals(z.read(pickles[0]))
+    except zipfile.BadZipFile:
+        try:
+            return code_globals(path.read_bytes())
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's archive nor a pickle)") \
+                from exc
+
+
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
-    """The raw checkpoint dict, refusing anything that would need arbitrary unpickling."""
+    """The raw checkpoint dict. A file whose pickle names anything beyond plain types and tensors is refused before
+    it is opened (loading it would run that code); the rest loads with torch's weights-only unpickler."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    check_file_size(path, "model_mb")
+    found = _code_in(path)
+    if found:
+        shown = ", ".join(sorted(set(found))[:3])
+        raise UnsafeFileError(
+            f"{path}: refused: it pickles Python objects ({shown}), and loading it would run their code. edgemed "
+            "checkpoints hold only plain types and tensors: re-save the model with edgemed, or export it as a "
+            "foreign model with --trust-pickle if you trust its source"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (not in torch.save's format)") from exc
-        raise CheckpointError(
-            f"{path}: refused: the file holds pickled Python objects, and loading them would run arbitrary code. "
-            "edgemed checkpoints hold only plain types and tensors; re-save the model with edgemed"
-        ) from exc
-    except Exception as exc:  # torch raises RuntimeError/EOFError/zipfile errors on non-checkpoints
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line})"
-        ) from exc
+    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors on non-checkpoints
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not an edgemed checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
     version = ckpt["format_version"]

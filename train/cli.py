@@ -24,6 +24,16 @@ def _csv_list(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
+def _leads(text: str | None) -> int | list[str] | None:
+    if not text:
+        return None
+    if text.strip().isdigit():
+        if int(text) < 1:
+            raise click.BadParameter("needs at least one lead", param_hint="--leads")
+        return int(text)
+    return _csv_list(text)
+
+
 @click.command("train")
 @click.option("--model", "model_name", required=True, type=click.Choice(list_models()), help="Architecture.")
 @click.option("--data", required=True, metavar="SOURCE",
@@ -51,7 +61,8 @@ def _csv_list(text: str | None) -> list[str] | None:
 @click.option("--samples", type=click.IntRange(10), help="Synthetic data: number of samples.")
 @click.option("--records", help="WFDB: comma-separated record names (default: all in RECORDS).")
 @click.option("--task", type=click.Choice(["beats", "rhythm"]), help="WFDB: beat windows or rhythm windows.")
-@click.option("--leads", type=click.IntRange(1), help="Leads to use (WFDB: the first N; synthetic ECG: count).")
+@click.option("--leads", help="Leads: names (WFDB, matched by name in every record: --leads MLII,V1), or a count "
+              "(synthetic ECG; WFDB: the first record's first N, then found by name).")
 @click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=1),
               help="Resample ECG to this rate (Hz).")
 @click.option("--no-filter", is_flag=True, help="WFDB: skip the 0.5-40 Hz band-pass filter.")
@@ -71,7 +82,7 @@ def train_command(model_name, data, out, epochs, batch_size, lr, weight_decay, g
         patience=patience, seed=seed, device=device, class_weighting=ClassWeighting(class_weighting),
         max_steps_per_epoch=max_steps_per_epoch, augment=augment, progress=not quiet,
     )
-    data_options = {"samples": samples, "records": _csv_list(records), "task": task, "leads": leads,
+    data_options = {"samples": samples, "records": _csv_list(records), "task": task, "leads": _leads(leads),
                     "sampling_rate_hz": sampling_rate_hz, "filtered": False if no_filter else None,
                     "window_s": window_s}
     summary = run_training(

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.core.atomic import public_mode
-from edgemed.core.errors import DataError
 from edgemed.core.metrics import format_report
 from edgemed.train.builder import build_for_data
 from edgemed.train.checkpoint import save_checkpoint
 from edgemed.train.data import load_data
 from edgemed.train.plots import plot_history
 from edgemed.train.provenance import provenance
+from edgemed.train.run_folder import check_replaceable_run, publish_run, write_marker
 from edgemed.train.split import group_split
 from edgemed.train.trainer import TrainConfig, seed_everything, train
 
@@ -47,8 +47,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
     a failure at any point leaves no half-written run.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
+    check_replaceable_run(out, overwrite)
     ds = load_data(data, seed=train_cfg.seed, **(data_options or {}))
     train_idx, val_idx = group_split(ds, val_fraction, train_cfg.seed, val_groups)
     train_ds, val_ds = ds.subset(train_idx), ds.subset(val_idx)
@@ -79,10 +78,9 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         save_checkpoint(tmp / "model.pt", result.model, prov)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_history(result.history, tmp / "training.png", f"{model_name} on {Path(data).name}")
+        write_marker(tmp)
         os.chmod(tmp, public_mode(directory=True))  # mkdtemp makes it owner-only
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish_run(tmp, out, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.core.arrays_io import load_npy
+from edgemed.core.arrays_io import load_npz as read_npz
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.digest import file_sha256
 from edgemed.core.errors import DataError
@@ -32,14 +34,10 @@ def _labels_from(y: np.ndarray, names: np.ndarray | None, source: str) -> tuple[
 
 
 def load_npz(path: Path) -> Dataset:
-    """X [n, ...], y [n]; optional groups [n], lengths [n] and label_names [k]."""
+    """X [n, ...], y [n]; optional groups [n], lengths [n], label_names [k] and channel_names."""
     if path.suffix == ".npy":
         return _load_npy(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}); object arrays are refused") from exc
+    arrays = read_npz(path, allow_text=("y", "groups", "label_names", "channel_names"))
     missing = {"X", "y"} - set(arrays)
     if missing:
         raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected X and y (groups, lengths optional)")
@@ -52,10 +50,7 @@ def _load_npy(path: Path) -> Dataset:
     for key in ("X", "y", "groups", "lengths", "label_names"):
         candidate = path if key == "X" else path.with_name(f"{key}.npy")
         if candidate.exists():
-            try:
-                arrays[key] = np.load(candidate, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{candidate}: not a readable .npy file ({exc})") from exc
+            arrays[key] = load_npy(candidate, allow_text=key != "X")
     if "y" not in arrays:
         raise DataError(f"{path}: a .npy input needs its labels in {path.with_name('y.npy')}")
     return _dataset(path, arrays)
@@ -66,9 +61,10 @@ def _dataset(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
     y, labels = _labels_from(np.asarray(arrays["y"]).reshape(-1), arrays.get("label_names"), src)
     n = len(y)
     groups = arrays.get("groups", np.arange(n))
+    names = tuple(str(c) for c in arrays["channel_names"]) if "channel_names" in arrays else ()
     return Dataset(
         X=arrays["X"], y=y, labels=labels, groups=np.asarray(groups).astype(str), source=src,
-        sha256=file_sha256(path), lengths=arrays.get("lengths"),
+        sha256=file_sha256(path), lengths=arrays.get("lengths"), channel_names=names,
     )
 
 

@@ -31,6 +31,7 @@ class Dataset:
     window: dict = field(default_factory=dict)
     channel_names: tuple[str, ...] = ()
     layout: str | None = None  # e.g. "batch,lead,sample"; None when the source cannot tell (plain arrays)
+    signal_checks: tuple[str, ...] = ("range",)  # plausibility checks the runtime applies (see InputRange)
 
     def __post_init__(self) -> None:
         self.X = np.asarray(self.X)
@@ -80,6 +81,7 @@ class Dataset:
             sha256=self.sha256, lengths=None if self.lengths is None else self.lengths[idx],
             sampling_rate_hz=self.sampling_rate_hz, frame_rate_hz=self.frame_rate_hz, units=self.units,
             bandpass=self.bandpass, window=dict(self.window), channel_names=self.channel_names, layout=self.layout,
+            signal_checks=self.signal_checks,
         )
 
     def class_counts(self) -> dict[str, int]:

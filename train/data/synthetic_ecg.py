@@ -14,6 +14,7 @@ import hashlib
 
 import numpy as np
 
+from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
 
 RHYTHMS = ("sinus", "afib", "brady", "tachy", "pvc")
@@ -91,6 +92,8 @@ def _patient(leads: int, rng: np.random.Generator) -> dict:
 def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_rate_hz: float = 250.0,
                   window_s: float = 10.0, patients: int = 40) -> Dataset:
     """`samples` windows of `window_s` seconds, balanced over the five rhythms, from `patients` patients."""
+    if isinstance(leads, bool) or not isinstance(leads, int) or leads < 1:
+        raise DataError(f"synthetic-ecg takes a number of leads (--leads 2), not {leads!r}")
     rng = np.random.default_rng(seed)
     people = [_patient(leads, rng) for _ in range(patients)]
     n = int(round(window_s * sampling_rate_hz))
@@ -106,4 +109,5 @@ def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_r
         sha256=hashlib.sha256(params.encode()).hexdigest(), sampling_rate_hz=sampling_rate_hz, units="mV",
         window={"kind": "rhythm", "seconds": window_s}, channel_names=tuple(f"lead{i + 1}" for i in range(leads)),
         layout="batch,lead,sample",
+        signal_checks=("range", "flat", "clipping"),
     )

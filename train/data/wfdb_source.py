@@ -8,65 +8,45 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.core import wfdb
 from edgemed.core.errors import DataError
+from edgemed.core.signal import bandpass, resample
 from edgemed.core.spec import BandpassFilter
+from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, beat_windows, rhythm_windows
 from edgemed.train.data.dataset import Dataset
-from edgemed.train.data.signal import bandpass, resample
 
-AAMI_CLASSES = ("N", "S", "V", "F", "Q")
-# AAMI EC57 grouping of MIT-BIH beat symbols.
-AAMI_MAP = {
-    **dict.fromkeys("NLRej", "N"),
-    **dict.fromkeys("aAJS", "S"),
-    **dict.fromkeys("VE", "V"),
-    "F": "F",
-    **dict.fromkeys("/fQ", "Q"),
-}
 DEFAULT_BANDPASS = BandpassFilter(low_hz=0.5, high_hz=40.0, order=2, zero_phase=True)
-
-
-def _wfdb():
-    try:
-        import wfdb
-    except ImportError as exc:  # pragma: no cover - wfdb is in the train extra
-        raise DataError("reading WFDB records needs the wfdb package: pip install 'edgemed[train]'") from exc
-    return wfdb
 
 
 def list_records(folder: Path) -> list[str]:
     """Record names from the RECORDS file, or every `.hea` header in the folder."""
-    index = folder / "RECORDS"
-    if index.exists():
-        names = [line.strip() for line in index.read_text().splitlines() if line.strip()]
-    else:
-        names = sorted(p.stem for p in folder.glob("*.hea"))
-    if not names:
-        raise DataError(f"{folder}: no WFDB records (no RECORDS file and no .hea headers)")
-    return names
+    return wfdb.record_names(folder)
 
 
-def read_record(folder: Path, name: str, leads: int | None) -> tuple[np.ndarray, float, list[str], object]:
-    """Signal [leads, samples] in physical units, its rate, lead names and the `atr` annotation."""
-    wfdb = _wfdb()
+def read_record(folder: Path, name: str, leads: int | list[str] | None
+                ) -> tuple[np.ndarray, float, list[str], wfdb.Annotations]:
+    """Signal [leads, samples] in physical units, its rate, lead names and the `atr` annotations. `leads` is a
+    list of lead names (chosen by name, in that order), a count (the record's first leads) or None (all)."""
     base = folder / name
-    if not base.with_suffix(".hea").exists():
-        raise DataError(f"record {name}: header {base.with_suffix('.hea')} not found")
-    if not base.with_suffix(".atr").exists():
-        raise DataError(f"record {name}: no annotation file {base.with_suffix('.atr')}; beat and rhythm "
+    if not base.with_name(name + ".atr").exists():
+        raise DataError(f"record {name}: no annotation file {base.with_name(name + '.atr')}; beat and rhythm "
                         "labels come from the .atr annotations")
-    try:
-        record = wfdb.rdrecord(str(base))
-        ann = wfdb.rdann(str(base), "atr")
-    except Exception as exc:  # wfdb raises bare ValueError/OSError/etc. on malformed files
-        raise DataError(f"record {name}: cannot read WFDB files: {exc}") from exc
-    sig = np.asarray(record.p_signal, dtype=np.float32).T
-    if leads is not None:
-        if sig.shape[0] < leads:
-            raise DataError(f"record {name}: has {sig.shape[0]} lead(s), {leads} requested")
-        sig = sig[:leads]
+    record = wfdb.read_record(base)
+    ann = wfdb.read_annotations(base)
+    if isinstance(leads, list):
+        missing = [c for c in leads if c not in record.names]
+        if missing:
+            raise DataError(f"record {name}: has leads {record.names}, not {missing}; leads are matched by name, so "
+                            "name leads every record has (--leads MLII) or leave this record out (--records)")
+        rows = [record.names.index(c) for c in leads]
+    else:
+        if leads is not None and len(record.names) < leads:
+            raise DataError(f"record {name}: has {len(record.names)} lead(s), {leads} requested")
+        rows = list(range(len(record.names) if leads is None else leads))
+    sig = record.signal[rows]
     if not np.isfinite(sig).all():
         raise DataError(f"record {name}: signal contains NaN (missing samples); choose other records")
-    return sig, float(record.fs), list(record.sig_name[: sig.shape[0]]), ann
+    return sig, record.fs, [record.names[r] for r in rows], ann
 
 
 def beat_counts(folder: Path | str, name: str) -> dict[str, int]:
@@ -92,7 +72,7 @@ def load_wfdb(
     *,
     task: str = "beats",
     records: list[str] | None = None,
-    leads: int | None = None,
+    leads: int | list[str] | None = None,
     sampling_rate_hz: float | None = None,
     filtered: bool = True,
     before_s: float = 0.9,
@@ -105,6 +85,7 @@ def load_wfdb(
     AAMI class. task "rhythm": non-overlapping `window_s` windows lying wholly inside one rhythm episode
     (the `aux_note` of rhythm annotations, e.g. "(AFIB"), labelled by that rhythm. `filtered` applies a
     0.5-40 Hz zero-phase Butterworth band-pass to each whole record first (removes baseline wander).
+    `leads`: lead names, or a count of leads taken from the first record and then found by name in the others.
     """
     folder = Path(folder)
     filter_spec = DEFAULT_BANDPASS if filtered else None
@@ -116,7 +97,8 @@ def load_wfdb(
     xs, ys, gs = [], [], []
     rate, lead_names = None, []
     for name in names:
-        sig, fs, lead_names, ann = read_record(folder, name, leads)
+        # Leads are chosen by name: the first record fixes the names, every other record must have them.
+        sig, fs, lead_names, ann = read_record(folder, name, lead_names or leads)
         if filter_spec is not None:
             sig = bandpass(sig, fs, filter_spec)
         target = sampling_rate_hz or fs
@@ -127,9 +109,11 @@ def load_wfdb(
         rate = target
         samples = np.round(np.asarray(ann.sample) * scale).astype(np.int64)
         if task == "beats":
-            x, y = _beat_windows(sig, samples, ann.symbol, int(round(before_s * target)), int(round(after_s * target)))
+            beats = np.array([i for i, sym in enumerate(ann.symbol) if sym in AAMI_MAP], np.int64)
+            x, kept = beat_windows(sig, samples[beats], int(round(before_s * target)), int(round(after_s * target)))
+            y = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
         else:
-            x, y = _rhythm_windows(sig, samples, ann.aux_note, int(round(window_s * target)))
+            x, y, _ = rhythm_windows(sig, samples, ann.aux, int(round(window_s * target)))
         xs.append(x)
         ys.extend(y)
         gs.extend([name] * len(y))
@@ -146,29 +130,5 @@ def load_wfdb(
         X=np.concatenate(xs), y=np.array([index[v] for v in ys]), labels=labels, groups=np.array(gs),
         source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), sampling_rate_hz=rate,
         units="mV", bandpass=filter_spec, window=window, channel_names=tuple(lead_names), layout="batch,lead,sample",
+        signal_checks=("range", "flat", "clipping"),
     )
-
-
-def _beat_windows(sig, samples, symbols, before, after):
-    keep = [
-        (s, AAMI_MAP[sym])
-        for s, sym in zip(samples, symbols, strict=True)
-        if sym in AAMI_MAP and s - before >= 0 and s + after <= sig.shape[1]
-    ]
-    if not keep:
-        return np.zeros((0, sig.shape[0], before + after), np.float32), []
-    starts = np.array([s - before for s, _ in keep])
-    idx = starts[:, None] + np.arange(before + after)[None, :]
-    return sig[:, idx].transpose(1, 0, 2).copy(), [c for _, c in keep]
-
-
-def _rhythm_windows(sig, samples, aux, length):
-    changes = [(s, a.strip("(\x00 ")) for s, a in zip(samples, aux, strict=True) if a and a.startswith("(")]
-    xs, ys = [], []
-    for (start, rhythm), end in zip(changes, [s for s, _ in changes[1:]] + [sig.shape[1]], strict=True):
-        for w in range(start, end - length + 1, length):
-            xs.append(sig[:, w : w + length])
-            ys.append(rhythm)
-    if not xs:
-        return np.zeros((0, sig.shape[0], length), np.float32), []
-    return np.stack(xs), ys

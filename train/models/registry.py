@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from edgemed.core.errors import ModelError
-from edgemed.core.spec import BandpassFilter, Normalization, Preprocessing
+from edgemed.core.spec import Preprocessing
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
 
@@ -38,11 +38,6 @@ def _lookup(name: str) -> tuple[type[nn.Module], type]:
 def _coerce(field: dataclasses.Field, value: Any) -> Any:
     """Turn plain values (from JSON, a checkpoint or the CLI) into the field's declared type."""
     if field.name == "preprocessing" and isinstance(value, dict):
-        value = dict(value)
-        if isinstance(value.get("normalization"), dict):
-            value["normalization"] = Normalization(**value["normalization"])
-        if isinstance(value.get("bandpass"), dict):
-            value["bandpass"] = BandpassFilter(**value["bandpass"])
         return Preprocessing(**value)
     if isinstance(value, list):
         return tuple(value)
