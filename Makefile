@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := runs/demo
 
-.PHONY: install demo test test-slow test-all check-wheel lint clean
+.PHONY: install demo test test-slow test-all fuzz check-wheel lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,17 +19,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgemed train --model cnn_gru --data synthetic-ecg --samples 1000 --leads 2 \
 		--epochs 12 -c causal=true --out $(DEMO)/train --overwrite
-	$(BIN)/edgemed export $(DEMO)/train/model.pt -o $(DEMO)/model.onnx
-	$(BIN)/edgemed export $(DEMO)/train/model.pt --streaming -o $(DEMO)/model.stream.onnx
+	$(BIN)/edgemed export $(DEMO)/train/model.pt -o $(DEMO)/model.onnx --force
+	$(BIN)/edgemed export $(DEMO)/train/model.pt --streaming -o $(DEMO)/model.stream.onnx --force
 	$(BIN)/edgemed info $(DEMO)/model.onnx
 	$(BIN)/python scripts/demo_compare.py $(DEMO)/train/model.pt $(DEMO)/model.onnx $(DEMO)/heldout.npz
-	$(BIN)/edgemed run $(DEMO)/model.onnx $(DEMO)/heldout.npz --out $(DEMO)/predictions.csv
-	$(BIN)/edgemed quantize $(DEMO)/model.onnx --mode static -o $(DEMO)/model.int8.onnx --json $(DEMO)/quantization.json
+	$(BIN)/edgemed run $(DEMO)/model.onnx $(DEMO)/heldout.npz --out $(DEMO)/predictions.csv --force
+	$(BIN)/edgemed quantize $(DEMO)/model.onnx --mode static -o $(DEMO)/model.int8.onnx --json $(DEMO)/quantization.json --force
 	$(BIN)/edgemed run $(DEMO)/model.int8.onnx $(DEMO)/heldout.npz
 	$(BIN)/edgemed profile $(DEMO)/model.onnx --device host --compare $(DEMO)/model.int8.onnx \
-		--torch $(DEMO)/train/model.pt --runs 200 --json $(DEMO)/profile.json --plot $(DEMO)/latency.png
-	rm -rf $(DEMO)/bundle
-	$(BIN)/edgemed bundle $(DEMO)/model.onnx $(DEMO)/model.int8.onnx --device host -o $(DEMO)/bundle
+		--torch $(DEMO)/train/model.pt --runs 200 --json $(DEMO)/profile.json --plot $(DEMO)/latency.png --force
+	$(BIN)/edgemed bundle $(DEMO)/model.onnx $(DEMO)/model.int8.onnx --device host -o $(DEMO)/bundle --force
 	$(BIN)/edgemed verify-bundle $(DEMO)/bundle
 	$(BIN)/python scripts/demo_report.py $(DEMO)
 
@@ -38,6 +37,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+fuzz: $(STAMP)
+	EDGEMED_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'slow or not slow'

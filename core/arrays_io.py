@@ -7,7 +7,9 @@ member count, declared sizes and compression ratios are checked first, and each 
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,7 +19,7 @@ from edgemed.core.errors import DataError, LimitError
 from edgemed.core.limits import check, check_file_size, limit
 
 NPZ_MAX_MEMBERS = 64
-NPZ_RATIO_FACTOR = 10  # zero-padded arrays compress far better than models: npz members get 10x the zip limit
+NPZ_RATIO_FACTOR = 5  # zero-padded arrays compress far better than models: npz members get 5x the zip limit
 
 
 def _header(f: BinaryIO, where: str, allow_text: bool) -> tuple[tuple[int, ...], np.dtype]:
@@ -31,7 +33,7 @@ def _header(f: BinaryIO, where: str, allow_text: bool) -> tuple[tuple[int, ...],
             shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=max_header)
         else:
             raise DataError(f"{where}: unsupported .npy version {version}")
-    except ValueError as exc:
+    except (ValueError, SyntaxError, TypeError, KeyError, OverflowError, MemoryError, tokenize.TokenError) as exc:
         text = str(exc)
         if "max_header_size" in text or "header" in text and "large" in text:
             raise LimitError(f"{where}: the .npy header is longer than {max_header} bytes; set "
@@ -92,5 +94,5 @@ def load_npz(path: Path | str, allow_text: tuple[str, ...] = ()) -> dict[str, np
             return arrays
     except zipfile.BadZipFile as exc:
         raise DataError(f"{path}: not a readable .npz file (not a zip archive)") from exc
-    except (OSError, ValueError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.LargeZipFile, NotImplementedError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0][:200]})") from exc

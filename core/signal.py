@@ -193,11 +193,16 @@ def resample_poly(x: np.ndarray, up: int, down: int, axis: int = -1) -> np.ndarr
     return np.moveaxis(out.reshape(x.shape[:-1] + (n_out,)), -1, axis)
 
 
+MAX_RATIO_TERM = 1000
+
+
 def rate_ratio(from_hz: float, to_hz: float) -> tuple[int, int]:
-    """(up, down) with to/from = up/down, denominators up to 1000."""
-    ratio = Fraction(to_hz / from_hz).limit_denominator(1000)
-    if ratio.numerator < 1:
-        raise DataError(f"cannot resample from {from_hz:g} Hz to {to_hz:g} Hz")
+    """(up, down) with to/from = up/down, both at most 1000 (so the filter stays small)."""
+    if not (math.isfinite(from_hz) and math.isfinite(to_hz) and from_hz > 0 and to_hz > 0):
+        raise DataError(f"cannot resample from {from_hz} Hz to {to_hz} Hz: rates must be positive numbers")
+    ratio = Fraction(to_hz / from_hz).limit_denominator(MAX_RATIO_TERM)
+    if not 1 <= ratio.numerator <= MAX_RATIO_TERM:
+        raise DataError(f"cannot resample from {from_hz:g} Hz to {to_hz:g} Hz: the ratio is beyond 1:{MAX_RATIO_TERM}")
     return ratio.numerator, ratio.denominator
 
 

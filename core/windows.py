@@ -32,7 +32,8 @@ def rhythm_windows(sig: np.ndarray, samples: np.ndarray, aux: list[str], length:
     "(AFIB" starts an episode), their rhythm names, and their start samples."""
     changes = [(int(s), a.strip("(\x00 ")) for s, a in zip(samples, aux, strict=True) if a and a.startswith("(")]
     xs, ys, starts = [], [], []
-    for (start, rhythm), end in zip(changes, [s for s, _ in changes[1:]] + [sig.shape[1]], strict=True):
+    ends = [s for s, _ in changes[1:]] + [sig.shape[1]] if changes else []
+    for (start, rhythm), end in zip(changes, ends, strict=True):
         for w in range(max(start, 0), end - length + 1, length):
             xs.append(sig[:, w : w + length])
             ys.append(rhythm)

@@ -11,6 +11,7 @@ from edgemed.core.errors import SpecError
 from edgemed.core.spec import ModelSpec
 from edgemed.export.parity import ParityReport
 from edgemed.export.pipeline import measure_parity, session, target_from_checkpoint
+from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model_info import describe
 
 
@@ -21,6 +22,8 @@ class VerifyResult:
 
 
 def verify(checkpoint: Path, onnx_path: Path, use_real_data: bool = True) -> VerifyResult:
+    """Parity of `onnx_path` against `checkpoint`. A file that fails its own integrity checks is refused first."""
+    verify_file(onnx_path, strict=False)
     info = describe(onnx_path)
     meta = info["edgemed"]
     if "spec" not in meta:
@@ -31,8 +34,8 @@ def verify(checkpoint: Path, onnx_path: Path, use_real_data: bool = True) -> Ver
     recorded = (meta.get("checksums") or {}).get("checkpoint_sha256")
     if recorded and recorded != file_sha256(checkpoint):
         notes.append(f"note: {onnx_path.name} was exported from another checkpoint file (sha256 {recorded[:12]}...)")
-    if info["sidecar"] == "MISMATCH":
-        notes.append(f"note: {onnx_path.name} does not match its .sha256 sidecar: the file changed after export")
+    if info["sidecar"] is None:
+        notes.append(f"note: {onnx_path.name} has no .sha256 sidecar")
     if spec.labels != target.spec.labels or spec.architecture != target.spec.architecture:
         raise SpecError(f"{onnx_path} is a {spec.architecture} with labels {list(spec.labels)}, but {checkpoint} "
                         f"is a {target.spec.architecture} with labels {list(target.spec.labels)}")

@@ -176,7 +176,9 @@ def _manifest(files: dict[str, bytes], where: str) -> dict[str, Any]:
         if not isinstance(digest, str) or len(digest) != 64:
             raise BundleError(f"{where}: refused: {MANIFEST} gives {name!r} no sha256")
     for entry in models:
-        if not isinstance(entry, dict) or entry.get("file") not in listed or entry.get("sidecar") not in listed:
+        if (not isinstance(entry, dict) or not isinstance(entry.get("file"), str)
+                or not isinstance(entry.get("sidecar"), str) or entry["file"] not in listed
+                or entry["sidecar"] not in listed):
             raise BundleError(f"{where}: refused: a model entry names a file (or sidecar) the manifest does not list")
     if not isinstance(manifest.get("device"), dict) or not isinstance(manifest["device"].get("name"), str):
         raise BundleError(f"{where}: refused: {MANIFEST} names no device")

@@ -99,9 +99,8 @@ def _spec_from_graph(session: ort.InferenceSession, path: Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: the graph's inputs cannot be described: {exc}") from exc
 
 
-_ORT_LOAD_ERRORS = (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
-                    ort.capi.onnxruntime_pybind11_state.InvalidGraph, ort.capi.onnxruntime_pybind11_state.NoSuchFile,
-                    ort.capi.onnxruntime_pybind11_state.NotImplemented, RuntimeError)
+_ORT = ort.capi.onnxruntime_pybind11_state
+_ORT_ERRORS = (*(e for e in vars(_ORT).values() if isinstance(e, type) and issubclass(e, Exception)), RuntimeError)
 
 
 class EdgeModel:
@@ -136,7 +135,7 @@ class EdgeModel:
         try:
             self.session, self.providers = create_session(data, providers, session_options(threads, spinning),
                                                           self.strict)
-        except _ORT_LOAD_ERRORS as exc:
+        except _ORT_ERRORS as exc:
             first = (str(exc).splitlines() or [""])[0]
             raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): {first}") from exc
         self.metadata = {k.removeprefix("edgemed."): v for k, v in summary.metadata.items()
@@ -160,8 +159,13 @@ class EdgeModel:
         return self.spec.labels
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Raw session run: no checks. For feeds already prepared (streaming, benchmarks)."""
-        return self.session.run(self.output_names, feeds)
+        """Raw session run: no checks. For feeds already prepared (streaming, benchmarks). onnxruntime's own
+        refusals become InputError naming the model."""
+        try:
+            return self.session.run(self.output_names, feeds)
+        except _ORT_ERRORS as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise InputError(f"{self.path.name}: onnxruntime could not run these inputs: {first}") from exc
 
     def predict(self, x: Any, lengths: Any = None, sampling_rate_hz: float | None = None,
                 **other_inputs: Any) -> Prediction:

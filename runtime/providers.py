@@ -9,7 +9,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from edgemed.core.errors import ProviderError
+from edgemed.core.errors import InputError, ProviderError
 
 # Plain provider choices for `--device`, besides the device profiles of edgemed.devices.
 PRESETS: dict[str, list[str]] = {
@@ -56,7 +56,19 @@ class ProviderReport:
 
 
 def normalise(providers: list[str | tuple[str, dict]]) -> list[tuple[str, dict]]:
-    return [(p, {}) if isinstance(p, str) else (p[0], dict(p[1])) for p in providers]
+    """Provider names or (name, options) pairs, checked: InputError for anything else."""
+    if not isinstance(providers, list | tuple) or not providers:
+        raise InputError(f"providers must be a non-empty list of names or (name, options) pairs, got {providers!r}")
+    out = []
+    for p in providers:
+        if isinstance(p, str):
+            out.append((p, {}))
+        elif (isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], dict)
+              and all(isinstance(k, str) for k in p[1])):
+            out.append((p[0], {k: str(v) for k, v in p[1].items()}))
+        else:
+            raise InputError(f"provider {p!r} is neither a name nor a (name, options dict) pair")
+    return out
 
 
 def session_options(threads: int, spinning: bool, inter_threads: int = 1) -> ort.SessionOptions:

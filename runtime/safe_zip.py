@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from edgemed.core.atomic import private_tempdir
@@ -32,7 +33,7 @@ def read_zip(path: Path) -> dict[str, bytes]:
     where = str(path)
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError, zlib.error) as exc:
         raise BundleError(f"{where}: neither a bundle folder nor a readable zip") from exc
     with archive as z:
         infos = z.infolist()
@@ -62,7 +63,7 @@ def read_zip(path: Path) -> dict[str, bytes]:
             try:
                 with z.open(info) as f:
                     data = f.read(info.file_size + 1)
-            except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as exc:
+            except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError, zlib.error) as exc:
                 raise BundleError(f"{where}: member {info.filename!r} cannot be read ({exc})") from exc
             if len(data) != info.file_size:
                 raise BundleError(f"{where}: member {info.filename!r} is not the size its header declares")

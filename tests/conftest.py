@@ -53,3 +53,38 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+
+
+@pytest.fixture(scope="session")
+def exported(checkpoints, tmp_path_factory) -> dict[str, Path]:
+    """Every family exported (batch), and gru and causal cnn_gru as streaming models: read-only for tests."""
+    from edgemed.export.pipeline import export_target, target_from_checkpoint
+
+    root = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for family, ckpt in checkpoints.items():
+        out[family] = export_target(target_from_checkpoint(ckpt), root / f"{family}.onnx").path
+    for family in ("gru", "cnn_gru"):
+        out[f"{family}-stream"] = export_target(target_from_checkpoint(checkpoints[family], streaming=True),
+                                                root / f"{family}.stream.onnx").path
+    return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Fuzz counts: calls and unexpected exceptions per target (tests/fuzzing.py)."""
+    import json
+    import os
+
+    from fuzzing import CALLS, PROFILE, UNEXPECTED
+
+    if not CALLS:
+        return
+    terminalreporter.write_sep("-", f"fuzz counts ({PROFILE} profile)")
+    for target in sorted(CALLS):
+        terminalreporter.write_line(f"{target:<28} {CALLS[target]:>8} calls  {UNEXPECTED[target]:>4} unexpected")
+    calls, unexpected = sum(CALLS.values()), sum(UNEXPECTED.values())
+    terminalreporter.write_line(f"{'total':<28} {calls:>8} calls  {unexpected:>4} unexpected")
+    report = os.environ.get("EDGEMED_FUZZ_REPORT")
+    if report:
+        with open(report, "w") as f:
+            json.dump({"profile": PROFILE, "calls": dict(CALLS), "unexpected": dict(UNEXPECTED)}, f, indent=1)

@@ -19,22 +19,9 @@ from hypothesis import strategies as st
 
 from edgemed.cli.main import cli
 from edgemed.core.errors import InputError, ModelLoadError, ProviderError, SpecError
-from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.runtime.model import EdgeModel, MetadataWarning
 from edgemed.runtime.providers import ProviderFallbackWarning
 from edgemed.train.checkpoint import load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def exported(checkpoints, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("onnx")
-    out = {}
-    for family, ckpt in checkpoints.items():
-        out[family] = export_target(target_from_checkpoint(ckpt), root / f"{family}.onnx").path
-    for family in ("gru", "cnn_gru"):
-        out[f"{family}-stream"] = export_target(target_from_checkpoint(checkpoints[family], streaming=True),
-                                                root / f"{family}.stream.onnx").path
-    return out
 
 
 def _torch(checkpoint: Path, *args: np.ndarray) -> np.ndarray:

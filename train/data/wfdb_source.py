@@ -16,6 +16,7 @@ from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, beat_windows, rhythm_wi
 from edgemed.train.data.dataset import Dataset
 
 DEFAULT_BANDPASS = BandpassFilter(low_hz=0.5, high_hz=40.0, order=2, zero_phase=True)
+MIN_ECG_RATE_HZ = 50.0
 
 
 def list_records(folder: Path) -> list[str]:
@@ -101,6 +102,8 @@ def load_wfdb(
         sig, fs, lead_names, ann = read_record(folder, name, lead_names or leads)
         if filter_spec is not None:
             sig = bandpass(sig, fs, filter_spec)
+        if not MIN_ECG_RATE_HZ <= fs:
+            raise DataError(f"record {name}: sampled at {fs:g} Hz; an ECG needs at least {MIN_ECG_RATE_HZ:g} Hz")
         target = sampling_rate_hz or fs
         sig = resample(sig, fs, target)
         scale = target / fs

@@ -1,0 +1,221 @@
+"""Fuzzing the public runtime API, the file readers, the ONNX metadata parser and bundles (hypothesis).
+
+Only EdgemedError subclasses may escape (see fuzzing.call). `make fuzz` runs the long profile.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fuzzing import FUZZ, call
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from edgemed.cli.main import cli
+from edgemed.runtime.bundle import make_bundle, verify_bundle
+from edgemed.runtime.inputs import read_input
+from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx_proto import read_summary
+
+from conftest import ROOT
+from helpers import write_wfdb
+
+DTYPES = ["float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8", "uint64", "bool",
+          "complex64", "U3", "S2", "M8[s]"]
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=4),
+                    st.binary(max_size=4), st.just(np.nan), st.just(-1), st.just(0))
+arrays = hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=9))
+nested = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+                      max_leaves=12)
+anything = st.one_of(scalars, arrays, nested)
+
+
+def _fitting(feature_axis_size: int, dims: int):
+    """Arrays shaped almost like a model input, with hostile values."""
+    shape = st.tuples(st.integers(0, 4), st.integers(0, 40), st.sampled_from([feature_axis_size, 1, 3]))
+    if dims != 3:
+        raise ValueError(dims)
+    floats = shape.flatmap(lambda s: hnp.arrays(st.sampled_from(["float32", "float64"]), s,
+                                                elements=st.floats(width=32) | st.sampled_from([1e30, -1e38, 0.0])))
+    ints = shape.flatmap(lambda s: hnp.arrays(st.sampled_from(["int16", "int64", "uint8"]), s))
+    return floats | ints | shape.flatmap(lambda s: hnp.arrays("float32", (s[0], s[2] % 3, 16 * s[1]),
+                                                              elements=st.floats(-3, 3, width=32)))
+
+
+@pytest.fixture(scope="module")
+def models(exported):
+    return {"gru": EdgeModel(exported["gru"]), "stream": EdgeModel(exported["gru-stream"]),
+            "ecg": EdgeModel(exported["cnn_gru-stream"])}
+
+
+@FUZZ
+@given(x=st.one_of(anything, _fitting(6, 3)), lengths=st.one_of(st.none(), anything),
+       rate=st.one_of(st.none(), scalars), extra=st.dictionaries(st.sampled_from(["x", "lengths", "y", "h"]), anything,
+                                                                  max_size=2))
+def test_predict_accepts_or_refuses(models, x, lengths, rate, extra):
+    extra.pop("x", None), extra.pop("lengths", None)
+    pred = call("EdgeModel.predict", models["gru"].predict, x, lengths=lengths, sampling_rate_hz=rate, **extra)
+    if pred is not None:
+        assert np.isfinite(pred.logits).all() and pred.probabilities.shape == (len(pred.logits), 2)
+        assert len(pred.quality) == len(pred.logits)
+
+
+@FUZZ
+@given(chunk=st.one_of(st.sampled_from([None, 1, 2, 5]), st.sampled_from([None, 1, 2]), scalars),
+       batch=st.one_of(st.integers(1, 2), st.integers(1, 4), scalars),
+       pushes=st.lists(st.one_of(anything, _fitting(6, 3)), max_size=4), rate=st.one_of(st.none(), scalars),
+       which=st.sampled_from(["stream", "ecg"]))
+def test_stream_accepts_or_refuses(models, chunk, batch, pushes, rate, which):
+    if which == "ecg" and isinstance(chunk, int) and not isinstance(chunk, bool) and 0 < chunk < 64:
+        chunk *= 16
+    bed = call("EdgeModel.stream", models[which].stream, chunk=chunk, batch=batch if batch is not None else 1)
+    if bed is None:
+        return
+    for samples in pushes:
+        out = call("Streamer.push", bed.push, samples, sampling_rate_hz=rate)
+        for pred in out or []:
+            assert np.isfinite(pred.logits).all()
+
+
+provider_lists = st.lists(st.one_of(st.text(max_size=12), st.tuples(st.text(max_size=5), nested)), max_size=3)
+
+
+@FUZZ
+@given(threads=st.one_of(st.none(), scalars), batch_size=scalars, device=scalars,
+       providers=st.one_of(st.none(), nested, provider_lists), strict=st.booleans())
+def test_constructor_accepts_or_refuses(exported, threads, batch_size, device, providers, strict):
+    call("EdgeModel.__init__", EdgeModel, exported["gru"], threads=threads, batch_size=batch_size,
+         device=device if isinstance(device, str) else "cpu", providers=providers, strict=strict)
+    if not isinstance(device, str):
+        call("EdgeModel.__init__", EdgeModel, exported["gru"], device=device)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    """Apply (kind, position, bytes) edits: 0 overwrite, 1 insert, 2 delete a run, 3 truncate."""
+    out = bytearray(data)
+    for kind, pos, chunk in edits:
+        pos = pos % (len(out) + 1)
+        if kind == 0:
+            out[pos : pos + len(chunk)] = chunk
+        elif kind == 1:
+            out[pos:pos] = chunk
+        elif kind == 2:
+            del out[pos : pos + max(1, len(chunk))]
+        else:
+            del out[pos:]
+    return bytes(out)
+
+
+edits = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**20), st.binary(min_size=1, max_size=16)),
+                 min_size=1, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory, exported):
+    """Valid files of every kind the readers take, to mutate."""
+    root = tmp_path_factory.mktemp("seeds")
+    rng = np.random.default_rng(0)
+    np.save(root / "x.npy", rng.normal(size=(3, 2, 160)).astype(np.float32))
+    np.savez(root / "d.npz", X=rng.normal(size=(4, 2, 160)).astype(np.float32), y=np.arange(4),
+             channel_names=np.array(["lead1", "lead2"]))
+    rows = ["sequence_id,time,heart_rate,spo2,resp_rate,sbp,dbp,temperature"]
+    rows += [f"s{i},{t},{80 + t},97,16,120,80,37" for i in range(3) for t in range(5)]
+    (root / "v.csv").write_text("\n".join(rows) + "\n")
+    write_wfdb(root, "rec", rng.normal(size=(2, 3000)) * 0.3, 250.0, ["lead1", "lead2"],
+               beats=np.arange(200, 2900, 200), aux={0: "(N"})
+    make_bundle([exported["gru"]], "host", root / "bundle.zip")
+    return root
+
+
+def _spec(path: Path):
+    return EdgeModel(path).spec
+
+
+@FUZZ
+@given(kind=st.sampled_from(["x.npy", "d.npz", "v.csv", "rec.hea", "rec.dat", "rec.atr"]), edit=edits)
+def test_file_readers_accept_or_refuse(exported, seeds, tmp_path_factory, kind, edit):
+    work = tmp_path_factory.mktemp("fz")
+    for f in seeds.iterdir():
+        if f.suffix != ".zip":
+            shutil.copy(f, work / f.name)
+    (work / kind).write_bytes(_mutate((seeds / kind).read_bytes(), edit))
+    model = exported["gru"] if kind == "v.csv" else exported["cnn_gru"]
+    target = work / ("rec" if kind.startswith("rec") else kind)
+    spec = _spec(model)
+    result = call("read_input", read_input, target, spec)
+    if result is not None and kind.startswith("rec"):
+        assert np.isfinite(result.x).all()
+
+
+@FUZZ
+@given(edit=edits)
+def test_onnx_metadata_parser_accepts_or_refuses(exported, edit, tmp_path_factory):
+    data = _mutate(exported["gru"].read_bytes(), edit)
+    call("read_summary", read_summary, data)
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    path.write_bytes(data)
+    call("describe", describe, path)
+
+
+@FUZZ
+@given(edit=edits)
+def test_bundle_zip_accepts_or_refuses(seeds, edit, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bz") / "b.zip"
+    path.write_bytes(_mutate((seeds / "bundle.zip").read_bytes(), edit))
+    call("verify_bundle", verify_bundle, path)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                           max_leaves=15)
+
+
+@FUZZ
+@given(key=st.sampled_from(["schema", "files", "models", "device", "requirements", "new"]), value=json_values,
+       model_key=st.sampled_from(["file", "sidecar", "labels", "spec"]), model_value=json_values)
+def test_bundle_manifest_accepts_or_refuses(seeds, tmp_path_factory, key, value, model_key, model_value):
+    with zipfile.ZipFile(seeds / "bundle.zip") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    manifest[key] = value
+    if isinstance(manifest.get("models"), list) and manifest["models"] and isinstance(manifest["models"][0], dict):
+        manifest["models"][0][model_key] = model_value
+    members["manifest.json"] = json.dumps(manifest).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    path = tmp_path_factory.mktemp("bm") / "b.zip"
+    path.write_bytes(buf.getvalue())
+    call("verify_bundle(manifest)", verify_bundle, path)
+
+
+@FUZZ
+@given(kind=st.sampled_from(["x.npy", "d.npz", "rec.hea", "rec.dat", "rec.atr"]), edit=edits,
+       args=st.lists(st.sampled_from(["--stream", "--threads", "0", "--batch-size", "-3", "--chunk-seconds", "0.001"]),
+                     max_size=2))
+def test_run_cli_never_shows_a_traceback(exported, seeds, tmp_path_factory, kind, edit, args):
+    work = tmp_path_factory.mktemp("cli")
+    for f in seeds.iterdir():
+        if f.suffix != ".zip":
+            shutil.copy(f, work / f.name)
+    (work / kind).write_bytes(_mutate((seeds / kind).read_bytes(), edit))
+    target = work / ("rec" if kind.startswith("rec") else kind)
+    model = exported["cnn_gru-stream"] if "--stream" in args else exported["cnn_gru"]
+    result = call("edgemed run", CliRunner().invoke, cli, ["run", str(model), str(target), *args])
+    assert result.exit_code in (0, 1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def test_fuzz_profile_is_known():
+    assert FUZZ.max_examples >= 100 and str(ROOT)
