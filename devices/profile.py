@@ -114,13 +114,15 @@ def load_profile(name_or_path: str) -> DeviceProfile:
     """A built-in profile by name, or a profile TOML file by path."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = PROFILE_DIR / f"{name_or_path}.toml"
-        if not path.is_file():
+        if name_or_path not in list_profiles():  # a name, never a path built from it
             raise DeviceError(f"unknown device {name_or_path!r}; built-in devices: {', '.join(list_profiles())}, "
                               "or give a profile .toml file")
+        path = PROFILE_DIR / f"{name_or_path}.toml"
     try:
+        if path.stat().st_size > 1 << 20:
+            raise DeviceError(f"{path}: a device profile is a small TOML file; this one is over 1 MB")
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DeviceError(f"{path}: not a readable TOML profile ({exc})") from exc
     profile = parse_profile(data, str(path))
     if profile.name == "host":

@@ -25,7 +25,7 @@ def main() -> None:
     try:
         run_training("gru", "synthetic-vitals", work / "run", train_cfg=TrainConfig(epochs=4, progress=False),
                      model_overrides={"hidden_size": 4, "num_layers": 1}, data_options={"samples": 200})
-        result = export_target(target_from_checkpoint(work / "run" / "model.pt"), HERE / "tiny_gru.onnx")
+        result = export_target(target_from_checkpoint(work / "run" / "model.pt"), HERE / "tiny_gru.onnx", force=True)
         held_out = load_data("synthetic-vitals", samples=12, seed=99)
         np.savez(HERE / "tiny_vitals.npz", X=held_out.X, lengths=held_out.lengths, y=held_out.y)
         print(f"wrote {result.path} ({result.path.stat().st_size:,} bytes) and {HERE / 'tiny_vitals.npz'}")

@@ -577,3 +577,34 @@ def test_onnx_claiming_huge_tensors_is_described_without_allocating(tmp_path):
     assert parameters == 2**40 and peak_bytes < 2**20
     result = invoke("run", tmp_path / "huge.onnx", tmp_path / "huge.onnx")
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+# --- every command, every kind of bad file: one line, non-zero exit, no traceback --------------------------
+
+
+def _bad_files(root: Path) -> dict[str, Path]:
+    (root / "empty.onnx").write_bytes(b"")
+    (root / "garbage.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    (root / "text.npz").write_text("not a zip")
+    (root / "folder").mkdir()
+    (root / "garbage.pt").write_bytes(b"PK\x03\x04 truncated zip")
+    return {"missing": root / "missing.onnx", "empty": root / "empty.onnx", "garbage": root / "garbage.onnx",
+            "text": root / "text.npz", "folder": root / "folder", "pt": root / "garbage.pt"}
+
+
+@pytest.mark.parametrize("command", ["info", "run", "profile", "quantize", "export", "verify", "bundle",
+                                     "verify-bundle", "devices show"])
+def test_every_command_refuses_bad_files_in_one_line(tmp_path, exported, command):
+    bad = _bad_files(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 2, 160), np.float32))
+    for kind, path in bad.items():
+        args = {"info": [path], "run": [path, tmp_path / "x.npy"], "profile": [path, "--no-cold-start"],
+                "quantize": [path, "--mode", "fp16"], "export": [path], "verify": [path, exported["gru"]],
+                "bundle": [path, "--device", "host", "-o", tmp_path / f"b-{kind}"], "verify-bundle": [path],
+                "devices show": [path]}[command]
+        result = invoke(*command.split(), *args)
+        assert result.exit_code in (1, 2), (command, kind, result.output)
+        assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output, (command, kind)
+        assert len(result.output.strip().splitlines()) <= 3, (command, kind, result.output)  # usage + error at most
+    result = invoke("run", exported["gru"], bad["folder"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
