@@ -40,8 +40,9 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | str] = (), what: str = "output",
-                 flag: str = "--force") -> Path:
-    """Refuse `path` when it is (or links to) one of `inputs`, or when it exists and `force` is not set."""
+                 flag: str = "--force", folder_ok: bool = False) -> Path:
+    """Refuse `path` when it is (or links to) one of `inputs`, or when it exists and `force` is not set (a folder
+    only where `folder_ok`: the caller then decides what in it may be replaced)."""
     path = Path(path)
     for given in inputs:
         if given is not None and _same(path, Path(given)):
@@ -50,7 +51,7 @@ def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | 
         raise OverwriteError(f"{what} {path} is a symbolic link; refusing to write through it")
     if path.exists() and not force:
         raise OverwriteError(f"{what} {path} already exists; choose another path or pass {flag} to replace it")
-    if path.is_dir():
+    if path.is_dir() and not folder_ok:
         raise OverwriteError(f"{what} {path} is a folder; give a file name")
     return path
 

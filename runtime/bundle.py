@@ -97,7 +97,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
         raise BundleError(f"model file names must differ inside a bundle: {names}")
     for name in names:
         check_member_name(name, "bundle")
-    check_output(out, force, [*models, *map(sidecar_path, models)], what="bundle")
+    check_output(out, force, [*models, *map(sidecar_path, models)], what="bundle", folder_ok=True)
     if out.exists() and not _is_bundle(out):
         raise BundleError(f"{out}: exists and is not an edgemed bundle; --force replaces only earlier bundles")
     if not out.parent.is_dir():

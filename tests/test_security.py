@@ -608,3 +608,12 @@ def test_every_command_refuses_bad_files_in_one_line(tmp_path, exported, command
         assert len(result.output.strip().splitlines()) <= 3, (command, kind, result.output)  # usage + error at most
     result = invoke("run", exported["gru"], bad["folder"])
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_bundle_force_replaces_only_an_earlier_bundle(site, exported):
+    for out in (site / "b", site / "b.zip"):
+        make_bundle([exported["gru"]], "host", out)
+        make_bundle([exported["gru"], exported["cnn_gru"]], "host", out, force=True)
+        assert len(verify_bundle(out)["models"]) == 2
+    _fails_closed(site, lambda: make_bundle([exported["gru"]], "host", site / "deployed", force=True), BundleError,
+                  "not an edgemed bundle")
