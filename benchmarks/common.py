@@ -18,20 +18,12 @@ def export_untrained(name: str, config: dict, length: int, out: Path, streaming:
     """Export a seeded, untrained model (latency does not depend on the weights), with parity checked."""
     import torch
 
-    from edgemed.export.pipeline import ExportTarget, export_target
-    from edgemed.export.streaming import streaming_module
+    from edgemed.export.pipeline import export_target, target_from_model
     from edgemed.train.models import create_model
 
     torch.manual_seed(0)
     model = create_model(name, **config).eval()
-    multiple = model.config.downsample if name == "cnn_gru" else 1
-    if streaming:
-        wrapper, spec = streaming_module(model)
-        target = ExportTarget(wrapper, spec, 4 * multiple if multiple > 1 else 10, original=model,
-                              length_multiple=multiple)
-    else:
-        target = ExportTarget(model, model.spec, length, original=model, length_multiple=multiple)
-    return export_target(target, out).path
+    return export_target(target_from_model(model, streaming, length=length), out, force=True).path
 
 
 def row(name: str, t: np.ndarray, ref: np.ndarray | None = None) -> str:

@@ -11,20 +11,20 @@ import click
 
 # command name -> (module, attribute, extra that provides its dependencies, one-line help for listings)
 LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "train": ("edgemed.train.cli", "train_command", "train", "Train a model on WFDB, array, CSV or synthetic data."),
-    "export": ("edgemed.export.cli", "export_command", "export", "Export to ONNX with measured parity and metadata."),
-    "quantize": ("edgemed.export.cli", "quantize_command", "export", "Quantise to int8 or fp16, gated on accuracy."),
-    "verify": ("edgemed.export.cli", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
-    "info": ("edgemed.runtime.cli", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
-    "run": ("edgemed.runtime.cli", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),
-    "profile": ("edgemed.runtime.cli", "profile_command", "runtime", "Profile latency, cold start and memory."),
-    "devices": ("edgemed.runtime.cli", "devices_group", "runtime", "List and show device profiles."),
-    "bundle": ("edgemed.runtime.cli", "bundle_command", "runtime", "Bundle models for a device, with a manifest."),
-    "verify-bundle": ("edgemed.runtime.cli", "verify_bundle_command", "runtime",
+    "train": ("edgemed.cli.train", "train_command", "train", "Train a model on recordings, images, arrays or CSV."),
+    "export": ("edgemed.cli.export", "export_command", "export", "Export to ONNX with measured parity and metadata."),
+    "quantize": ("edgemed.cli.export", "quantize_command", "export", "Quantise to int8 or fp16, gated on accuracy."),
+    "verify": ("edgemed.cli.export", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
+    "info": ("edgemed.cli.runtime", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
+    "run": ("edgemed.cli.runtime", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),
+    "profile": ("edgemed.cli.runtime", "profile_command", "runtime", "Profile latency, cold start and memory."),
+    "devices": ("edgemed.cli.runtime", "devices_group", "runtime", "List and show device profiles."),
+    "bundle": ("edgemed.cli.runtime", "bundle_command", "runtime", "Bundle models for a device, with a manifest."),
+    "verify-bundle": ("edgemed.cli.runtime", "verify_bundle_command", "runtime",
                       "Check a bundle: layout, checksums, signature."),
-    "keygen": ("edgemed.runtime.cli", "keygen_command", "runtime", "Make an Ed25519 key pair to sign bundles."),
+    "keygen": ("edgemed.cli.runtime", "keygen_command", "runtime", "Make an Ed25519 key pair to sign bundles."),
 }
-HEAVY_MODULES = {"torch", "wfdb", "scipy", "tqdm", "matplotlib", "onnx", "onnxscript"}
+HEAVY_MODULES = {"torch", "tqdm", "matplotlib", "onnx", "onnxscript"}
 
 
 def _missing_extra(name: str, extra: str, missing: str) -> click.Command:

@@ -1,4 +1,4 @@
-"""Option decorators and error handling shared by every command."""
+"""Option decorators, value parsers and error handling shared by every command (click lives in cli/ alone)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except EdgemedError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(str(exc).replace("\n", " ")) from exc
         except OSError as exc:
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
@@ -32,22 +32,32 @@ def seed_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Seed for data generation, splits, initialisation and shuffling.")(func)
 
 
-def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
-                        help="Where PyTorch runs: CUDA when present (auto), or forced.")(func)
-
-
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")(func)
 
 
-def overwrite_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--overwrite", is_flag=True,
-                        help="Replace an earlier edgemed run in --out (never a folder edgemed did not write).")(func)
-
-
 def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--force", is_flag=True, help="Replace existing output files (never an input).")(func)
+
+
+def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--device`: where a model runs (a preset or a device profile). Training's torch device is --accelerator."""
+    from edgemed.devices.profile import list_profiles
+
+    return click.option(
+        "--device", default="cpu", show_default=True, metavar="NAME",
+        help=f"cpu, cuda, a device profile ({', '.join(list_profiles())}) or a profile .toml: providers in "
+             "order, threads and budgets. A missing provider falls back to CPU with a warning.",
+    )(func)
+
+
+def threads_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--threads", type=click.IntRange(1),
+                        help="Intra-op threads (default: the device profile's; at most the cores present).")(func)
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
 def parse_value(text: str) -> Any:

@@ -1,24 +1,44 @@
 """The model spec: the single declaration of a model's inputs, outputs, labels and preprocessing.
 
-Training builds it from the model's config; export writes it into the ONNX metadata; the runtime
-reads it back (without torch) to check inputs. Nothing else re-declares these facts.
+A model family builds it from its config; the checkpoint and the ONNX metadata each store it once; the runtime
+reads it back (without torch) to check inputs. A dataset carries a `DataSpec` (labels, layout, channel names and
+the preprocessing its samples had), from which the model's spec takes what concerns the data. Nothing else
+re-declares these facts, and every window length comes from `Window.length`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgemed.core.errors import SpecError
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 DTYPES = ("float32", "float16", "int64", "int32")
+ROLES = ("signal", "lengths", "state")
+SIGNAL_CHECKS = ("range", "flat", "clipping")
+WINDOW_KINDS = ("beat", "rhythm", "stay", "clip", "image")
+CHANNEL_AXES = ("lead", "feature", "channel")  # layout words naming the channel axis
+
+
+def _known(cls, data: dict[str, Any], what: str) -> dict[str, Any]:
+    """`data` restricted to `cls`'s fields; unknown keys are a SpecError (a newer writer, or a typo)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{what}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(f"{what}: unknown field(s) {unknown}")
+    return data
 
 
 @dataclass
 class TensorSpec:
-    """One named input or output. Integers in `shape` are fixed; strings name dynamic axes."""
+    """One named input or output. Integers in `shape` are fixed; strings name dynamic axes.
+
+    `role` says what an input is: the `signal` (data), the `lengths` of padded sequences (counting along the axis
+    named by `counts`), or a streaming `state`. Code outside a model family finds inputs by role, never by name."""
 
     name: str
     shape: tuple[int | str, ...]
@@ -26,19 +46,35 @@ class TensorSpec:
     layout: str = ""
     description: str = ""
     min_sizes: dict[str, int] = field(default_factory=dict)
+    role: str = "signal"
+    counts: str | None = None
 
     def __post_init__(self) -> None:
         self.shape = tuple(self.shape)
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"tensor name {self.name!r} must be a non-empty string")
         if self.dtype not in DTYPES:
             raise SpecError(f"tensor {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         for dim in self.shape:
-            if not (isinstance(dim, str) and dim) and not (isinstance(dim, int) and dim > 0):
+            if not (isinstance(dim, str) and dim) and not (isinstance(dim, int) and not isinstance(dim, bool)
+                                                           and dim > 0):
                 raise SpecError(f"tensor {self.name!r}: dimension {dim!r} must be a positive int or an axis name")
+        if not isinstance(self.min_sizes, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and v >= 1 for k, v in self.min_sizes.items()):
+            raise SpecError(f"tensor {self.name!r}: min_sizes must map axis names to positive ints")
+        if self.role not in ROLES:
+            raise SpecError(f"tensor {self.name!r}: role {self.role!r} is not one of {ROLES}")
+        if (self.role == "lengths") != (self.counts is not None):
+            raise SpecError(f"tensor {self.name!r}: a lengths input names the axis it counts (counts), others do not")
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
         """Axis index -> axis name, for the dynamic axes only."""
         return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(**_known(cls, data, "tensor"))
 
 
 @dataclass
@@ -55,7 +91,7 @@ class Normalization:
         self.std = tuple(float(v) for v in self.std)
         if len(self.mean) != len(self.std):
             raise SpecError(f"normalization: {len(self.mean)} means but {len(self.std)} stds")
-        if any(s <= 0 for s in self.std):
+        if any(not s > 0 for s in self.std):
             raise SpecError("normalization: every std must be positive")
 
 
@@ -69,7 +105,46 @@ class BandpassFilter:
     zero_phase: bool = True
 
 
-SIGNAL_CHECKS = ("range", "flat", "clipping")
+@dataclass
+class Window:
+    """How a sample is cut from a recording. `length(rate)` is the one formula for every window size.
+
+    kinds: `beat` (from `before_s` ahead of a beat to `after_s` past it), `rhythm` (`seconds` long, no overlap),
+    `stay` (a whole variable-length sequence, a reading every `period_s`), `clip` (`frames` frames), `image`."""
+
+    kind: str
+    before_s: float = 0.0
+    after_s: float = 0.0
+    seconds: float = 0.0
+    frames: int = 0
+    period_s: float = 0.0
+    centre: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in WINDOW_KINDS:
+            raise SpecError(f"window kind {self.kind!r} is not one of {WINDOW_KINDS}")
+        for name in ("before_s", "after_s", "seconds", "period_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise SpecError(f"window {name} must be a non-negative number, got {value!r}")
+        if self.kind == "beat" and not self.before_s + self.after_s > 0:
+            raise SpecError("a beat window needs before_s + after_s > 0")
+        if self.kind == "rhythm" and not self.seconds > 0:
+            raise SpecError("a rhythm window needs seconds > 0")
+
+    def offsets(self, rate_hz: float) -> tuple[int, int]:
+        """Samples before and after the centre of a beat window at `rate_hz`."""
+        return int(round(self.before_s * rate_hz)), int(round(self.after_s * rate_hz))
+
+    def length(self, rate_hz: float | None) -> int | None:
+        """Samples (or frames) in one window; None when windows vary in length (stays, images)."""
+        if self.kind == "beat" and rate_hz:
+            return sum(self.offsets(rate_hz))
+        if self.kind == "rhythm" and rate_hz:
+            return int(round(self.seconds * rate_hz))
+        if self.kind == "clip":
+            return int(self.frames) or None
+        return None
 
 
 @dataclass
@@ -100,29 +175,46 @@ class InputRange:
 class Preprocessing:
     """What must happen to a raw signal before it reaches the model's input.
 
-    `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`."""
+    `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`;
+    `resize` is the (height, width) the graph resizes images to."""
 
     sampling_rate_hz: float | None = None
     frame_rate_hz: float | None = None
     units: str | None = None
     normalization: Normalization | None = None
     bandpass: BandpassFilter | None = None
-    window: dict[str, Any] = field(default_factory=dict)
+    window: Window | None = None
     input_range: InputRange | None = None
     rate_range_hz: tuple[float, float] | None = None
+    resize: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
-            self.normalization = Normalization(**self.normalization)
+            self.normalization = Normalization(**_known(Normalization, self.normalization, "normalization"))
         if isinstance(self.bandpass, dict):
-            self.bandpass = BandpassFilter(**self.bandpass)
+            self.bandpass = BandpassFilter(**_known(BandpassFilter, self.bandpass, "bandpass"))
+        if isinstance(self.window, dict):
+            self.window = Window(**_known(Window, self.window, "window")) if self.window else None
         if isinstance(self.input_range, dict):
-            self.input_range = InputRange(**self.input_range)
+            self.input_range = InputRange(**_known(InputRange, self.input_range, "input_range"))
         if self.rate_range_hz is not None:
             lo, hi = (float(v) for v in self.rate_range_hz)
             if not 0 < lo <= hi:
                 raise SpecError(f"rate_range_hz must be two positive rates, low first; got {self.rate_range_hz}")
             self.rate_range_hz = (lo, hi)
+        if self.resize is not None:
+            self.resize = tuple(int(v) for v in self.resize)
+            if len(self.resize) != 2 or min(self.resize) < 1:
+                raise SpecError(f"resize must be (height, width), got {self.resize}")
+
+    @property
+    def rate_hz(self) -> float | None:
+        """Samples (or frames) per second along the sequence axis."""
+        return self.sampling_rate_hz or self.frame_rate_hz
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Preprocessing:
+        return cls(**_known(cls, dict(data or {}), "preprocessing"))
 
 
 @dataclass
@@ -140,12 +232,13 @@ class StreamingSpec:
     state_outputs: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        self.state_inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec(**t) for t in self.state_inputs)
+        self.state_inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t)
+                                  for t in self.state_inputs)
         self.state_outputs = tuple(self.state_outputs)
         if len(self.state_inputs) != len(self.state_outputs):
             raise SpecError("streaming: every state input needs exactly one state output")
-        if self.chunk_multiple < 1:
-            raise SpecError(f"streaming: chunk_multiple must be >= 1, got {self.chunk_multiple}")
+        if isinstance(self.chunk_multiple, bool) or not isinstance(self.chunk_multiple, int) or self.chunk_multiple < 1:
+            raise SpecError(f"streaming: chunk_multiple must be an int >= 1, got {self.chunk_multiple!r}")
 
     def check_chunk(self, length: int) -> None:
         if length < self.chunk_multiple or length % self.chunk_multiple:
@@ -156,8 +249,34 @@ class StreamingSpec:
 
 
 @dataclass
+class DataSpec:
+    """What a dataset declares about its samples: class names, layout of X, channel names, the preprocessing the
+    samples already had (rate, units, band-pass, window), and which plausibility checks suit them."""
+
+    labels: tuple[str, ...]
+    layout: str | None = None  # e.g. "batch,lead,sample"; None when the source cannot tell (plain arrays)
+    channel_names: tuple[str, ...] = ()
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    signal_checks: tuple[str, ...] = ("range",)
+
+    def __post_init__(self) -> None:
+        self.labels = tuple(str(v) for v in self.labels)
+        self.channel_names = tuple(str(v) for v in self.channel_names)
+        self.signal_checks = tuple(self.signal_checks)
+
+    @property
+    def channel_axis(self) -> int | None:
+        """The axis of X holding channels (named lead, feature or channel in the layout), if the layout is known."""
+        parts = (self.layout or "").split(",")
+        return next((i for i, name in enumerate(parts) if name in CHANNEL_AXES), None)
+
+
+@dataclass
 class ModelSpec:
-    """Everything later stages need to know about a model, in plain, JSON-serialisable types."""
+    """Everything later stages need to know about a model, in plain, JSON-serialisable types.
+
+    `example_sizes` gives each dynamic axis other than batch a typical size (the family's choice, or the window
+    length), from which example inputs are made anywhere (export, parity, profiling) without the model."""
 
     architecture: str
     inputs: tuple[TensorSpec, ...]
@@ -167,19 +286,45 @@ class ModelSpec:
     task: str = "sequence_classification"
     channel_names: tuple[str, ...] = ()
     streaming: StreamingSpec | None = None
+    example_sizes: dict[str, int] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
         if isinstance(self.streaming, dict):
-            self.streaming = StreamingSpec(**self.streaming)
-        self.inputs = tuple(self.inputs)
-        self.outputs = tuple(self.outputs)
+            self.streaming = StreamingSpec(**_known(StreamingSpec, self.streaming, "streaming"))
+        if isinstance(self.preprocessing, dict):
+            self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+        self.inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t) for t in self.inputs)
+        self.outputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t) for t in self.outputs)
         self.labels = tuple(self.labels)
         self.channel_names = tuple(self.channel_names)
+        self.example_sizes = dict(self.example_sizes)
+        if not self.inputs or not self.outputs:
+            raise SpecError(f"{self.architecture}: a model needs at least one input and one output")
+        if sum(t.role == "signal" for t in self.inputs) != 1:
+            raise SpecError(f"{self.architecture}: exactly one input must have the role 'signal'")
         if len(self.labels) < 2:
             raise SpecError(f"{self.architecture}: a classifier needs at least two labels, got {self.labels}")
-        if len(set(self.labels)) != len(self.labels):
-            raise SpecError(f"{self.architecture}: duplicate labels in {self.labels}")
+        if len(set(self.labels)) != len(self.labels) or not all(isinstance(v, str) for v in self.labels):
+            raise SpecError(f"{self.architecture}: labels must be distinct strings, got {self.labels}")
+        names = [t.name for t in self.inputs]
+        if len(set(names)) != len(names):
+            raise SpecError(f"{self.architecture}: duplicate input names {names}")
+
+    @property
+    def signal(self) -> TensorSpec:
+        """The data input."""
+        return next(t for t in self.inputs if t.role == "signal")
+
+    @property
+    def lengths(self) -> TensorSpec | None:
+        """The input holding sequence lengths of padded batches, if the model takes one."""
+        return next((t for t in self.inputs if t.role == "lengths"), None)
+
+    @property
+    def sequence_axis(self) -> str | None:
+        """The signal's dynamic axis other than batch (time, samples, frames), or None."""
+        return next((n for n in self.signal.dynamic_axes.values() if n != "batch"), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,31 +334,27 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Rebuild a spec from `to_dict` output, raising `SpecError` on anything malformed."""
+        """Rebuild a spec from `to_dict` output (this version or the first), raising `SpecError` on anything
+        malformed."""
         try:
+            data = dict(_known(cls, data, "model spec"))
             version = int(data.get("version", SPEC_VERSION))
             if version > SPEC_VERSION:
                 raise SpecError(f"spec version {version} is newer than this edgemed understands ({SPEC_VERSION})")
+            data["version"] = SPEC_VERSION
             pre = dict(data.get("preprocessing") or {})
-            return cls(
-                architecture=data["architecture"],
-                inputs=tuple(TensorSpec(**t) for t in data["inputs"]),
-                outputs=tuple(TensorSpec(**t) for t in data["outputs"]),
-                labels=tuple(data["labels"]),
-                preprocessing=Preprocessing(**pre),
-                task=data.get("task", "sequence_classification"),
-                channel_names=tuple(data.get("channel_names", ())),
-                streaming=data.get("streaming"),
-                version=version,
-            )
+            if isinstance(pre.get("window"), dict) and not pre["window"]:
+                pre["window"] = None
+            data["preprocessing"] = Preprocessing.from_dict(pre)
+            return cls(**data)
         except SpecError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"malformed model spec: {exc}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         try:
             return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise SpecError(f"model spec is not valid JSON: {exc}") from exc

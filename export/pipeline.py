@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import shutil
 import tempfile
@@ -20,9 +19,9 @@ from torch import nn
 from edgemed.core.atomic import check_output, sidecar_path
 from edgemed.core.digest import file_sha256
 from edgemed.core.errors import ExportError, ParityError, SpecError
-from edgemed.core.examples import example_inputs
+from edgemed.core.examples import example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
-from edgemed.export.cases import as_torch, length_axis, shape_cases, stream_rows
+from edgemed.export.cases import as_torch, shape_cases, stream_rows
 from edgemed.export.exporters import (
     AUTO_ORDER,
     DEFAULT_OPSET,
@@ -44,7 +43,6 @@ from edgemed.export.foreign import (
 from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.real_data import real_windows
-from edgemed.export.streaming import streaming_module
 from edgemed.runtime.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint
 
@@ -100,15 +98,15 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
     cases = shape_cases(spec, target.export_length)
     if target.real is not None and not spec.streaming:
         real, label = target.real
-        cases.append(ParityCase(f"{label} data, batch {len(real['x'])}", dict(real), label))
+        cases.append(ParityCase(f"{label} data, batch {len(real[spec.signal.name])}", dict(real), label))
     report = run_parity(reference, run_onnx, output_names, cases, atol, rtol)
     if spec.streaming and target.original is not None:
         m = spec.streaming.chunk_multiple
-        random_signal = example_inputs(spec, {"batch": 3, length_axis(spec): 12 * max(m, 8)}, seed=7)
-        signals = [(random_signal[spec.inputs[0].name], "random")]
+        sizes = {**example_sizes(spec, 3), spec.streaming.chunk_axis: 12 * max(m, 8)}
+        signals = [(example_inputs(spec, sizes, seed=7)[spec.signal.name], "random")]
         if target.real is not None:
             real, label = target.real
-            signals.append((real["x"][:2], label))
+            signals.append((real[spec.signal.name][:2], label))
         for signal, source in signals:
             for chunk in sorted({m, 4 * m if m > 1 else 10}):
                 for state in ("zeros", "random"):
@@ -134,9 +132,9 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
         if exporter is not Exporter.AUTO or candidate is not Exporter.DYNAMO:
             check_opset(opset, candidate)
     spec = target.spec
-    axis = length_axis(spec)
+    axis = spec.sequence_axis
     # Batch 2: an example of batch 1 leaves the dynamo output's batch fixed at 1 (measured).
-    sizes = {"batch": 2} if axis is None else {"batch": 2, axis: target.export_length}
+    sizes = example_sizes(spec, 2) if axis is None else {**example_sizes(spec, 2), axis: target.export_length}
     args = as_torch(spec, example_inputs(spec, sizes, mixed_lengths=False))
     multiples = {axis: target.length_multiple} if target.length_multiple > 1 else {}
     attempts: list[dict[str, str]] = []
@@ -184,8 +182,6 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
                   "export_packages": {p: metadata.version(p) for p in ("torch", "onnx", "onnxruntime")}}
     set_metadata(model, {
         "spec": spec.to_dict(),
-        "labels": list(spec.labels),
-        "preprocessing": dataclasses.asdict(spec.preprocessing),
         "provenance": provenance,
         "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset},
         "parity": report.to_dict(),
@@ -193,27 +189,32 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
     })
 
 
+def target_from_model(model: nn.Module, streaming: bool = False, real: tuple[dict[str, np.ndarray], str] | None = None,
+                      length: int | None = None, **fields: Any) -> ExportTarget:
+    """What to export for a model in memory (the streaming variant if asked), at its example length or `length`."""
+    multiple = model.length_multiple  # dynamo's dynamic axis needs pooled lengths declared as multiples
+    if streaming:
+        wrapper, spec = model.streaming_module()
+        return ExportTarget(wrapper, spec, spec.example_sizes[spec.streaming.chunk_axis], original=model,
+                            length_multiple=multiple, real=real, **fields)
+    axis = model.spec.sequence_axis
+    if length is None:
+        length = model.spec.example_sizes.get(axis, 0) if axis else 0
+        if real is not None and axis:
+            length = real[0][model.spec.signal.name].shape[model.spec.signal.shape.index(axis)]
+    length = -(-length // multiple) * multiple
+    return ExportTarget(model, model.spec, length, original=model, length_multiple=multiple, real=real, **fields)
+
+
 def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: bool = True) -> ExportTarget:
     """Load an edgemed checkpoint and describe what to export (the streaming variant if asked)."""
     model, ckpt = load_checkpoint(path)
     provenance = ckpt.get("provenance", {})
-    real = real_windows(provenance) if use_real_data else None
-    # Pooled models export at a multiple of their pooling factor (dynamo's dynamic axis needs it).
-    multiple = model.config.downsample if model.architecture == "cnn_gru" else 1
-    axis_index = model.spec.inputs[0].shape.index(length_axis(model.spec))
-    length = real[0]["x"].shape[axis_index] if real else model.default_length
-    length = -(-length // multiple) * multiple
     checksums = {"checkpoint_sha256": file_sha256(Path(path))}
     if provenance.get("data_sha256"):
         checksums["data_sha256"] = provenance["data_sha256"]
-    if streaming:
-        wrapper, spec = streaming_module(model)
-        m = spec.streaming.chunk_multiple
-        chunk = 4 * m if m > 1 else 10
-        return ExportTarget(wrapper, spec, chunk, original=model, length_multiple=multiple, real=real,
-                            provenance=provenance, checksums=checksums, source=Path(path))
-    return ExportTarget(model, model.spec, length, original=model, length_multiple=multiple, real=real,
-                        provenance=provenance, checksums=checksums, source=Path(path))
+    real = real_windows(provenance, model.spec) if use_real_data else None
+    return target_from_model(model, streaming, real, provenance=provenance, checksums=checksums, source=Path(path))
 
 
 def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: tuple[str, ...],
@@ -231,8 +232,8 @@ def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: 
     spec = foreign_spec(kind, input_shape, parse_axes(dynamic_axes, len(input_shape)), labels)
     module, exportable, exporters, trust = load_foreign(path, trust_pickle)
     check_model_output(module, spec, input_shape)
-    axis = length_axis(spec)
-    length = input_shape[spec.inputs[0].shape.index(axis)] if axis else 0
+    axis = spec.sequence_axis
+    length = input_shape[spec.signal.shape.index(axis)] if axis else 0
     source = describe_source(path, kind)
     return ExportTarget(module, spec, length, exportable=exportable, exporters=exporters,
                         provenance={**source, **trust}, checksums={"source_sha256": source["source_sha256"]},

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 
 from edgemed.core.errors import EdgemedError, QuantizationError
+from edgemed.core.examples import array_feeds
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import check_array
 from edgemed.train.data import Dataset, load_data
 
 MIN_CALIBRATION = 16
+DEFAULT_CALIBRATION_SAMPLES = 1024
 
 
 @dataclass
@@ -28,17 +30,13 @@ class Labelled:
     source: str
 
     def feeds(self, start: int, stop: int, spec: ModelSpec) -> dict[str, np.ndarray]:
-        out = {spec.inputs[0].name: self.x[start:stop]}
-        if any(t.name == "lengths" for t in spec.inputs):
-            n = self.x.shape[1]
-            out["lengths"] = self.lengths[start:stop] if self.lengths is not None else np.full(stop - start, n)
-        return out
+        return array_feeds(spec, self.x[start:stop], None if self.lengths is None else self.lengths[start:stop])
 
 
 def _load(source: str, provenance: dict[str, Any]) -> Dataset:
     options = dict(provenance.get("data_options") or {})
     try:
-        return load_data(source, seed=provenance.get("seed", 0), **options)
+        return load_data(source, seed=provenance.get("seed", 0), options=options)
     except EdgemedError as exc:
         raise QuantizationError(f"cannot load {source}: {exc}") from exc
 
@@ -53,7 +51,7 @@ def _split(ds: Dataset, provenance: dict[str, Any]) -> tuple[Dataset, Dataset]:
 
 def _check(ds: Dataset, spec: ModelSpec, what: str) -> None:
     try:
-        check_array(spec.inputs[0], ds.X[:2], {})
+        check_array(spec.signal, ds.X[:2], {})
     except EdgemedError as exc:
         raise QuantizationError(f"{what} data ({ds.source}) does not fit the model: {exc}") from exc
     if tuple(ds.labels) != tuple(spec.labels):
@@ -66,7 +64,7 @@ def _labelled(ds: Dataset, limit: int | None = None) -> Labelled:
 
 
 def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: str | None, validation: str | None,
-                      calibration_samples: int = 1024) -> tuple[Labelled, Labelled]:
+                      calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES) -> tuple[Labelled, Labelled]:
     """(calibration, validation) for a model; explicit sources override the recorded ones."""
     recorded = provenance.get("data")
     train_part = val_part = None

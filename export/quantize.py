@@ -33,11 +33,13 @@ from edgemed.core.spec import ModelSpec
 from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
+from edgemed.export.quant_report import Gate, QuantReport
 from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import softmax
 from edgemed.runtime.providers import session_options
 from edgemed.runtime.timing import interleaved
 
+DEFAULT_MAX_DROP = 0.5  # macro-F1 points
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                  "ConvInteger", "MatMulInteger", "QGemm"}
 
@@ -72,7 +74,7 @@ class _Reader(ortq.CalibrationDataReader):
 @dataclass
 class QuantResult:
     path: Path | None
-    report: dict[str, Any]
+    report: QuantReport
 
 
 def is_quantized(model: onnx.ModelProto) -> str | None:
@@ -144,28 +146,24 @@ def _prepared_parity(original: Path, prepared: Path, data: Labelled, spec: Model
     return worst
 
 
-def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> dict[str, Any]:
+def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> Gate:
     ref_logits = _logits(_session(fp32, 2), validation, spec)
     q_logits = _logits(_session(quant, 2), validation, spec)
     ref = classification_report(validation.y, softmax(ref_logits), spec.labels)
     got = classification_report(validation.y, softmax(q_logits), spec.labels)
     diff = np.abs(q_logits - ref_logits)
-    per_class = {name: {k: {"fp32": ref["per_class"][name][k], "quantized": got["per_class"][name][k]}
-                        for k in ("sensitivity", "specificity")} for name in spec.labels}
-    return {
-        "validation": {"source": validation.source, "samples": int(len(validation.y))},
-        "max_abs_logit_diff": float(diff.max()),
-        "max_rel_logit_diff": float((diff / np.maximum(np.abs(ref_logits), 1e-6)).max()),
-        "top1_agreement": float((q_logits.argmax(1) == ref_logits.argmax(1)).mean()),
-        "macro_f1": {"fp32": ref["macro_f1"], "quantized": got["macro_f1"]},
-        "macro_f1_drop_points": 100.0 * ((ref["macro_f1"] or 0.0) - (got["macro_f1"] or 0.0)),
-        "accuracy": {"fp32": ref["accuracy"], "quantized": got["accuracy"]},
-        "per_class": per_class,
-    }
+    per_class = {name: {k: (ref["per_class"][name][k], got["per_class"][name][k]) for k in ("sensitivity",
+                                                                                              "specificity")}
+                 for name in spec.labels}
+    return Gate(source=validation.source, samples=int(len(validation.y)), max_abs_logit_diff=float(diff.max()),
+                max_rel_logit_diff=float((diff / np.maximum(np.abs(ref_logits), 1e-6)).max()),
+                top1_agreement=float((q_logits.argmax(1) == ref_logits.argmax(1)).mean()),
+                macro_f1=(ref["macro_f1"], got["macro_f1"]), accuracy=(ref["accuracy"], got["accuracy"]),
+                per_class=per_class)
 
 
 def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
-             method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = 0.5,
+             method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = DEFAULT_MAX_DROP,
              force_gate: bool = False, overwrite: bool = False) -> QuantResult:
     """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
     The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
@@ -210,30 +208,24 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         if mode is not QuantMode.FP16:
             passes["gru_weight_bytes_saved"] = gru_weights_int8(model)
         onnx.save(model, str(raw))
-        report = {
-            "mode": mode.value,
-            "method": method.value if mode is QuantMode.STATIC else None,
-            "calibration": None if mode is not QuantMode.STATIC else {"source": calibration.source,
-                                                                       "samples": int(len(calibration.y))},
-            "graph_passes": passes,
-            "size_bytes": {"fp32": fp32_path.stat().st_size, "quantized": raw.stat().st_size},
-            "size_ratio": raw.stat().st_size / fp32_path.stat().st_size,
-            "op_types": dict(Counter(n.op_type for n in model.graph.node)),
-            **_precision_of_ops(model),
-            **_gate(spec, fp32_path, raw, validation),
-            "latency_batch1_1thread": _latency_ratio(fp32_path, raw, validation.feeds(0, 1, spec)),
-            "max_drop_points": max_drop,
-        }
-        report["gate"] = "passed" if report["macro_f1_drop_points"] <= max_drop else "failed"
-        if report["gate"] == "failed" and not force_gate:
-            raise QuantizationError(
-                f"{mode.value} quantisation lost {report['macro_f1_drop_points']:.2f} macro-F1 points "
-                f"(fp32 {report['macro_f1']['fp32']:.4f}, quantised {report['macro_f1']['quantized']:.4f}) "
-                f"> --max-drop {max_drop}; nothing written (--force-gate writes it and records the failure)"
-            )
-        if report["gate"] == "failed":
-            report["gate"] = "failed (forced)"
-        set_metadata(model, {**{k: v for k, v in meta.items() if k != "format_version"}, "quantization": report})
+        report = QuantReport(
+            mode=mode.value, method=method.value if mode is QuantMode.STATIC else None,
+            calibration=None if mode is not QuantMode.STATIC else {"source": calibration.source,
+                                                                    "samples": int(len(calibration.y))},
+            graph_passes=passes, size_fp32=fp32_path.stat().st_size, size_quantized=raw.stat().st_size,
+            op_types=dict(Counter(n.op_type for n in model.graph.node)), **_precision_of_ops(model),
+            gate=_gate(spec, fp32_path, raw, validation),
+            latency_us=_latency_ratio(fp32_path, raw, validation.feeds(0, 1, spec)), max_drop_points=max_drop)
+        if not report.passed:
+            if not force_gate:
+                g = report.gate
+                raise QuantizationError(
+                    f"{mode.value} quantisation lost {g.macro_f1_drop_points:.2f} macro-F1 points (fp32 "
+                    f"{g.macro_f1[0]:.4f}, quantised {g.macro_f1[1]:.4f}) > --max-drop {max_drop}; nothing written "
+                    "(--force-gate writes it and records the failure)")
+            report.verdict = "failed (forced)"
+        kept = {k: v for k, v in meta.items() if k not in ("format_version", "integrity", "labels", "preprocessing")}
+        set_metadata(model, {**kept, "quantization": report.to_dict()})
         model.producer_name = "edgemed"
         save_model(model, out)
         return QuantResult(out, report)
@@ -241,32 +233,5 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def format_report(report: dict[str, Any]) -> str:
-    lat = report["latency_batch1_1thread"]
-    mf = report["macro_f1"]
-    lines = [
-        f"mode {report['mode']}" + (f" ({report['method']} calibration on {report['calibration']['samples']} samples)"
-                                     if report["calibration"] else ""),
-        f"size {report['size_bytes']['fp32']:,} -> {report['size_bytes']['quantized']:,} bytes "
-        f"({report['size_ratio']:.2f}x); int8 compute: {', '.join(report['int8_compute_ops']) or 'none'}; "
-        f"int8 weights only: {', '.join(report['int8_weight_only_ops']) or 'none'}; "
-        f"float: {', '.join(report['float_compute_ops']) or 'none'}",
-        f"latency batch 1, 1 thread: fp32 {lat['fp32_us'] / 1000:.3f} ms, "
-        f"quantised {lat['quantized_us'] / 1000:.3f} ms "
-        f"({lat['speedup']:.2f}x)",
-        f"validation {report['validation']['samples']} samples: top-1 agreement {report['top1_agreement']:.2%}, "
-        f"max abs logit diff {report['max_abs_logit_diff']:.3g}",
-        f"macro-F1 fp32 {mf['fp32']:.4f} -> {mf['quantized']:.4f} (drop {report['macro_f1_drop_points']:.2f} points, "
-        f"allowed {report['max_drop_points']}): {report['gate'].upper()}",
-        f"{'class':<14}{'sens fp32':>10}{'sens q':>9}{'spec fp32':>11}{'spec q':>9}",
-    ]
-    for name, c in report["per_class"].items():
-        def f(v):
-            return "    -" if v is None else f"{v:.3f}"
-        lines.append(f"{name:<14}{f(c['sensitivity']['fp32']):>10}{f(c['sensitivity']['quantized']):>9}"
-                     f"{f(c['specificity']['fp32']):>11}{f(c['specificity']['quantized']):>9}")
-    return "\n".join(lines)
-
-
-def report_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2)
+def report_json(report: QuantReport) -> str:
+    return json.dumps(report.to_dict(), indent=2)

@@ -8,13 +8,16 @@ from typing import Any
 import numpy as np
 
 from edgemed.core.errors import EdgemedError
+from edgemed.core.examples import array_feeds
+from edgemed.core.spec import ModelSpec
 from edgemed.train.data import SYNTHETIC_SOURCES, load_data
 from edgemed.train.data.wfdb_source import list_records
 
 
-def real_windows(provenance: dict[str, Any], limit: int = 8) -> tuple[dict[str, np.ndarray], str] | None:
-    """Up to `limit` samples (`x`, and `lengths` for padded data) and a label for the report; None when the
-    source is not available here (a WFDB folder or file on another machine)."""
+def real_windows(provenance: dict[str, Any], spec: ModelSpec, limit: int = 8
+                 ) -> tuple[dict[str, np.ndarray], str] | None:
+    """Feeds of up to `limit` samples (the signal, and lengths for padded data) and a label for the report; None
+    when the source is not available here (a WFDB folder or file on another machine)."""
     source = provenance.get("data")
     if not source:
         return None
@@ -26,12 +29,9 @@ def real_windows(provenance: dict[str, Any], limit: int = 8) -> tuple[dict[str, 
     elif not Path(source).is_file():
         return None
     try:
-        ds = load_data(source, seed=provenance.get("seed", 0), **options)
+        ds = load_data(source, seed=provenance.get("seed", 0), options=options)
     except (EdgemedError, OSError):
         return None
     pick = np.linspace(0, len(ds) - 1, min(limit, len(ds))).astype(int)
-    out = {"x": ds.X[pick]}
-    if ds.lengths is not None:
-        out["lengths"] = ds.lengths[pick]
     label = "real" if not source.startswith("synthetic") else "generated"
-    return out, label
+    return array_feeds(spec, ds.X[pick], None if ds.lengths is None else ds.lengths[pick]), label

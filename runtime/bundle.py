@@ -10,12 +10,14 @@ needs the `sign` extra).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import shutil
 import zipfile
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
 SCHEMA = "edgemed.bundle/1"
 MANIFEST = "manifest.json"
 
-__all__ = ["BundleError", "MANIFEST", "SCHEMA", "load_bundle", "make_bundle", "verify_bundle"]
+__all__ = ["BundleError", "BundledModel", "MANIFEST", "Manifest", "SCHEMA", "load_bundle", "make_bundle",
+           "verify_bundle"]
 
 
 def _sha256(data: bytes) -> str:
@@ -48,18 +51,56 @@ def _requirements() -> list[str]:
     return pins
 
 
-def _readme(manifest: dict[str, Any]) -> str:
-    dev = manifest["device"]
+@dataclass
+class BundledModel:
+    """One model's entry in the manifest: its files and what its metadata recorded."""
+
+    file: str
+    sha256: str
+    size_bytes: int
+    sidecar: str
+    labels: list[str]
+    spec: dict[str, Any] | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] | None = None
+    exporter: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """`manifest.json` (schema edgemed.bundle/1). `signature` is filled in by verification, not stored."""
+
+    created_utc: str
+    device: dict[str, Any]
+    requirements: list[str]
+    models: list[BundledModel]
+    files: dict[str, str]
+    schema: str = SCHEMA
+    signature: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("signature")
+        return out
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2).encode()
+
+
+def _readme(manifest: Manifest) -> str:
+    dev = manifest.device
     lines = [f"# edgemed bundle for {dev['name']}", "", dev["description"], "",
              "Install the runtime only (no torch), then check the bundle and run a model:", "", "```",
-             f"pip install {' '.join(manifest['requirements'])}", "edgemed verify-bundle .",
-             f"edgemed run {manifest['models'][0]['file']} INPUT.npz --device {dev['name']}", "```", "",
+             f"pip install {' '.join(manifest.requirements)}", "edgemed verify-bundle .",
+             f"edgemed run {manifest.models[0].file} INPUT.npz --device {dev['name']}", "```", "",
              "| model | labels | parity | quantisation |", "|---|---|---|---|"]
-    for m in manifest["models"]:
-        parity = "passed" if (m.get("parity") or {}).get("passed") else "not recorded"
-        quant = m.get("quantization") or {}
+    for m in manifest.models:
+        parity = "passed" if m.parity.get("passed") else "not recorded"
+        quant = m.quantization or {}
         q = f"{quant['mode']}, macro-F1 drop {quant['macro_f1_drop_points']:.2f} pts" if quant else "fp32"
-        lines.append(f"| {m['file']} | {', '.join(m['labels'])} | {parity} | {q} |")
+        lines.append(f"| {m.file} | {', '.join(m.labels)} | {parity} | {q} |")
     lines += ["", f"Latency budget {dev['latency_budget_ms']} ms, memory budget {dev['memory_budget_mb']} MB, "
               f"{dev['threads']} thread(s), providers {', '.join(p['name'] for p in dev['providers'])}.",
               "Every file's sha256 is in manifest.json, and every model carries its .sha256 sidecar and an in-file "
@@ -82,7 +123,7 @@ def _is_bundle(path: Path) -> bool:
 
 
 def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | None = None,
-                force: bool = False) -> dict[str, Any]:
+                force: bool = False) -> Manifest:
     """Write models (each with its sidecar), manifest.json, README.md and, with `sign_key`, manifest.sig to folder
     `out` or zip `out` (ending .zip), atomically. Every model must pass its own integrity checks (sidecar and
     integrity record) and load. An existing `out` is replaced only with `force`, and only if it is a bundle."""
@@ -110,20 +151,19 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
         except EdgemedError as exc:
             raise BundleError(f"{path}: not bundled: {exc}") from exc
         info = describe(path)
-        meta = info["edgemed"]
+        meta = info.metadata
         payload[path.name] = path.read_bytes()
         payload[sidecar_path(path).name] = sidecar_path(path).read_bytes()
-        entries.append({"file": path.name, "sha256": info["sha256"], "size_bytes": info["size_bytes"],
-                        "sidecar": sidecar_path(path).name, "spec": meta.get("spec"),
-                        "labels": meta.get("labels") or [],
-                        "parity": meta.get("parity"), "quantization": meta.get("quantization"),
-                        "exporter": meta.get("exporter"), "provenance": meta.get("provenance"),
-                        "checksums": meta.get("checksums")})
-    manifest = {"schema": SCHEMA, "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "device": profile.to_dict(), "requirements": _requirements(), "models": entries}
+        entries.append(BundledModel(
+            file=path.name, sha256=info.sha256, size_bytes=info.size_bytes, sidecar=sidecar_path(path).name,
+            labels=list(meta.spec.labels) if meta.spec else [], spec=meta.spec.to_dict() if meta.spec else None,
+            parity=meta.parity, quantization=meta.quantization, exporter=meta.exporter, provenance=meta.provenance,
+            checksums=meta.checksums))
+    manifest = Manifest(created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), device=profile.to_dict(),
+                        requirements=_requirements(), models=entries, files={})
     payload["README.md"] = _readme(manifest).encode()
-    manifest["files"] = {name: _sha256(data) for name, data in payload.items()}
-    payload[MANIFEST] = json.dumps(manifest, indent=2).encode()
+    manifest.files = {name: _sha256(data) for name, data in payload.items()}
+    payload[MANIFEST] = manifest.to_json()
     if sign_key is not None:
         payload[SIGNATURE_FILE] = sign(payload[MANIFEST], sign_key)
     _publish(payload, out)
@@ -159,42 +199,53 @@ def _publish(payload: dict[str, bytes], out: Path) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _manifest(files: dict[str, bytes], where: str) -> dict[str, Any]:
+def _manifest(files: dict[str, bytes], where: str) -> Manifest:
+    """The manifest, validated as data: every name plain, every digest present, every model entry consistent."""
     if MANIFEST not in files:
         raise BundleError(f"{where}: refused: no {MANIFEST}")
     try:
-        manifest = json.loads(files[MANIFEST])
+        raw = json.loads(files[MANIFEST])
     except (ValueError, RecursionError) as exc:
         raise BundleError(f"{where}: refused: {MANIFEST} is not valid JSON") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         raise BundleError(f"{where}: refused: {MANIFEST} is not an edgemed bundle manifest ({SCHEMA})")
-    listed, models = manifest.get("files"), manifest.get("models")
+    listed, models = raw.get("files"), raw.get("models")
     if not isinstance(listed, dict) or not isinstance(models, list) or not models:
         raise BundleError(f"{where}: refused: {MANIFEST} lists no files or no models")
     for name, digest in listed.items():
         check_member_name(str(name), where)
         if not isinstance(digest, str) or len(digest) != 64:
             raise BundleError(f"{where}: refused: {MANIFEST} gives {name!r} no sha256")
+    entries = []
+    names = {f.name for f in dataclasses.fields(BundledModel)}
     for entry in models:
         if (not isinstance(entry, dict) or not isinstance(entry.get("file"), str)
                 or not isinstance(entry.get("sidecar"), str) or entry["file"] not in listed
                 or entry["sidecar"] not in listed):
             raise BundleError(f"{where}: refused: a model entry names a file (or sidecar) the manifest does not list")
-    if not isinstance(manifest.get("device"), dict) or not isinstance(manifest["device"].get("name"), str):
+        try:
+            entries.append(BundledModel(**{k: v for k, v in entry.items() if k in names}))
+        except TypeError as exc:
+            raise BundleError(f"{where}: refused: a model entry is incomplete ({exc})") from exc
+    device = raw.get("device")
+    if not isinstance(device, dict) or not isinstance(device.get("name"), str):
         raise BundleError(f"{where}: refused: {MANIFEST} names no device")
-    return manifest
+    requirements = raw.get("requirements")
+    return Manifest(created_utc=str(raw.get("created_utc", "")), device=device,
+                    requirements=[str(r) for r in requirements] if isinstance(requirements, list) else [],
+                    models=entries, files={str(k): v for k, v in listed.items()})
 
 
-def _checked(path: Path, key: Path | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
     """The manifest and files of a bundle whose every checksum (and signature, with `key`) holds."""
     where = str(path)
     files = read_bundle_files(path)
     manifest = _manifest(files, where)
     problems = []
-    unlisted = sorted(set(files) - set(manifest["files"]) - {MANIFEST, SIGNATURE_FILE})
+    unlisted = sorted(set(files) - set(manifest.files) - {MANIFEST, SIGNATURE_FILE})
     if unlisted:
         problems.append(f"{', '.join(unlisted)} not listed in the manifest")
-    for name, digest in manifest["files"].items():
+    for name, digest in manifest.files.items():
         if name not in files:
             problems.append(f"{name} is missing")
         elif _sha256(files[name]) != digest:
@@ -202,25 +253,25 @@ def _checked(path: Path, key: Path | None) -> tuple[dict[str, Any], dict[str, by
     if problems:
         raise BundleError(f"{where}: refused: " + "; ".join(problems))
     if key is not None:
-        manifest["signature"] = verify(files[MANIFEST], files.get(SIGNATURE_FILE), key, where)
+        manifest.signature = verify(files[MANIFEST], files.get(SIGNATURE_FILE), key, where)
     else:
-        manifest["signature"] = {"present": SIGNATURE_FILE in files, "checked": False}
+        manifest.signature = {"present": SIGNATURE_FILE in files, "checked": False}
     return manifest, files
 
 
-def verify_bundle(path: Path, key: Path | None = None) -> dict[str, Any]:
+def verify_bundle(path: Path, key: Path | None = None) -> Manifest:
     """The manifest, if every file is present with its sha256, the signature holds (when `key` is given), and every
     model loads strictly (its sidecar and integrity record match); else BundleError listing every problem."""
     path = Path(path)
     manifest, files = _checked(path, key)
-    folder = private_copy({n: files[n] for m in manifest["models"] for n in (m["file"], m["sidecar"])})
+    folder = private_copy({n: files[n] for m in manifest.models for n in (m.file, m.sidecar)})
     problems = []
     try:
-        for entry in manifest["models"]:
+        for entry in manifest.models:
             try:
-                EdgeModel(folder / entry["file"], require_integrity=True)
+                EdgeModel(folder / entry.file, require_integrity=True)
             except EdgemedError as exc:
-                problems.append(f"{entry['file']} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
+                problems.append(f"{entry.file} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if problems:
@@ -233,13 +284,13 @@ def load_bundle(path: Path, model: str | None = None, key: Path | None = None, *
     `device` is given. A bundle that fails any check is refused; nothing stays on disk afterwards."""
     path = Path(path)
     manifest, files = _checked(path, key)
-    entries = {m["file"]: m for m in manifest["models"]}
-    name = model or manifest["models"][0]["file"]
+    entries = {m.file: m for m in manifest.models}
+    name = model or manifest.models[0].file
     if name not in entries:
         raise BundleError(f"{path}: no model {name!r}; it holds {sorted(entries)}")
-    folder = private_copy({name: files[name], entries[name]["sidecar"]: files[entries[name]["sidecar"]]})
+    folder = private_copy({name: files[name], entries[name].sidecar: files[entries[name].sidecar]})
     try:
-        device = options.pop("device", manifest["device"]["name"])
+        device = options.pop("device", manifest.device["name"])
         loaded = EdgeModel(folder / name, device=device, require_integrity=True, **options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -88,7 +88,7 @@ def select_leads(record: wfdb.Record, spec: ModelSpec, where: str) -> np.ndarray
     """The record's signals in the model's channel order, chosen by lead name."""
     wanted = list(spec.channel_names)
     if not wanted:
-        count = spec.inputs[0].shape[1] if isinstance(spec.inputs[0].shape[1], int) else None
+        count = spec.signal.shape[1] if isinstance(spec.signal.shape[1], int) else None
         raise InputError(f"{where}: the model records no lead names, so its {count} lead(s) cannot be matched "
                          "to the record's by name; export a model trained by edgemed")
     missing = [c for c in wanted if c not in record.names]
@@ -120,24 +120,23 @@ def _wfdb_record(base: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
     name = base.name
     if whole_signal:
         return RunInput(sig[None], f"WFDB record {name} (whole signal)", sampling_rate_hz=rate)
-    window = spec.preprocessing.window or {}
+    window = spec.preprocessing.window
+    if window is None or window.kind not in ("beat", "rhythm"):
+        raise InputError(f"the model's spec states no beat or rhythm window ({window}); pass model-ready arrays")
     try:
         ann = wfdb.read_annotations(base)
     except DataError as exc:
         raise InputError(f"{exc}; windows are cut around its annotations") from exc
     samples = np.round(ann.sample * (rate / fs)).astype(np.int64)
-    if window.get("kind") == "beat":
+    if window.kind == "beat":
         beats = np.array([i for i, s in enumerate(ann.symbol) if s in AAMI_MAP], np.int64)
-        x, kept = beat_windows(sig, samples[beats], int(round(window["before_s"] * rate)),
-                               int(round(window["after_s"] * rate)))
+        x, kept = beat_windows(sig, samples[beats], *window.offsets(rate))
         truth = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
         ids = [f"{name}:{samples[i]}" for i in beats[kept]]
-        kind = "beat"
-    elif "seconds" in window:
-        x, truth, starts = rhythm_windows(sig, samples, ann.aux, int(round(window["seconds"] * rate)))
-        ids, kind = [f"{name}:{s}" for s in starts], "rhythm"
     else:
-        raise InputError(f"the model's spec states no window ({window}); pass model-ready arrays instead")
+        x, truth, starts = rhythm_windows(sig, samples, ann.aux, window.length(rate))
+        ids = [f"{name}:{s}" for s in starts]
+    kind = window.kind
     if len(x) == 0:
         raise InputError(f"record {name}: no {kind} windows")
     unknown = sorted(set(truth) - set(spec.labels))

@@ -12,14 +12,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgemed.core.errors import EdgemedError, InputError, ModelLoadError, OutputError, SpecError
+from edgemed.core.errors import InputError, ModelLoadError, OutputError, SpecError
 from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.integrity import verify_model
+from edgemed.runtime.metadata import ModelMetadata
 from edgemed.runtime.model_info import read_model_file
 from edgemed.runtime.providers import create_session, resolve_device, session_options
 from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
 
+DEFAULT_BATCH_SIZE = 64
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}
 
@@ -115,7 +117,7 @@ class EdgeModel:
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = "cpu", strict: bool = False,
-                 threads: int | None = None, spinning: bool = False, batch_size: int = 64,
+                 threads: int | None = None, spinning: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
                  require_integrity: bool = False) -> None:
         if not isinstance(path, str | Path | os.PathLike):
             raise InputError(f"path must be a file path, got {type(path).__name__}")
@@ -138,13 +140,11 @@ class EdgeModel:
         except _ORT_ERRORS as exc:
             first = (str(exc).splitlines() or [""])[0]
             raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): {first}") from exc
-        self.metadata = {k.removeprefix("edgemed."): v for k, v in summary.metadata.items()
-                         if k.startswith("edgemed.")}
-        if "spec" in self.metadata:
-            try:
-                self.spec = ModelSpec.from_json(self.metadata["spec"])
-            except EdgemedError as exc:
-                raise ModelLoadError(f"{self.path}: unreadable edgemed spec: {exc}") from exc
+        self.metadata = ModelMetadata.from_summary(summary)
+        if self.metadata.spec_error:
+            raise ModelLoadError(f"{self.path}: unreadable edgemed spec: {self.metadata.spec_error}")
+        if self.metadata.spec is not None:
+            self.spec = self.metadata.spec
         else:
             warnings.warn(f"{self.path.name} has no edgemed metadata: checking inputs against the graph alone, "
                           "with no labels or preprocessing", MetadataWarning, stacklevel=2)
@@ -174,13 +174,15 @@ class EdgeModel:
         OutputError when the model's logits are not finite."""
         if self.spec.streaming is not None:
             raise SpecError(f"{self.path.name} is a streaming model; use EdgeModel.stream()")
-        name = self.spec.inputs[0].name
+        name = self.spec.signal.name
         plain = lengths is None and sampling_rate_hz is None and not other_inputs
         repeat = self._repeat_feeds(x) if plain else None
         if repeat is None:
             inputs = {name: x, **other_inputs}
             if lengths is not None:
-                inputs["lengths"] = lengths
+                if self.spec.lengths is None:
+                    raise InputError(f"{self.path.name} takes no sequence lengths; drop `lengths`")
+                inputs[self.spec.lengths.name] = lengths
             feeds, assessment = prepare_inputs(self.spec, inputs, sampling_rate_hz)
             self._remember(x, feeds, plain)
         else:
@@ -204,11 +206,11 @@ class EdgeModel:
             return None
         if not x.flags.c_contiguous:
             return None
-        name = self.spec.inputs[0].name
+        name = self.spec.signal.name
         return {name: x, **checked[2]}, assess_input(self.spec, name, x)
 
     def _remember(self, x: Any, feeds: dict[str, np.ndarray], plain: bool) -> None:
-        name = self.spec.inputs[0].name
+        name = self.spec.signal.name
         norm = self.spec.preprocessing.normalization
         if plain and type(x) is np.ndarray and feeds[name] is x and not (norm and norm.applied_in == "runtime"):
             self._checked = (x.shape, x.dtype, {k: v for k, v in feeds.items() if k != name})

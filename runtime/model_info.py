@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgemed.core.errors import EdgemedError, InputError, ModelLoadError
 from edgemed.core.limits import check_file_size
 from edgemed.runtime.integrity import check_record, read_sidecar
-from edgemed.runtime.onnx_proto import ModelSummary, read_summary
-
-PREFIX = "edgemed."
+from edgemed.runtime.metadata import PREFIX, ModelMetadata
+from edgemed.runtime.onnx_proto import ModelSummary, ValueInfo, read_summary
 
 
 def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
@@ -28,19 +27,38 @@ def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
         raise ModelLoadError(f"{path}: not a loadable ONNX model (corrupt or truncated?): {exc}") from exc
 
 
-def edgemed_metadata(summary: ModelSummary) -> dict[str, Any]:
-    """The `edgemed.*` entries, JSON-decoded where they are JSON."""
-    meta: dict[str, Any] = {}
-    for key, value in summary.metadata.items():
-        if key.startswith(PREFIX):
-            try:
-                meta[key[len(PREFIX):]] = json.loads(value)
-            except (ValueError, RecursionError):
-                meta[key[len(PREFIX):]] = value
-    return meta
+@dataclass
+class ModelInfo:
+    path: str
+    size_bytes: int
+    sha256: str
+    sidecar: str | None  # "matches", "MISMATCH", "unreadable", or None when there is none
+    integrity: str  # "verified", "missing", "not an edgemed model", or "FAILED: why"
+    producer: str
+    ir_version: int
+    opsets: dict[str, int]
+    op_types: dict[str, int]
+    parameters: int
+    external_data: bool
+    inputs: list[ValueInfo]
+    outputs: list[ValueInfo]
+    metadata: ModelMetadata
+    other_metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> int:
+        return sum(self.op_types.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size_bytes": self.size_bytes, "sha256": self.sha256, "sidecar": self.sidecar,
+                "integrity": self.integrity, "producer": self.producer, "ir_version": self.ir_version,
+                "opsets": self.opsets, "op_types": self.op_types, "nodes": self.nodes, "parameters": self.parameters,
+                "external_data": self.external_data, "inputs": [vars(v) for v in self.inputs],
+                "outputs": [vars(v) for v in self.outputs], "edgemed": self.metadata.to_dict(),
+                "other_metadata": self.other_metadata}
 
 
-def describe(path: Path | str) -> dict[str, Any]:
+def describe(path: Path | str) -> ModelInfo:
     """Size, checksum (and whether the sidecar and the integrity record agree), opsets, op counts, parameters,
     I/O and edgemed metadata. It reports integrity failures rather than raising: it is for looking."""
     path = Path(path)
@@ -48,78 +66,74 @@ def describe(path: Path | str) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     try:
         sidecar, _ = read_sidecar(path)
+        sidecar_state = None if sidecar is None else ("matches" if sidecar == digest else "MISMATCH")
     except EdgemedError:
-        sidecar = "unreadable"
+        sidecar_state = "unreadable"
     try:
         integrity = check_record(data, summary, path.name)
     except EdgemedError as exc:
         integrity = f"FAILED: {exc}"
-    meta = edgemed_metadata(summary)
-    return {
-        "path": str(path),
-        "size_bytes": len(data),
-        "sha256": digest,
-        "sidecar": None if sidecar is None else ("matches" if sidecar == digest else "MISMATCH"),
-        "integrity": integrity,
-        "producer": summary.producer,
-        "ir_version": summary.ir_version,
-        "opsets": summary.opsets,
-        "op_types": dict(summary.op_types.most_common()),
-        "nodes": sum(summary.op_types.values()),
-        "parameters": summary.parameters,
-        "external_data": summary.external_data,
-        "inputs": [vars(v) for v in summary.inputs],
-        "outputs": [vars(v) for v in summary.outputs],
-        "edgemed": meta,
-        "other_metadata": {k: v for k, v in summary.metadata.items() if not k.startswith(PREFIX)},
-    }
+    return ModelInfo(
+        path=str(path), size_bytes=len(data), sha256=digest, sidecar=sidecar_state, integrity=integrity,
+        producer=summary.producer, ir_version=summary.ir_version, opsets=summary.opsets,
+        op_types=dict(summary.op_types.most_common()), parameters=summary.parameters,
+        external_data=summary.external_data, inputs=summary.inputs, outputs=summary.outputs,
+        metadata=ModelMetadata.from_summary(summary),
+        other_metadata={k: v for k, v in summary.metadata.items() if not k.startswith(PREFIX)})
 
 
 def _shape(dims: list) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
 
 
-def format_info(info: dict[str, Any]) -> str:
-    meta = info["edgemed"]
+def format_info(info: ModelInfo) -> str:
+    meta = info.metadata
     lines = [
-        f"file        {info['path']}",
-        f"size        {info['size_bytes']:,} bytes" + ("  (weights in external data)" if info["external_data"] else ""),
-        f"sha256      {info['sha256']}" + (f"  (sidecar {info['sidecar']})" if info["sidecar"] else "  (no sidecar)"),
-        f"integrity   {info['integrity']}",
-        f"producer    {info['producer']}, IR {info['ir_version']}, opsets "
-        + ", ".join(f"{d} {v}" for d, v in info["opsets"].items()),
-        f"parameters  {info['parameters']:,}",
-        f"nodes       {info['nodes']}: " + ", ".join(f"{op} {n}" for op, n in info["op_types"].items()),
+        f"file        {info.path}",
+        f"size        {info.size_bytes:,} bytes" + ("  (weights in external data)" if info.external_data else ""),
+        f"sha256      {info.sha256}" + (f"  (sidecar {info.sidecar})" if info.sidecar else "  (no sidecar)"),
+        f"integrity   {info.integrity}",
+        f"producer    {info.producer}, IR {info.ir_version}, opsets "
+        + ", ".join(f"{d} {v}" for d, v in info.opsets.items()),
+        f"parameters  {info.parameters:,}",
+        f"nodes       {info.nodes}: " + ", ".join(f"{op} {n}" for op, n in info.op_types.items()),
     ]
-    for kind in ("inputs", "outputs"):
-        for v in info[kind]:
-            lines.append(f"{kind[:-1]:<11} {v['name']}: {v['dtype']} {_shape(v['shape'])}")
-    if not meta:
+    for kind, values in (("input", info.inputs), ("output", info.outputs)):
+        for v in values:
+            lines.append(f"{kind:<11} {v.name}: {v.dtype} {_shape(v.shape)}")
+    if not meta.present:
         lines.append("metadata    none from edgemed: inputs are checked against the graph alone")
         return "\n".join(lines)
-    spec = meta.get("spec", {})
-    pre = spec.get("preprocessing", {})
-    lines.append(f"model       {spec.get('architecture')}, labels {', '.join(meta.get('labels', []))}")
-    rate = pre.get("sampling_rate_hz") or pre.get("frame_rate_hz")
-    norm = pre.get("normalization") or {}
-    lines.append(f"preprocess  rate {rate} Hz, units {pre.get('units')}, band-pass {pre.get('bandpass')}, "
-                 f"normalisation in {norm.get('applied_in', 'none')}, window {pre.get('window')}")
-    if spec.get("streaming"):
-        s = spec["streaming"]
-        lines.append(f"streaming   chunks of {s['chunk_axis']} in multiples of {s['chunk_multiple']}; state "
-                     + ", ".join(t["name"] for t in s["state_inputs"]))
-    exporter = meta.get("exporter", {})
+    spec = meta.spec
+    if spec is None:
+        lines.append(f"spec        unreadable: {meta.spec_error}")
+    else:
+        pre = spec.preprocessing
+        lines.append(f"model       {spec.architecture}, labels {', '.join(spec.labels)}")
+        norm = pre.normalization
+        lines.append(f"preprocess  rate {pre.rate_hz} Hz, units {pre.units}, band-pass {pre.bandpass}, "
+                     f"normalisation in {norm.applied_in if norm else 'none'}, window {pre.window}"
+                     + (f", resize to {pre.resize}" if pre.resize else ""))
+        if spec.streaming:
+            s = spec.streaming
+            lines.append(f"streaming   chunks of {s.chunk_axis} in multiples of {s.chunk_multiple}; state "
+                         + ", ".join(t.name for t in s.state_inputs))
+    exporter = meta.exporter
     if exporter:
         lines.append(f"exporter    {exporter.get('name')} (opset {exporter.get('opset')}): {exporter.get('reason')}")
-    parity = meta.get("parity", {})
+    parity = meta.parity
     if parity:
         lines.append(f"parity      {'passed' if parity.get('passed') else 'FAILED'} on {len(parity.get('rows', []))} "
                      f"outputs, max abs {parity.get('max_abs')}, atol {parity.get('atol')}, rtol {parity.get('rtol')}")
-    prov = meta.get("provenance", {})
+    if meta.quantization:
+        q = meta.quantization
+        lines.append(f"quantised   {q.get('mode')}, gate {q.get('gate')}, macro-F1 drop "
+                     f"{q.get('macro_f1_drop_points')} points")
+    prov = meta.provenance
     if prov:
         lines.append(f"provenance  data {prov.get('data_source')}, seed {prov.get('seed')}, "
                      f"git {prov.get('git_commit')}, trained {prov.get('created_utc')}, "
                      f"exported {prov.get('exported_utc')}")
-    for key, value in (meta.get("checksums") or {}).items():
+    for key, value in meta.checksums.items():
         lines.append(f"checksum    {key} {value}")
     return "\n".join(lines)

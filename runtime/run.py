@@ -30,6 +30,9 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+DEFAULT_CHUNK_SECONDS = 1.0
+
+
 def stream_step(model: EdgeModel, chunk_seconds: float) -> tuple[int, float]:
     """The model step (a multiple of the spec's chunk multiple, at most one push) and the rate."""
     rate = model.spec.preprocessing.sampling_rate_hz or model.spec.preprocessing.frame_rate_hz
@@ -43,7 +46,8 @@ def stream_step(model: EdgeModel, chunk_seconds: float) -> tuple[int, float]:
     return push // m * m, rate
 
 
-def run_file(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = 1.0) -> RunResult:
+def run_file(model: EdgeModel, path: Path, stream: bool = False,
+             chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> RunResult:
     start = time.perf_counter()
     data = read_input(path, model.spec, whole_signal=stream)
     if not stream:
@@ -61,7 +65,7 @@ def run_file(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: 
     if model.spec.streaming is None:
         raise InputError(f"{model.path.name} is not a streaming model; export it with --streaming, or drop --stream")
     step, rate = stream_step(model, chunk_seconds)
-    signal = data.x if data.x.ndim == len(model.spec.inputs[0].shape) else data.x[None]
+    signal = data.x if data.x.ndim == len(model.spec.signal.shape) else data.x[None]
     streamer = model.stream(chunk=step, batch=signal.shape[0])
     push = int(round(chunk_seconds * rate))
     axis = streamer.axis

@@ -32,7 +32,7 @@ class Streamer:
         if spec.streaming is None:
             raise SpecError(f"{model.path.name} is not a streaming model; export it with --streaming")
         self.model, self.spec, self.streaming = model, spec, spec.streaming
-        self.input = spec.inputs[0]
+        self.input = spec.signal
         self.axis = self.input.shape.index(self.streaming.chunk_axis)
         self.chunk = self.streaming.chunk_multiple if chunk is None else positive_int(chunk, "chunk", 2**24)
         self.streaming.check_chunk(self.chunk)

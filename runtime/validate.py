@@ -169,7 +169,7 @@ def check_rate(spec: ModelSpec, sampling_rate_hz: float | None) -> None:
 def apply_runtime_preprocessing(spec: ModelSpec, name: str, arr: np.ndarray) -> np.ndarray:
     """The one place the runtime applies preprocessing: only what the spec assigns to the runtime."""
     norm = spec.preprocessing.normalization
-    if norm is None or norm.applied_in != "runtime" or name != spec.inputs[0].name:
+    if norm is None or norm.applied_in != "runtime" or name != spec.signal.name:
         return arr
     shape = [1] * arr.ndim
     shape[norm.axis] = len(norm.mean)
@@ -180,8 +180,8 @@ def apply_runtime_preprocessing(spec: ModelSpec, name: str, arr: np.ndarray) -> 
 
 def prepare_inputs(spec: ModelSpec, inputs: dict[str, object], sampling_rate_hz: float | None = None,
                    ) -> tuple[dict[str, np.ndarray], Assessment]:
-    """Checked, converted, preprocessed feeds for every model input, and the main input's assessment. A missing
-    int64 `lengths` input is filled with the full time length (no padding)."""
+    """Checked, converted, preprocessed feeds for every model input, and the signal's assessment. A missing lengths
+    input is filled with the full length of the axis it counts (no padding)."""
     check_rate(spec, sampling_rate_hz)
     unknown = [k for k in inputs if all(k != t.name for t in spec.inputs)]
     if unknown:
@@ -189,22 +189,25 @@ def prepare_inputs(spec: ModelSpec, inputs: dict[str, object], sampling_rate_hz:
     sizes: dict[str, int] = {}
     feeds = {}
     filled = False
-    for t in spec.inputs:
+    lengths_spec = spec.lengths
+    for t in sorted(spec.inputs, key=lambda t: t.role != "signal"):  # the signal first: it binds the axis sizes
         if inputs.get(t.name) is None:
-            if t.name == "lengths" and "time" in sizes:
-                feeds[t.name] = np.full(sizes["batch"], sizes["time"], np.int64)
+            if t is lengths_spec and t.counts in sizes:
+                feeds[t.name] = np.full(sizes["batch"], sizes[t.counts], np.int64)
                 filled = True
                 continue
             raise InputError(f"missing input {t.name!r} ({list(t.shape)}, {t.dtype})")
         feeds[t.name] = check_array(t, inputs[t.name], sizes)
-    if "lengths" in feeds and "time" in sizes and not filled:
-        lengths = feeds["lengths"]
-        if lengths.min() < 1 or lengths.max() > sizes["time"]:
-            raise InputError(f"input 'lengths': values must be 1..{sizes['time']} (the time axis), got "
-                             f"{int(lengths.min())}..{int(lengths.max())}")
-    main = spec.inputs[0].name
-    assessment = assess_input(spec, main, feeds[main], feeds.get("lengths") if not filled else None)
-    for t in spec.inputs[1:]:
-        check_finite(t.name, feeds[t.name])
+    lengths = feeds[lengths_spec.name] if lengths_spec is not None and not filled else None
+    if lengths is not None and lengths_spec.counts in sizes:
+        full = sizes[lengths_spec.counts]
+        if lengths.min() < 1 or lengths.max() > full:
+            raise InputError(f"input {lengths_spec.name!r}: values must be 1..{full} (the {lengths_spec.counts} "
+                             f"axis), got {int(lengths.min())}..{int(lengths.max())}")
+    main = spec.signal.name
+    assessment = assess_input(spec, main, feeds[main], lengths)
+    for t in spec.inputs:
+        if t.name != main:
+            check_finite(t.name, feeds[t.name])
     feeds = {k: apply_runtime_preprocessing(spec, k, v) for k, v in feeds.items()}
     return feeds, assessment

@@ -31,7 +31,7 @@ def main() -> None:
     model, ckpt = load_checkpoint(args.checkpoint)
     prov = ckpt["provenance"]
     options = {**prov.get("data_options", {}), "samples": args.samples}
-    held = load_data(prov["data"], seed=args.seed, **options)
+    held = load_data(prov["data"], seed=args.seed, options=options)
     np.savez(args.out, X=held.X, y=held.y, label_names=np.array(held.labels))
     torch.set_num_threads(1)
     torch_probs = predict_proba(model, held)

@@ -31,10 +31,16 @@ def mitdb() -> Path:
     return MITDB
 
 
+# One tiny run per registered family: (data source, data options, model config).
 RUNS = {
     "gru": ("synthetic-vitals", {"samples": 60}, {"hidden_size": 24}),
+    "lstm": ("synthetic-vitals", {"samples": 60}, {"hidden_size": 16}),
+    "rnn": ("synthetic-vitals", {"samples": 60}, {"hidden_size": 16, "num_layers": 1}),
     "cnn_gru": ("synthetic-ecg", {"samples": 40, "leads": 2, "sampling_rate_hz": 100.0}, {"causal": True}),
+    "cnn_lstm": ("synthetic-ecg", {"samples": 40, "leads": 2, "sampling_rate_hz": 100.0},
+                 {"causal": True, "channels": (8, 16, 16, 16), "hidden_size": 16}),
     "cnn_gru_frames": ("synthetic-frames", {"samples": 30}, {}),
+    "cnn2d": ("synthetic-fundus", {"samples": 30, "image_size": 32}, {"channels": (8, 16)}),
 }
 
 

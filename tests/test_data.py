@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgemed.core.errors import DataError
+from edgemed.core.spec import Window
 from edgemed.train.data import load_data
 from edgemed.train.data.wfdb_source import AAMI_CLASSES, beat_counts, list_records, load_wfdb
 from edgemed.train.split import group_split
@@ -76,8 +77,9 @@ def test_all_ds1_records_give_the_published_aami_totals(mitdb):
 def test_beat_windows_from_a_real_record(mitdb):
     ds = load_wfdb(mitdb, records=["208"], sampling_rate_hz=180.0)
     counts = beat_counts(mitdb, "208")
-    assert ds.X.shape[1:] == (2, 324) and ds.sampling_rate_hz == 180.0
-    assert ds.channel_names == ("MLII", "V1")
+    pre = ds.spec.preprocessing
+    assert ds.X.shape[1:] == (2, 324) == (2, pre.window.length(pre.sampling_rate_hz)) and pre.sampling_rate_hz == 180.0
+    assert ds.spec.channel_names == ("MLII", "V1")
     got = ds.class_counts()
     for k in AAMI_CLASSES:  # beats too near the record's ends have no full window
         assert counts[k] - 2 <= got[k] <= counts[k]
@@ -87,7 +89,7 @@ def test_beat_windows_from_a_real_record(mitdb):
 def test_rhythm_windows_from_a_real_record(mitdb):
     ds = load_wfdb(mitdb, records=["201"], task="rhythm", window_s=10.0)
     assert ds.X.shape[1:] == (2, 3600)
-    assert "AFIB" in ds.labels and ds.window == {"kind": "rhythm", "seconds": 10.0}
+    assert "AFIB" in ds.labels and ds.spec.preprocessing.window == Window("rhythm", seconds=10.0)
 
 
 def test_record_without_annotations_is_refused(mitdb, tmp_path):
@@ -119,7 +121,7 @@ def test_npz_npy_and_csv_sources(tmp_path):
     (tmp_path / "v.csv").write_text("\n".join(rows))
     ds = load_data(str(tmp_path / "v.csv"))
     assert ds.X.shape == (4, 6, 2) and ds.lengths.tolist() == [3, 4, 5, 6]
-    assert ds.channel_names == ("hr", "spo2") and ds.X[1, 3, 0] == 73
+    assert ds.spec.channel_names == ("hr", "spo2") and ds.X[1, 3, 0] == 73
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from edgemed.cli.main import cli
 from edgemed.devices.profile import EMULATION_NOTE, DeviceError, list_profiles, load_profile
 from edgemed.export.pipeline import export_target, target_from_checkpoint
+from edgemed.export.torch_reference import TorchReference
 from edgemed.runtime.bundle import BundleError, load_bundle, make_bundle, verify_bundle
-from edgemed.runtime.profile import SCHEMA, latency_stats, profile
+from edgemed.runtime.profile import SCHEMA, LatencyStats, profile
 
 REQUIRED = {"bedside-x86", "raspberry-pi-5", "jetson-orin", "intel-openvino", "cuda-server", "host"}
 
@@ -90,17 +91,19 @@ def test_device_profile_sets_threads_and_providers(onnx_models):
 
 
 def test_latency_stats_and_budget_share():
-    s = latency_stats([1000.0] * 90 + [60000.0] * 10, batch=2, budget_ms=50.0)
-    assert s["budget_miss_share"] == pytest.approx(0.1)
-    assert s["latency_us"]["p50"] == 1000.0 and s["latency_us"]["max"] == 60000.0
-    assert s["throughput_per_s"] == pytest.approx(2 / (6900 / 1e6))
+    s = LatencyStats.of("m", [1000.0] * 90 + [60000.0] * 10, batch=2, budget_ms=50.0)
+    assert s.budget_miss_share == pytest.approx(0.1)
+    assert s.p50 == 1000.0 and s.max == 60000.0
+    assert s.throughput_per_s == pytest.approx(2 / (6900 / 1e6))
 
 
 def test_profile_report_schema_and_emulation(onnx_models, checkpoints, tmp_path):
     int8 = tmp_path / "copy.onnx"
     shutil.copy(onnx_models["cnn_gru"], int8)
+    torch_ref = {"pytorch": lambda buffers, threads: TorchReference(checkpoints["cnn_gru"], buffers, list(buffers[0]),
+                                                                    threads)}
     result = profile(onnx_models["cnn_gru"], device="jetson-orin", runs=20, warmup=2, compare=[int8],
-                     torch_checkpoint=checkpoints["cnn_gru"], with_per_op=True, with_cold_start=True).data
+                     references=torch_ref, with_per_op=True, with_cold_start=True).to_dict()
     assert result["schema"] == SCHEMA and result["emulation"] == EMULATION_NOTE
     assert set(result["variants"]) == {"cnn_gru.onnx", "copy.onnx", "pytorch"}
     for v in result["variants"].values():
@@ -129,12 +132,11 @@ def test_profile_cli_json_plot_and_no_torch_in_process(onnx_models, tmp_path):
 def test_bundle_round_trip_and_tampering(onnx_models, tmp_path, suffix):
     out = tmp_path / f"bundle{suffix}"
     manifest = make_bundle([onnx_models["cnn_gru"], onnx_models["gru"]], "bedside-x86", out)
-    assert manifest["device"]["name"] == "bedside-x86" and len(manifest["models"]) == 2
-    assert set(manifest["files"]) == {"cnn_gru.onnx", "gru.onnx", "README.md", "cnn_gru.onnx.sha256",
-                                      "gru.onnx.sha256"}
-    assert any(r.startswith("onnxruntime==") for r in manifest["requirements"])
-    assert manifest["models"][0]["parity"]["passed"] is True and manifest["models"][0]["provenance"]
-    assert verify_bundle(out)["schema"] == "edgemed.bundle/1"
+    assert manifest.device["name"] == "bedside-x86" and len(manifest.models) == 2
+    assert set(manifest.files) == {"cnn_gru.onnx", "gru.onnx", "README.md", "cnn_gru.onnx.sha256", "gru.onnx.sha256"}
+    assert any(r.startswith("onnxruntime==") for r in manifest.requirements)
+    assert manifest.models[0].parity["passed"] is True and manifest.models[0].provenance
+    assert verify_bundle(out).schema == "edgemed.bundle/1"
     assert load_bundle(out, "gru.onnx").threads == 1
     result = invoke("verify-bundle", out)
     assert result.exit_code == 0 and "5 files match" in result.output
@@ -168,5 +170,5 @@ def test_profile_on_real_data_rotates_its_windows(onnx_models, tmp_path):
     np.savez(tmp_path / "w.npz", X=x)
     result = profile(onnx_models["cnn_gru"], runs=8, warmup=1, data=tmp_path / "w.npz", batch=4,
                      with_cold_start=False)
-    assert result.data["inputs"] == "w.npz: X [20, 2, 160]"
-    assert result.data["variants"]["cnn_gru.onnx"]["latency_us"]["runs"] == 8
+    assert result.inputs == "w.npz: X [20, 2, 160]"
+    assert result.variants["cnn_gru.onnx"].runs == 8

@@ -19,7 +19,6 @@ from edgemed.core.spec import ModelSpec
 from edgemed.export.exporters import Exporter
 from edgemed.export.parity import FP32_ATOL
 from edgemed.export.pipeline import export_target, measure_parity, session, target_from_checkpoint
-from edgemed.export.streaming import streaming_module
 from edgemed.train.models import create_model
 
 from conftest import RUNS
@@ -36,8 +35,11 @@ def test_torchscript_parity_at_many_shapes(checkpoints, family, tmp_path):
     assert report.passed and result.exporter == "torchscript"
     shapes = {r.shape for r in report.rows}
     assert len(shapes) >= 5
-    lengths = sorted({int(s.split("x")[2 if family == "cnn_gru" else 1]) for s in shapes})
-    assert lengths[0] < lengths[-1] and any(n % 2 for n in lengths), lengths
+    spec = result.spec
+    if family != "cnn2d":
+        axis = spec.signal.shape.index(spec.sequence_axis)
+        lengths = sorted({int(s.split("x")[axis]) for s in shapes})
+        assert lengths[0] < lengths[-1] and any(n % 2 for n in lengths), lengths
     assert {int(s.split("x")[0]) for s in shapes} >= {1, 3}
     assert any(r.source == "generated" for r in report.rows), "parity must include data from the source"
     assert max(r.max_abs for r in report.rows) < FP32_ATOL
@@ -162,7 +164,8 @@ print(json.dumps({{k: meta[k] for k in meta}}))
     meta = json.loads(proc.stdout)
     spec = ModelSpec.from_json(meta["edgemed.spec"])
     assert spec.architecture == "cnn_gru" and spec.preprocessing.sampling_rate_hz == 100.0
-    assert json.loads(meta["edgemed.labels"]) == ["sinus", "afib", "brady", "tachy", "pvc"]
+    assert spec.labels == ("sinus", "afib", "brady", "tachy", "pvc")
+    assert "edgemed.labels" not in meta and "edgemed.preprocessing" not in meta  # the spec holds them, once
     assert json.loads(meta["edgemed.parity"])["passed"] is True
     prov = json.loads(meta["edgemed.provenance"])
     assert prov["seed"] == 0 and prov["data"] == "synthetic-ecg" and "torch" in prov["export_packages"]
@@ -170,7 +173,10 @@ print(json.dumps({{k: meta[k] for k in meta}}))
     assert {"checkpoint_sha256", "data_sha256", "weights_sha256"} <= set(checks)
 
 
-@pytest.mark.parametrize("family", ["gru", "cnn_gru"])
+STREAMING = ["gru", "lstm", "rnn", "cnn_gru", "cnn_lstm", "cnn_gru_frames"]
+
+
+@pytest.mark.parametrize("family", STREAMING)
 def test_streaming_equals_whole_sequence_on_every_prefix(checkpoints, family, tmp_path):
     result = export_target(target_from_checkpoint(checkpoints[family], streaming=True), tmp_path / "s.onnx")
     rows = [r for r in result.parity.rows if r.case.startswith("stream")]
@@ -181,13 +187,13 @@ def test_streaming_equals_whole_sequence_on_every_prefix(checkpoints, family, tm
     assert {int(r.shape.split("x")[0]) for r in rows} >= {2, 3}  # batch sizes
     assert max(r.max_abs for r in rows) <= 1e-5
     spec = result.spec.streaming
-    assert spec.chunk_multiple == (16 if family == "cnn_gru" else 1)
+    assert spec.chunk_multiple == (16 if family.startswith("cnn_") and family != "cnn_gru_frames" else 1)
     names = [i.name for i in session(tmp_path / "s.onnx").get_inputs()]
-    assert names[0] == "x" and names[-1] == "h"
+    assert names[0] == "x" and names[-1] == ("c" if "lstm" in family else "h")
 
 
 def test_streaming_spec_refuses_a_wrong_chunk_size():
-    _, spec = streaming_module(create_model("cnn_gru", causal=True).eval())
+    _, spec = create_model("cnn_gru", causal=True).eval().streaming_module()
     spec.streaming.check_chunk(64)
     with pytest.raises(SpecError, match="chunk of 50 along 'samples': streaming needs a positive multiple of 16"):
         spec.streaming.check_chunk(50)
@@ -199,11 +205,11 @@ def test_streaming_spec_refuses_a_wrong_chunk_size():
 )
 def test_streaming_refuses_models_that_cannot_stream(config, message):
     with pytest.raises(ExportError, match=message):
-        streaming_module(create_model("cnn_gru", **config).eval())
+        create_model("cnn_gru", **config).eval().streaming_module()
     with pytest.raises(ExportError, match="bidirectional"):
-        streaming_module(create_model("gru", bidirectional=True).eval())
+        create_model("gru", bidirectional=True).eval().streaming_module()
     with pytest.raises(ExportError, match="no streaming variant"):
-        streaming_module(create_model("cnn_gru_frames").eval())
+        create_model("cnn2d").eval().streaming_module()
 
 
 class _Foreign(torch.nn.Module):
@@ -295,7 +301,7 @@ def _write(kind: str, tmp_path: Path, checkpoints) -> Path:
     elif kind == "newer":
         torch.save({"format_version": 99, "architecture": "gru", "config": {}, "state_dict": {}}, path)
     elif kind == "architecture":
-        torch.save({"format_version": 1, "architecture": "lstm", "config": {}, "state_dict": {}}, path)
+        torch.save({"format_version": 1, "architecture": "transformer", "config": {}, "state_dict": {}}, path)
     elif kind == "foreign-dict":
         torch.save({"weights": torch.ones(2)}, path)
     else:
@@ -309,19 +315,19 @@ def _write(kind: str, tmp_path: Path, checkpoints) -> Path:
         ("missing", ["--opset", "17"], "no such file"),
         ("garbage", [], "not a PyTorch file"),
         ("newer", [], "format version 99 is newer"),
-        ("architecture", [], "unknown model 'lstm'"),
+        ("architecture", [], "unknown model 'transformer'"),
         ("foreign-dict", [], "not an edgemed checkpoint"),
         ("ok", ["--opset", "11"], "opset 11 is outside 14..20"),
         ("ok", ["-o", "{tmp}/no/such/dir/m.onnx"], "does not exist"),
         ("ok", ["-o", "{tmp}"], "is a folder"),
         ("ok", ["--exporter", "dynamo", "--opset", "17"], "dynamo exporter needs opset >= 18"),
-        ("ok-frames", ["--streaming"], "no streaming variant"),
+        ("ok-image", ["--streaming"], "no streaming variant"),
     ],
 )
 def test_bad_export_input(checkpoints, tmp_path, kind, extra, message):
     model = tmp_path / "absent.pt" if kind == "missing" else _write(kind, tmp_path, checkpoints)
-    if kind == "ok-frames":
-        model = checkpoints["cnn_gru_frames"]
+    if kind == "ok-image":
+        model = checkpoints["cnn2d"]
     outdir = tmp_path / "outs"
     outdir.mkdir()
     extra = [e.replace("{tmp}", str(outdir)) for e in extra]

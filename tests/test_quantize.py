@@ -14,7 +14,6 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgemed.cli.main import cli
 from edgemed.core.errors import QuantizationError
-from edgemed.core.spec import ModelSpec
 from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.export.quant_data import quantization_data
@@ -31,8 +30,8 @@ def ecg_onnx(checkpoints, tmp_path_factory) -> Path:
 
 
 def _data(path: Path):
-    meta = describe(path)["edgemed"]
-    return quantization_data(ModelSpec.from_dict(meta["spec"]), meta["provenance"], None, None)
+    meta = describe(path).metadata
+    return quantization_data(meta.spec, meta.provenance, None, None)
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -57,7 +56,7 @@ def test_graph_passes_keep_the_function(ecg_onnx, tmp_path):
 def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
     cal, val = _data(ecg_onnx)
     out = tmp_path / "static.onnx"
-    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=100).report
+    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=100).report.to_dict()
     assert report["gate"] == "passed" and report["size_ratio"] < 0.6
     assert {"Conv", "MaxPool"} <= set(report["int8_compute_ops"]) and report["int8_weight_only_ops"] == ["GRU"]
     assert report["graph_passes"]["pads_fused_into_conv"] == 4
@@ -76,9 +75,9 @@ def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
 
 def test_dynamic_and_fp16_modes(ecg_onnx, tmp_path):
     cal, val = _data(ecg_onnx)
-    dyn = quantize(ecg_onnx, tmp_path / "dyn.onnx", QuantMode.DYNAMIC, None, val, max_drop=100).report
+    dyn = quantize(ecg_onnx, tmp_path / "dyn.onnx", QuantMode.DYNAMIC, None, val, max_drop=100).report.to_dict()
     assert "ConvInteger" in dyn["int8_compute_ops"] and dyn["calibration"] is None
-    half = quantize(ecg_onnx, tmp_path / "half.onnx", QuantMode.FP16, None, val).report
+    half = quantize(ecg_onnx, tmp_path / "half.onnx", QuantMode.FP16, None, val).report.to_dict()
     assert half["size_ratio"] < 0.6 and half["top1_agreement"] > 0.99
     sess = ort.InferenceSession(str(tmp_path / "half.onnx"), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
@@ -90,7 +89,7 @@ def test_failed_gate_writes_nothing_unless_forced(ecg_onnx, tmp_path):
     with pytest.raises(QuantizationError, match="macro-F1 points .* nothing written"):
         quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100)  # demands a 100-point gain
     assert list(tmp_path.iterdir()) == []
-    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force_gate=True).report
+    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force_gate=True).report.to_dict()
     assert report["gate"] == "failed (forced)"
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
     assert json.loads(meta["edgemed.quantization"])["gate"] == "failed (forced)"

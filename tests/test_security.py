@@ -159,15 +159,15 @@ def _relabel(model):
             p.value = json.dumps(spec)
 
 
-def _retitle_only_labels(model):
+def _rewrite_provenance(model):
     for p in model.metadata_props:
-        if p.key == "edgemed.labels":
-            p.value = json.dumps(["deteriorating", "stable"])
+        if p.key == "edgemed.provenance":
+            p.value = json.dumps({**json.loads(p.value), "data": "a dataset it never saw"})
 
 
 @pytest.mark.parametrize("edit,message", [(_bump_weight, "weights differ"), (_relabel, "graph or metadata"),
-                                          (_retitle_only_labels, "graph or metadata")],
-                         ids=["weights", "labels-and-spec", "labels-entry"])
+                                          (_rewrite_provenance, "graph or metadata")],
+                         ids=["weights", "labels", "provenance"])
 def test_tampered_model_with_a_matching_sidecar_is_refused(site, exported, edit, message):
     bad = _tampered(exported["gru"], site / "deployed" / "t.onnx", edit)
     _fails_closed(site, lambda: EdgeModel(bad), IntegrityError, message)
@@ -571,7 +571,7 @@ def test_onnx_claiming_huge_tensors_is_described_without_allocating(tmp_path):
     (tmp_path / "huge.onnx").write_bytes(helper.make_model(graph).SerializeToString())
     code = ("import tracemalloc; from edgemed.runtime.model_info import describe; tracemalloc.start(); "
             f"i = describe({str(tmp_path / 'huge.onnx')!r}); "
-            "print(i['parameters'], tracemalloc.get_traced_memory()[1])")
+            "print(i.parameters, tracemalloc.get_traced_memory()[1])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     parameters, peak_bytes = map(int, proc.stdout.split())
     assert parameters == 2**40 and peak_bytes < 2**20
@@ -614,6 +614,6 @@ def test_bundle_force_replaces_only_an_earlier_bundle(site, exported):
     for out in (site / "b", site / "b.zip"):
         make_bundle([exported["gru"]], "host", out)
         make_bundle([exported["gru"], exported["cnn_gru"]], "host", out, force=True)
-        assert len(verify_bundle(out)["models"]) == 2
+        assert len(verify_bundle(out).models) == 2
     _fails_closed(site, lambda: make_bundle([exported["gru"]], "host", site / "deployed", force=True), BundleError,
                   "not an edgemed bundle")

@@ -48,8 +48,9 @@ def test_short_synthetic_ecg_training_beats_chance(ecg_run):
 def test_checkpoint_is_self_describing_and_round_trips_exactly(ecg_run):
     ckpt = read_checkpoint(ecg_run / "model.pt")
     assert ckpt["format_version"] == FORMAT_VERSION and ckpt["architecture"] == "cnn_gru"
-    assert ckpt["config"]["causal"] is True and ckpt["labels"] == ["sinus", "afib", "brady", "tachy", "pvc"]
-    assert ckpt["preprocessing"]["sampling_rate_hz"] == 125.0
+    assert ckpt["config"]["causal"] is True and ckpt["spec"]["labels"] == ["sinus", "afib", "brady", "tachy", "pvc"]
+    assert ckpt["spec"]["preprocessing"]["sampling_rate_hz"] == 125.0
+    assert not {"labels", "preprocessing", "channel_names"} & set(ckpt["config"])  # the spec holds them, once
     prov = ckpt["provenance"]
     assert prov["seed"] == 0 and len(prov["data_sha256"]) == 64 and prov["packages"]["torch"]
     assert "macro_f1" in prov["metrics"] and "git_commit" in prov
@@ -97,8 +98,8 @@ def test_pickled_classes_are_refused(tmp_path):
         (lambda p: torch.save({"weights": torch.ones(1)}, p), "not an edgemed checkpoint"),
         (lambda p: torch.save({"format_version": 99, "architecture": "gru", "config": {}, "state_dict": {}}, p),
          "format version 99 is newer"),
-        (lambda p: torch.save({"format_version": 1, "architecture": "lstm", "config": {}, "state_dict": {}}, p),
-         "unknown model 'lstm'"),
+        (lambda p: torch.save({"format_version": 1, "architecture": "transformer", "config": {}, "state_dict": {}}, p),
+         "unknown model 'transformer'"),
         (lambda p: p.write_bytes(pickle.dumps({"a": 1})), "not a readable PyTorch checkpoint|not an edgemed"),
     ],
     ids=["garbage", "foreign", "newer", "architecture", "plain-pickle"],
@@ -113,7 +114,7 @@ def test_bad_checkpoints(tmp_path, content, message):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--model", "lstm", "--data", "synthetic-ecg"], "'lstm' is not one of"),
+        (["--model", "transformer", "--data", "synthetic-ecg"], "'transformer' is not one of"),
         (["--model", "gru", "--data", "nowhere/data.npz"], "no such file or folder"),
         (["--model", "cnn_gru_frames", "--data", "synthetic-ecg"], "needs X of rank 5"),
         (["--model", "cnn_gru", "--data", "synthetic-vitals"], "laid out batch,time,feature but cnn_gru takes"),
@@ -156,11 +157,12 @@ def test_existing_output_is_not_overwritten_without_flag(tmp_path):
 
 
 def test_augmentation_varies_gain_per_sample_and_channel():
-    from edgemed.train.trainer import augment_batch
+    from edgemed.core.spec import Normalization, Preprocessing
+    from edgemed.train.models import create_model
 
     x = torch.ones(4, 2, 100)
-    std = torch.tensor([1.0, 3.0]).view(1, 2, 1)
-    out = augment_batch(x, std, torch.Generator().manual_seed(0))
+    pre = Preprocessing(normalization=Normalization(mean=(0.0, 0.0), std=(1.0, 3.0), axis=1))
+    out = create_model("cnn_gru", leads=2, preprocessing=pre).augment(x, torch.Generator().manual_seed(0))
     gains = out.mean(dim=2)
     assert ((gains > 0.8) & (gains < 1.2)).all() and gains.unique().numel() == 8
     noise = out - out.mean(dim=2, keepdim=True)

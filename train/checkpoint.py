@@ -14,10 +14,12 @@ from edgemed.core.atomic import write_atomic
 from edgemed.core.errors import CheckpointError, EdgemedError, UnsafeFileError
 from edgemed.core.limits import check_file_size
 from edgemed.core.pickle_scan import code_globals
+from edgemed.core.spec import ModelSpec
 from edgemed.train.models import create_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format_version", "architecture", "config", "state_dict")
+V1_RENAMES = (("gru_reverse.", "rnn_reverse.rnn."), ("gru.", "rnn.rnn."))  # format 1 named the recurrent layer gru
 
 
 def _plain(obj: Any) -> Any:
@@ -26,14 +28,12 @@ def _plain(obj: Any) -> Any:
 
 
 def checkpoint_dict(model: nn.Module, provenance: dict[str, Any]) -> dict[str, Any]:
-    spec = model.spec
+    """The spec once (labels, preprocessing, channel names, inputs), the remaining hyper-parameters, the weights."""
     return {
         "format_version": FORMAT_VERSION,
         "architecture": model.architecture,
-        "config": _plain(model.config.to_dict()),
-        "spec": _plain(spec.to_dict()),
-        "labels": list(spec.labels),
-        "preprocessing": _plain(spec.to_dict()["preprocessing"]),
+        "config": _plain(model.config.hyperparameters()),
+        "spec": _plain(model.spec.to_dict()),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "provenance": _plain(provenance),
     }
@@ -89,15 +89,35 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{path}: checkpoint format version {version} is newer than this edgemed reads ({FORMAT_VERSION}); "
             "upgrade edgemed"
         )
+    if version >= 2 and "spec" not in ckpt:
+        raise CheckpointError(f"{path}: a format {version} checkpoint must hold its spec")
     return ckpt
 
 
+def _config_and_weights(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The full model config (hyper-parameters plus what the spec holds) and the state dict, from either format."""
+    config = dict(ckpt["config"])
+    if ckpt["format_version"] >= 2:
+        spec = ModelSpec.from_dict(ckpt["spec"])
+        config.update(labels=spec.labels, preprocessing=spec.preprocessing, channel_names=spec.channel_names)
+        return config, ckpt["state_dict"]
+    weights = {}
+    for key, value in ckpt["state_dict"].items():
+        for old, new in V1_RENAMES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        weights[key] = value
+    return config, weights
+
+
 def load_checkpoint(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model in eval mode from its architecture name, config and weights."""
+    """Rebuild the model in eval mode from its architecture name, config, spec and weights."""
     ckpt = read_checkpoint(path)
     try:
-        model = create_model(ckpt["architecture"], **ckpt["config"])
-        model.load_state_dict(ckpt["state_dict"])
+        config, weights = _config_and_weights(ckpt)
+        model = create_model(ckpt["architecture"], **config)
+        model.load_state_dict(weights)
     except EdgemedError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     except RuntimeError as exc:

@@ -15,10 +15,11 @@ from edgemed.core.metrics import format_report
 from edgemed.train.builder import build_for_data
 from edgemed.train.checkpoint import save_checkpoint
 from edgemed.train.data import load_data
+from edgemed.train.data.load import DataOptions
 from edgemed.train.plots import plot_history
 from edgemed.train.provenance import provenance
 from edgemed.train.run_folder import check_replaceable_run, publish_run, write_marker
-from edgemed.train.split import group_split
+from edgemed.train.split import DEFAULT_VAL_FRACTION, group_split
 from edgemed.train.trainer import TrainConfig, seed_everything, train
 
 
@@ -38,8 +39,9 @@ class RunSummary:
 
 
 def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: TrainConfig,
-                 model_overrides: dict[str, Any] | None = None, data_options: dict[str, Any] | None = None,
-                 val_fraction: float = 0.2, val_groups: list[str] | None = None,
+                 model_overrides: dict[str, Any] | None = None,
+                 data_options: DataOptions | dict[str, Any] | None = None,
+                 val_fraction: float = DEFAULT_VAL_FRACTION, val_groups: list[str] | None = None,
                  overwrite: bool = False) -> RunSummary:
     """Train `model_name` on `data` and write model.pt, metrics.json and training.png into `out`.
 
@@ -48,7 +50,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
     """
     out = Path(out)
     check_replaceable_run(out, overwrite)
-    ds = load_data(data, seed=train_cfg.seed, **(data_options or {}))
+    ds = load_data(data, seed=train_cfg.seed, options=data_options)
     train_idx, val_idx = group_split(ds, val_fraction, train_cfg.seed, val_groups)
     train_ds, val_ds = ds.subset(train_idx), ds.subset(val_idx)
     seed_everything(train_cfg.seed)  # before the model exists: its initial weights come from this seed
@@ -71,8 +73,9 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         prov = provenance(
             data=str(Path(data).resolve()) if Path(data).exists() else data, data_source=ds.source,
             data_sha256=ds.sha256, seed=train_cfg.seed, train_config=config,
-            data_options={k: v for k, v in (data_options or {}).items() if v is not None},
-            device=result.device, validation_groups=held_out,
+            data_options=(data_options.to_dict() if isinstance(data_options, DataOptions)
+                          else {k: v for k, v in (data_options or {}).items() if v is not None}),
+            accelerator=result.device, validation_groups=held_out,
             metrics={k: result.val_report[k] for k in ("accuracy", "macro_f1", "macro_auroc", "n")},
         )
         save_checkpoint(tmp / "model.pt", result.model, prov)

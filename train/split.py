@@ -7,8 +7,10 @@ import numpy as np
 from edgemed.core.errors import DataError
 from edgemed.train.data.dataset import Dataset
 
+DEFAULT_VAL_FRACTION = 0.2
 
-def group_split(ds: Dataset, val_fraction: float = 0.2, seed: int = 0,
+
+def group_split(ds: Dataset, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
                 val_groups: list[str] | None = None, tries: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training and validation samples.
 

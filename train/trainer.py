@@ -36,11 +36,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 5
     seed: int = 0
-    device: str = "auto"
+    accelerator: str = "auto"
     class_weighting: ClassWeighting = ClassWeighting.SQRT
     monitor: str = "macro_f1"
     max_steps_per_epoch: int | None = None
-    augment: bool = False
+    augment: bool | None = None  # None: the family's default (on for images, off for signals)
     progress: bool = True
 
 
@@ -58,13 +58,14 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_accelerator(name: str) -> torch.device:
+    """Where PyTorch trains: `auto` (CUDA when present), `cpu` or `cuda`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise EdgemedError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        raise EdgemedError("--accelerator cuda was asked for but no CUDA GPU is available; use --accelerator cpu")
     if name not in ("cpu", "cuda"):
-        raise EdgemedError(f"unknown device {name!r}; use auto, cpu or cuda")
+        raise EdgemedError(f"unknown accelerator {name!r}; use auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -77,17 +78,6 @@ def class_weights(y: np.ndarray, num_classes: int, mode: ClassWeighting) -> torc
         w = np.sqrt(w)
     w = w / w[counts > 0].mean()
     return torch.tensor(w, dtype=torch.float32)
-
-
-def augment_batch(x: torch.Tensor, channel_std: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample, per-channel gain in [0.85, 1.15] plus Gaussian noise of 5 % of each channel's spread.
-
-    Recordings differ in electrode placement and gain between patients; this makes the model rely less
-    on absolute amplitude. `channel_std` is the model's normalisation buffer: channels on their axis, 1 elsewhere.
-    """
-    gain = 0.85 + 0.3 * torch.rand((x.shape[0], *channel_std.shape[1:]), generator=gen).to(x.device)
-    noise = torch.randn(x.shape, generator=gen).to(x.device) * 0.05 * channel_std
-    return x * gain + noise
 
 
 def _inputs(ds: Dataset, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -112,7 +102,8 @@ def predict_proba(model: nn.Module, ds: Dataset, batch_size: int = 256, device: 
 def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
     """Train `model` in place and return it with the weights of its best validation epoch."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = resolve_accelerator(cfg.accelerator)
+    augment = cfg.augment if cfg.augment is not None else getattr(model, "augments_by_default", False)
     model.to(device)
     rng = np.random.default_rng(cfg.seed)
     steps = -(-len(train_ds) // cfg.batch_size)
@@ -137,8 +128,8 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
                 break
             y = torch.from_numpy(train_ds.y[idx]).to(device)
             inputs = _inputs(train_ds, idx, device)
-            if cfg.augment:
-                inputs = (augment_batch(inputs[0], model.norm.std, aug_gen), *inputs[1:])
+            if augment:
+                inputs = (model.augment(inputs[0], aug_gen), *inputs[1:])
             loss = loss_fn(model(*inputs), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -11,6 +11,7 @@ from edgemed.core.arrays_io import load_npz as read_npz
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.digest import file_sha256
 from edgemed.core.errors import DataError
+from edgemed.core.spec import DataSpec, Preprocessing, Window
 from edgemed.train.data.dataset import Dataset
 
 
@@ -62,10 +63,8 @@ def _dataset(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
     n = len(y)
     groups = arrays.get("groups", np.arange(n))
     names = tuple(str(c) for c in arrays["channel_names"]) if "channel_names" in arrays else ()
-    return Dataset(
-        X=arrays["X"], y=y, labels=labels, groups=np.asarray(groups).astype(str), source=src,
-        sha256=file_sha256(path), lengths=arrays.get("lengths"), channel_names=names,
-    )
+    return Dataset(X=arrays["X"], y=y, groups=np.asarray(groups).astype(str), source=src, sha256=file_sha256(path),
+                   spec=DataSpec(labels=labels, channel_names=names), lengths=arrays.get("lengths"))
 
 
 def load_csv(path: Path, id_column: str = "sequence_id", label_column: str = "label",
@@ -76,7 +75,7 @@ def load_csv(path: Path, id_column: str = "sequence_id", label_column: str = "la
     if all(v.lstrip("-").isdigit() for v in seqs.labels):
         y_arr = y_arr.astype(np.int64)
     y, labels = _labels_from(y_arr, None, str(path))
-    return Dataset(
-        X=seqs.X, y=y, labels=labels, groups=np.array(seqs.groups), source=str(path), sha256=file_sha256(path),
-        lengths=seqs.lengths, channel_names=seqs.features, layout="batch,time,feature",
-    )
+    spec = DataSpec(labels=labels, layout="batch,time,feature", channel_names=seqs.features,
+                    preprocessing=Preprocessing(window=Window("stay")))
+    return Dataset(X=seqs.X, y=y, groups=np.array(seqs.groups), source=str(path), sha256=file_sha256(path), spec=spec,
+                   lengths=seqs.lengths)

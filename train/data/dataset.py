@@ -1,44 +1,40 @@
-"""The in-memory dataset every source produces: arrays plus the facts a model spec needs about them."""
+"""The in-memory dataset every source produces: arrays plus the `DataSpec` describing them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgemed.core.errors import DataError
-from edgemed.core.spec import BandpassFilter
+from edgemed.core.spec import DataSpec
 
 
 @dataclass
 class Dataset:
-    """X [n, ...] float32, integer labels y [n], group ids (patient or record) for splitting.
+    """X [n, ...] float32, integer labels y [n], group ids (patient or record) for splitting, and the spec
+    (labels, layout, channel names, preprocessing the samples had).
 
     `lengths` is set for padded variable-length sequences (padding at the end of the time axis).
     """
 
     X: np.ndarray
     y: np.ndarray
-    labels: tuple[str, ...]
     groups: np.ndarray
     source: str
     sha256: str
+    spec: DataSpec
     lengths: np.ndarray | None = None
-    sampling_rate_hz: float | None = None
-    frame_rate_hz: float | None = None
-    units: str | None = None
-    bandpass: BandpassFilter | None = None
-    window: dict = field(default_factory=dict)
-    channel_names: tuple[str, ...] = ()
-    layout: str | None = None  # e.g. "batch,lead,sample"; None when the source cannot tell (plain arrays)
-    signal_checks: tuple[str, ...] = ("range",)  # plausibility checks the runtime applies (see InputRange)
 
     def __post_init__(self) -> None:
         self.X = np.asarray(self.X)
         self.y = np.asarray(self.y)
         self.groups = np.asarray(self.groups)
-        self.labels = tuple(str(v) for v in self.labels)
         self.validate()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -48,8 +44,8 @@ class Dataset:
         n = self.X.shape[0] if self.X.ndim else 0
         if n == 0:
             raise DataError(f"{self.source}: no samples")
-        if not np.issubdtype(self.X.dtype, np.number):
-            raise DataError(f"{self.source}: X must be numeric, got dtype {self.X.dtype}")
+        if not np.issubdtype(self.X.dtype, np.number) or np.issubdtype(self.X.dtype, np.complexfloating):
+            raise DataError(f"{self.source}: X must be real numbers, got dtype {self.X.dtype}")
         self.X = self.X.astype(np.float32, copy=False)
         bad = ~np.isfinite(self.X)
         if bad.any():
@@ -70,19 +66,23 @@ class Dataset:
             )
         if self.groups.shape != (n,):
             raise DataError(f"{self.source}: groups has shape {self.groups.shape}, expected ({n},)")
+        axis = self.spec.channel_axis
+        if self.spec.channel_names and axis is not None:
+            if self.X.ndim > axis and self.X.shape[axis] != len(self.spec.channel_names):
+                raise DataError(f"{self.source}: {len(self.spec.channel_names)} channel names for "
+                                f"{self.X.shape[axis]} channels")
         if self.lengths is not None:
-            self.lengths = np.asarray(self.lengths).astype(np.int64)
-            if self.lengths.shape != (n,) or self.lengths.min() < 1 or self.lengths.max() > self.X.shape[1]:
+            self.lengths = np.asarray(self.lengths)
+            if not np.issubdtype(self.lengths.dtype, np.integer):
+                raise DataError(f"{self.source}: lengths must be integers, got dtype {self.lengths.dtype}")
+            self.lengths = self.lengths.astype(np.int64)
+            if self.X.ndim < 2 or self.lengths.shape != (n,) or self.lengths.min() < 1 \
+                    or self.lengths.max() > self.X.shape[1]:
                 raise DataError(f"{self.source}: lengths must be ({n},) values in 1..{self.X.shape[1]}")
 
     def subset(self, idx: np.ndarray) -> Dataset:
-        return Dataset(
-            X=self.X[idx], y=self.y[idx], labels=self.labels, groups=self.groups[idx], source=self.source,
-            sha256=self.sha256, lengths=None if self.lengths is None else self.lengths[idx],
-            sampling_rate_hz=self.sampling_rate_hz, frame_rate_hz=self.frame_rate_hz, units=self.units,
-            bandpass=self.bandpass, window=dict(self.window), channel_names=self.channel_names, layout=self.layout,
-            signal_checks=self.signal_checks,
-        )
+        return Dataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx], source=self.source, sha256=self.sha256,
+                       spec=self.spec, lengths=None if self.lengths is None else self.lengths[idx])
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(self.labels))

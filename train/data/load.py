@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgemed.core.errors import DataError
 from edgemed.train.data.arrays import load_csv, load_npz
 from edgemed.train.data.dataset import Dataset
+from edgemed.train.data.images import load_image_folder
 from edgemed.train.data.synthetic_ecg import synthetic_ecg
 from edgemed.train.data.synthetic_frames import synthetic_frames
+from edgemed.train.data.synthetic_fundus import synthetic_fundus
 from edgemed.train.data.synthetic_vitals import synthetic_vitals
 from edgemed.train.data.wfdb_source import load_wfdb
 
@@ -17,33 +22,55 @@ SYNTHETIC_SOURCES = {
     "synthetic-ecg": synthetic_ecg,
     "synthetic-vitals": synthetic_vitals,
     "synthetic-frames": synthetic_frames,
+    "synthetic-fundus": synthetic_fundus,
 }
 
 
-def load_data(source: str, **options: Any) -> Dataset:
-    """Load `source`: a synthetic generator name, a WFDB folder, a `.npz`/`.npy` file or a `.csv` file.
+@dataclass
+class DataOptions:
+    """Options a data source may take; each source uses those that apply to it and ignores the rest."""
 
-    `options` go to the matching loader; options that do not apply to that source are ignored, so one
-    CLI can pass its whole set.
-    """
-    import inspect
+    samples: int | None = None  # synthetic sources
+    records: list[str] | None = None  # WFDB
+    task: str | None = None  # WFDB: beats or rhythm
+    leads: int | list[str] | None = None  # WFDB names, or a count
+    sampling_rate_hz: float | None = None  # ECG resampling
+    filtered: bool | None = None  # WFDB band-pass
+    window_s: float | None = None  # rhythm windows
+    image_size: int | None = None  # image folders and synthetic fundus
 
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _is_wfdb_folder(path: Path) -> bool:
+    return (path / "RECORDS").is_file() or any(path.glob("*.hea"))
+
+
+def load_data(source: str, seed: int = 0, options: DataOptions | dict | None = None, **extra: Any) -> Dataset:
+    """Load `source`: a synthetic generator name, a WFDB folder, an image folder (one sub-folder per class), a
+    `.npz`/`.npy` file or a `.csv` file. `options` (and keyword `extra`) go to the matching source; those that do
+    not apply to it are ignored, so one CLI can pass its whole set."""
+    given = options.to_dict() if isinstance(options, DataOptions) else dict(options or {})
+    opts = {k: v for k, v in {**given, **extra}.items() if v is not None}
     if source in SYNTHETIC_SOURCES:
-        loader = SYNTHETIC_SOURCES[source]
+        loader, opts = SYNTHETIC_SOURCES[source], {"seed": seed, **opts}
     else:
         path = Path(source)
         if not path.exists():
             raise DataError(
-                f"{source}: no such file or folder; use a WFDB folder, a .npz/.npy/.csv file, or one of "
-                f"{', '.join(SYNTHETIC_SOURCES)}"
+                f"{source}: no such file or folder; use a WFDB folder, an image folder, a .npz/.npy/.csv file, or one "
+                f"of {', '.join(SYNTHETIC_SOURCES)}"
             )
         if path.is_dir():
-            loader, options = load_wfdb, {"folder": path, **options}
+            loader = load_wfdb if _is_wfdb_folder(path) else load_image_folder
+            opts = {"folder": path, **opts}
         elif path.suffix in (".npz", ".npy"):
-            loader, options = load_npz, {"path": path, **options}
+            loader, opts = load_npz, {"path": path, **opts}
         elif path.suffix == ".csv":
-            loader, options = load_csv, {"path": path, **options}
+            loader, opts = load_csv, {"path": path, **opts}
         else:
-            raise DataError(f"{source}: unsupported file type {path.suffix!r}; use .npz, .npy, .csv or a WFDB folder")
+            raise DataError(f"{source}: unsupported file type {path.suffix!r}; use .npz, .npy, .csv, a WFDB folder or "
+                            "an image folder")
     accepted = inspect.signature(loader).parameters
-    return loader(**{k: v for k, v in options.items() if k in accepted and v is not None})
+    return loader(**{k: v for k, v in opts.items() if k in accepted})

@@ -15,6 +15,7 @@ import hashlib
 import numpy as np
 
 from edgemed.core.errors import DataError
+from edgemed.core.spec import DataSpec, Preprocessing, Window
 from edgemed.train.data.dataset import Dataset
 
 RHYTHMS = ("sinus", "afib", "brady", "tachy", "pvc")
@@ -104,10 +105,10 @@ def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_r
     for i in range(samples):
         X[i] = _record(RHYTHMS[y[i]], people[groups[i]], sampling_rate_hz, n, leads, rng)
     params = f"synthetic-ecg samples={samples} seed={seed} leads={leads} fs={sampling_rate_hz} window={window_s}"
-    return Dataset(
-        X=X, y=y, labels=RHYTHMS, groups=np.array([f"p{g:03d}" for g in groups]), source=params,
-        sha256=hashlib.sha256(params.encode()).hexdigest(), sampling_rate_hz=sampling_rate_hz, units="mV",
-        window={"kind": "rhythm", "seconds": window_s}, channel_names=tuple(f"lead{i + 1}" for i in range(leads)),
-        layout="batch,lead,sample",
-        signal_checks=("range", "flat", "clipping"),
-    )
+    spec = DataSpec(labels=RHYTHMS, layout="batch,lead,sample",
+                    channel_names=tuple(f"lead{i + 1}" for i in range(leads)),
+                    preprocessing=Preprocessing(sampling_rate_hz=sampling_rate_hz, units="mV",
+                                                window=Window("rhythm", seconds=window_s)),
+                    signal_checks=("range", "flat", "clipping"))
+    return Dataset(X=X, y=y, groups=np.array([f"p{g:03d}" for g in groups]), source=params,
+                   sha256=hashlib.sha256(params.encode()).hexdigest(), spec=spec)

@@ -11,6 +11,7 @@ import hashlib
 
 import numpy as np
 
+from edgemed.core.spec import DataSpec, Preprocessing, Window
 from edgemed.train.data.dataset import Dataset
 
 CLASSES = ("still", "beating", "sliding")
@@ -43,9 +44,7 @@ def synthetic_frames(samples: int = 600, seed: int = 0, frames: int = 10, size: 
             img = 0.2 + 0.8 * np.exp(-2.0 * np.maximum(d - 1, 0)) * (d < 2.5)
             X[i, f, 0] = img * rng.gamma(4.0, 0.25, (size, size))  # 4-look speckle, mean 1
     params = f"synthetic-frames samples={samples} seed={seed} frames={frames} size={size}"
-    return Dataset(
-        X=X, y=y, labels=CLASSES, groups=np.array([f"clip{i:05d}" for i in range(samples)]), source=params,
-        sha256=hashlib.sha256(params.encode()).hexdigest(), frame_rate_hz=frame_rate_hz,
-        window={"kind": "clip", "frames": frames}, channel_names=("intensity",),
-        layout="batch,frame,channel,height,width",
-    )
+    spec = DataSpec(labels=CLASSES, layout="batch,frame,channel,height,width", channel_names=("intensity",),
+                    preprocessing=Preprocessing(frame_rate_hz=frame_rate_hz, window=Window("clip", frames=frames)))
+    return Dataset(X=X, y=y, groups=np.array([f"clip{i:05d}" for i in range(samples)]), source=params,
+                   sha256=hashlib.sha256(params.encode()).hexdigest(), spec=spec)

@@ -13,6 +13,7 @@ import hashlib
 
 import numpy as np
 
+from edgemed.core.spec import DataSpec, Preprocessing, Window
 from edgemed.train.data.dataset import Dataset
 
 FEATURES = ("heart_rate", "spo2", "resp_rate", "sbp", "dbp", "temperature")
@@ -46,9 +47,8 @@ def synthetic_vitals(samples: int = 800, seed: int = 0, min_length: int = 24, ma
         seq[:, 1] = np.minimum(seq[:, 1], 100.0)
         X[i, :n] = seq
     params = f"synthetic-vitals samples={samples} seed={seed} lengths={min_length}..{max_length}"
-    return Dataset(
-        X=X, y=y, labels=("stable", "deteriorating"), groups=np.array([f"stay{i:05d}" for i in range(samples)]),
-        source=params, sha256=hashlib.sha256(params.encode()).hexdigest(), lengths=lengths,
-        sampling_rate_hz=1.0 / READING_PERIOD_S, window={"kind": "stay", "period_s": READING_PERIOD_S},
-        channel_names=FEATURES, layout="batch,time,feature",
-    )
+    spec = DataSpec(labels=("stable", "deteriorating"), layout="batch,time,feature", channel_names=FEATURES,
+                    preprocessing=Preprocessing(sampling_rate_hz=1.0 / READING_PERIOD_S,
+                                                window=Window("stay", period_s=READING_PERIOD_S)))
+    return Dataset(X=X, y=y, groups=np.array([f"stay{i:05d}" for i in range(samples)]), source=params,
+                   sha256=hashlib.sha256(params.encode()).hexdigest(), spec=spec, lengths=lengths)

@@ -11,7 +11,7 @@ import numpy as np
 from edgemed.core import wfdb
 from edgemed.core.errors import DataError
 from edgemed.core.signal import bandpass, resample
-from edgemed.core.spec import BandpassFilter
+from edgemed.core.spec import BandpassFilter, DataSpec, Preprocessing, Window
 from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, beat_windows, rhythm_windows
 from edgemed.train.data.dataset import Dataset
 
@@ -95,6 +95,8 @@ def load_wfdb(
     if task not in ("beats", "rhythm"):
         raise DataError(f"unknown WFDB task {task!r}; use 'beats' or 'rhythm'")
     names = records or list_records(folder)
+    window = (Window("beat", before_s=before_s, after_s=after_s, centre="annotated R peak") if task == "beats"
+              else Window("rhythm", seconds=window_s))
     xs, ys, gs = [], [], []
     rate, lead_names = None, []
     for name in names:
@@ -113,10 +115,10 @@ def load_wfdb(
         samples = np.round(np.asarray(ann.sample) * scale).astype(np.int64)
         if task == "beats":
             beats = np.array([i for i, sym in enumerate(ann.symbol) if sym in AAMI_MAP], np.int64)
-            x, kept = beat_windows(sig, samples[beats], int(round(before_s * target)), int(round(after_s * target)))
+            x, kept = beat_windows(sig, samples[beats], *window.offsets(target))
             y = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
         else:
-            x, y, _ = rhythm_windows(sig, samples, ann.aux, int(round(window_s * target)))
+            x, y, _ = rhythm_windows(sig, samples, ann.aux, window.length(target))
         xs.append(x)
         ys.extend(y)
         gs.extend([name] * len(y))
@@ -124,14 +126,8 @@ def load_wfdb(
         raise DataError(f"{folder}: no {task} windows found in records {names}")
     labels = AAMI_CLASSES if task == "beats" else tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
     index = {c: i for i, c in enumerate(labels)}
-    window = (
-        {"kind": "beat", "before_s": before_s, "after_s": after_s, "centre": "annotated R peak"}
-        if task == "beats"
-        else {"kind": "rhythm", "seconds": window_s}
-    )
-    return Dataset(
-        X=np.concatenate(xs), y=np.array([index[v] for v in ys]), labels=labels, groups=np.array(gs),
-        source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), sampling_rate_hz=rate,
-        units="mV", bandpass=filter_spec, window=window, channel_names=tuple(lead_names), layout="batch,lead,sample",
-        signal_checks=("range", "flat", "clipping"),
-    )
+    spec = DataSpec(labels=labels, layout="batch,lead,sample", channel_names=tuple(lead_names),
+                    preprocessing=Preprocessing(sampling_rate_hz=rate, units="mV", bandpass=filter_spec, window=window),
+                    signal_checks=("range", "flat", "clipping"))
+    return Dataset(X=np.concatenate(xs), y=np.array([index[v] for v in ys]), groups=np.array(gs),
+                   source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), spec=spec)

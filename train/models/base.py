@@ -1,4 +1,17 @@
-"""Pieces every edgemed model shares: the config fields common to all, in-graph normalisation, and the spec."""
+"""What every model family declares, in one place per family (a subclass of `EdgeModule` in its own module):
+
+- its config dataclass (`config_cls`, a `BaseConfig`), and the config values it reads from a dataset's shape
+  (`data_config`);
+- the data layouts it accepts (`layouts`), the axis holding channels (`channel_axis`), and whether it takes
+  padded variable-length batches (`takes_lengths`);
+- its inputs (`input_specs`, each with a role), from which `spec` is built, with an example length per dynamic
+  axis (the window's length, else `default_length`, rounded up to `length_multiple`);
+- how it streams (`streaming_module`: the stateful wrapper and its spec), when it can;
+- its training augmentation (`augment`).
+
+Training, export and quantisation reach a family only through the registry and this interface; nothing outside
+a family's module compares architecture names or names its inputs.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +21,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from edgemed.core.errors import ModelError
-from edgemed.core.spec import ModelSpec, Preprocessing, TensorSpec
+from edgemed.core.errors import ExportError, ModelError
+from edgemed.core.spec import ModelSpec, Preprocessing, StreamingSpec, TensorSpec
+
+SPEC_FIELDS = ("labels", "preprocessing", "channel_names")  # stored in the spec, not among the hyper-parameters
 
 
 @dataclass
 class BaseConfig:
-    """Fields common to all models: class names and the preprocessing the inputs must have had."""
+    """Fields common to all models: class names, the preprocessing the inputs must have had, channel names (these
+    three live in the spec) and dropout."""
 
     labels: tuple[str, ...] = ("negative", "positive")
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
@@ -24,6 +40,8 @@ class BaseConfig:
     def __post_init__(self) -> None:
         self.labels = tuple(str(v) for v in self.labels)
         self.channel_names = tuple(str(v) for v in self.channel_names)
+        if isinstance(self.preprocessing, dict):
+            self.preprocessing = Preprocessing.from_dict(self.preprocessing)
         if len(self.labels) < 2:
             raise ModelError(f"a classifier needs at least two labels, got {list(self.labels)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -33,73 +51,92 @@ class BaseConfig:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def hyperparameters(self) -> dict:
+        """The config without what the spec holds: what a checkpoint stores beside the spec."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in SPEC_FIELDS}
+
+    def check_positive(self, family: str, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ModelError(f"{family}: {name} must be whole numbers >= 1, got {value!r}")
 
 
-class Normalize(nn.Module):
-    """`(x - mean) / std` along one axis, inside the graph so the runtime never applies it twice."""
+class EdgeModule(nn.Module):
+    """Base of every model family."""
 
-    def __init__(self, channels: int, axis: int, ndim: int, preprocessing: Preprocessing) -> None:
-        super().__init__()
-        norm = preprocessing.normalization
-        shape = [1] * ndim
-        shape[axis] = channels
-        mean = torch.zeros(channels) if norm is None else torch.tensor(norm.mean, dtype=torch.float32)
-        std = torch.ones(channels) if norm is None else torch.tensor(norm.std, dtype=torch.float32)
-        if mean.numel() != channels:
-            raise ModelError(f"normalization has {mean.numel()} channels but the model has {channels}")
-        self.register_buffer("mean", mean.reshape(shape))
-        self.register_buffer("std", std.reshape(shape))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class SequenceClassifier(nn.Module):
-    """Base of all models: holds the config and derives the spec from it."""
-
-    architecture: str = ""
-    config_cls: type = BaseConfig
+    architecture: str = ""  # the registered name, set on each instance by the registry
+    config_cls: type[BaseConfig] = BaseConfig
+    layouts: tuple[str, ...] = ()
+    channel_axis: int = 1
+    takes_lengths: bool = False
+    default_length: int = 64
 
     def __init__(self, config: BaseConfig) -> None:
         super().__init__()
         self.config = config
 
+    @classmethod
+    def data_config(cls, shape: tuple[int, ...]) -> dict:
+        """Config values read from the shape of a dataset's X (input sizes)."""
+        raise NotImplementedError
+
     def input_specs(self) -> tuple[TensorSpec, ...]:
         raise NotImplementedError
+
+    @property
+    def length_multiple(self) -> int:
+        """Sequence lengths must be multiples of this (pooling factors)."""
+        return 1
+
+    def example_sizes(self) -> dict[str, int]:
+        """A typical size for each dynamic axis other than batch: the window's length where the preprocessing
+        states one, else the family's default, rounded up to `length_multiple`."""
+        pre = self.config.preprocessing
+        window_length = pre.window.length(pre.rate_hz) if pre.window is not None else None
+        sizes = {}
+        for t in self.input_specs():
+            for name in t.dynamic_axes.values():
+                if name != "batch":
+                    n = window_length or self.default_length
+                    sizes[name] = -(-n // self.length_multiple) * self.length_multiple
+        return sizes
 
     @property
     def spec(self) -> ModelSpec:
         return ModelSpec(
             architecture=self.architecture,
             inputs=self.input_specs(),
-            outputs=(
-                TensorSpec(
-                    "logits",
-                    ("batch", self.config.num_classes),
-                    layout="batch,class",
-                    description="unnormalised class scores; softmax gives probabilities",
-                ),
-            ),
+            outputs=(TensorSpec("logits", ("batch", self.config.num_classes), layout="batch,class",
+                                description="unnormalised class scores; softmax gives probabilities"),),
             labels=self.config.labels,
             preprocessing=self.config.preprocessing,
             channel_names=self.config.channel_names,
+            example_sizes=self.example_sizes(),
         )
 
-    default_length: int = 64
+    def streaming_module(self) -> tuple[nn.Module, ModelSpec]:
+        """The stateful wrapper (chunk, *state) -> (logits, *next state) and its spec."""
+        raise ExportError(f"{self.architecture} has no streaming variant")
 
-    def make_gru(self, input_size: int) -> nn.GRU:
-        """The batch-first GRU every model ends with (dropout between layers only when there are several)."""
-        c = self.config
-        return nn.GRU(input_size, c.hidden_size, c.num_layers, batch_first=True,
-                      dropout=c.dropout if c.num_layers > 1 else 0.0)
+    def streaming_spec(self, chunk_axis: str, multiple: int, states: tuple[TensorSpec, ...]) -> ModelSpec:
+        """The batch spec turned into a streaming one: the signal alone as input, plus the carried states."""
+        spec = self.spec
+        signal = dataclasses.replace(spec.signal, min_sizes={chunk_axis: multiple})
+        streaming = StreamingSpec(signal.name, chunk_axis, multiple, states, tuple(f"{s.name}_out" for s in states))
+        outputs = spec.outputs + tuple(
+            dataclasses.replace(s, name=o, description=f"next value of {s.name}")
+            for s, o in zip(streaming.state_inputs, streaming.state_outputs, strict=True))
+        chunk = 4 * multiple if multiple > 1 else 10
+        return dataclasses.replace(spec, inputs=(signal,), outputs=outputs, streaming=streaming,
+                                   example_sizes={chunk_axis: chunk})
 
-    def make_head(self, features: int) -> nn.Sequential:
-        return nn.Sequential(nn.Dropout(self.config.dropout), nn.Linear(features, self.config.num_classes))
-
-    @staticmethod
-    def zero_state(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
-        """An explicit zero initial state sized from `x`'s batch, so export keeps the batch axis dynamic
-        (without it the TorchScript exporter may bake the example's batch size into the GRU's initial_h)."""
-        return x.new_zeros(gru.num_layers, x.shape[0], gru.hidden_size)
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Training augmentation of a batch of signals: per-sample, per-channel gain in [0.85, 1.15] plus Gaussian
+        noise of 5 % of each channel's spread. Recordings differ in electrode placement and gain between
+        patients; this makes the model rely less on absolute amplitude."""
+        std = self.norm.std
+        gain = 0.85 + 0.3 * torch.rand((x.shape[0], *std.shape[1:]), generator=gen).to(x.device)
+        noise = torch.randn(x.shape, generator=gen).to(x.device) * 0.05 * std
+        return x * gain + noise

@@ -1,25 +1,26 @@
-"""A timm-style registry: `create_model(name, **config)` builds any registered architecture."""
+"""A timm-style registry: `create_model(name, **config)` builds any registered architecture.
+
+One family class may be registered under several names with some config fixed: `gru`, `lstm` and `rnn` are the
+same recurrent family with `cell` fixed to each.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from torch import nn
-
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import Preprocessing
+from edgemed.train.models.base import EdgeModule
 
-_REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
+_REGISTRY: dict[str, tuple[type[EdgeModule], dict[str, Any]]] = {}
 
 
-def register_model(name: str, config_cls: type):
-    """Class decorator that makes a model available to `create_model(name)`."""
+def register_model(name: str, **fixed: Any):
+    """Class decorator making `model_cls` available as `create_model(name)`, with `fixed` config values."""
 
-    def wrap(model_cls: type[nn.Module]) -> type[nn.Module]:
-        model_cls.architecture = name
-        model_cls.config_cls = config_cls
-        _REGISTRY[name] = (model_cls, config_cls)
+    def wrap(model_cls: type[EdgeModule]) -> type[EdgeModule]:
+        _REGISTRY[name] = (model_cls, fixed)
         return model_cls
 
     return wrap
@@ -29,7 +30,12 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _lookup(name: str) -> tuple[type[nn.Module], type]:
+def family(name: str) -> type[EdgeModule]:
+    """The family class registered as `name`."""
+    return _lookup(name)[0]
+
+
+def _lookup(name: str) -> tuple[type[EdgeModule], dict[str, Any]]:
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -38,26 +44,32 @@ def _lookup(name: str) -> tuple[type[nn.Module], type]:
 def _coerce(field: dataclasses.Field, value: Any) -> Any:
     """Turn plain values (from JSON, a checkpoint or the CLI) into the field's declared type."""
     if field.name == "preprocessing" and isinstance(value, dict):
-        return Preprocessing(**value)
+        return Preprocessing.from_dict(value)
     if isinstance(value, list):
         return tuple(value)
     return value
 
 
 def model_config(name: str, **config: Any):
-    """Build the config dataclass of model `name`, rejecting unknown or ill-typed keys."""
-    _, config_cls = _lookup(name)
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(config) - set(fields))
+    """Build the config dataclass of model `name`, rejecting unknown, ill-typed or fixed keys."""
+    model_cls, fixed = _lookup(name)
+    clash = sorted(k for k in set(config) & set(fixed) if config[k] != fixed[k])
+    if clash:
+        raise ModelError(f"{name}: {', '.join(f'{k}={fixed[k]!r}' for k in clash)} is fixed for this model")
+    fields = {f.name: f for f in dataclasses.fields(model_cls.config_cls)}
+    merged = {**config, **fixed}
+    unknown = sorted(set(merged) - set(fields))
     if unknown:
-        raise ModelError(f"{name}: unknown config key(s) {unknown}; valid keys: {sorted(fields)}")
+        raise ModelError(f"{name}: unknown config key(s) {unknown}; valid keys: {sorted(set(fields) - set(fixed))}")
     try:
-        return config_cls(**{k: _coerce(fields[k], v) for k, v in config.items()})
+        return model_cls.config_cls(**{k: _coerce(fields[k], v) for k, v in merged.items()})
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{name}: invalid config: {exc}") from exc
 
 
-def create_model(name: str, **config: Any) -> nn.Module:
-    """Instantiate a registered model from keyword config (see each model's config dataclass)."""
+def create_model(name: str, **config: Any) -> EdgeModule:
+    """Instantiate a registered model from keyword config (see each family's config dataclass)."""
     model_cls, _ = _lookup(name)
-    return model_cls(model_config(name, **config))
+    model = model_cls(model_config(name, **config))
+    model.architecture = name
+    return model

@@ -1,4 +1,4 @@
-"""Runtime commands (torch-free): `edgemed info` and `edgemed run`."""
+"""Runtime commands (torch-free): info, run, profile, devices, bundle, verify-bundle and keygen."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import force_option, user_errors
+from edgemed.cli.options import device_option, force_option, threads_option, user_errors
 from edgemed.core.atomic import check_output
 from edgemed.core.metrics import format_report
-from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model import DEFAULT_BATCH_SIZE, EdgeModel
 from edgemed.runtime.model_info import describe, format_info
-from edgemed.runtime.options import device_option
-from edgemed.runtime.run import quality_summary, run_file, write_predictions
+from edgemed.runtime.profile import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgemed.runtime.run import DEFAULT_CHUNK_SECONDS, quality_summary, run_file, write_predictions
+
+
+def load_model(path: Path, **options) -> EdgeModel:
+    """An EdgeModel, with its load warnings (integrity, providers, metadata) printed as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = EdgeModel(path, **options)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    if model.device.emulation:
+        click.echo(f"device {model.device.name}: {model.device.emulation}")
+    return model
 
 
 @click.command("info")
@@ -23,9 +35,9 @@ from edgemed.runtime.run import quality_summary, run_file, write_predictions
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @user_errors
 def info_command(model: Path, as_json: bool) -> None:
-    """Describe an ONNX model: spec, labels, opset, ops, parameters, size, sha256 and metadata."""
+    """Describe an ONNX model: spec, labels, opset, ops, parameters, size, sha256, integrity and metadata."""
     info = describe(model)
-    click.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+    click.echo(json.dumps(info.to_dict(), indent=2) if as_json else format_info(info))
 
 
 @click.command("run")
@@ -33,26 +45,22 @@ def info_command(model: Path, as_json: bool) -> None:
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Write predictions to a .json or .csv file.")
 @device_option
-
-@click.option("--strict", is_flag=True, help="Fail instead of warning when a provider is missing or nodes fall back.")
-@click.option("--threads", type=click.IntRange(1), help="Intra-op threads (default: the device profile's).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--strict", is_flag=True, help="Fail instead of warning when a provider is missing, nodes fall back, "
+              "or the model lacks its sidecar or integrity record.")
+@threads_option
+@click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(1))
 @click.option("--stream", is_flag=True, help="Feed INPUT as a continuous signal through a streaming model.")
-@click.option("--chunk-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--chunk-seconds", default=DEFAULT_CHUNK_SECONDS, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Streaming: seconds of signal per push (the model step is the largest allowed size within it).")
 @force_option
 @user_errors
 def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, force):
-    """Run an ONNX model on INPUT (.npy, .npz, .csv or a WFDB record) and summarise the predictions."""
+    """Run an ONNX model on INPUT (.npy, .npz, .csv, a WFDB record, an image or a folder of images) and summarise
+    the predictions."""
     if out is not None:
         check_output(out, force, (model, input_path), what="--out")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = EdgeModel(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
-    if loaded.device.emulation:
-        click.echo(f"device {loaded.device.name}: {loaded.device.emulation}")
+    loaded = load_model(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
     result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds)
     counts = Counter(r["label"] for r in result.rows)
     click.echo(f"{result.description}: {len(result.rows)} predictions in {result.seconds:.2f} s "
@@ -72,11 +80,12 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
 @click.argument("model", type=click.Path(path_type=Path))
 @device_option
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--threads", type=click.IntRange(1), help="Intra-op threads (default: the device profile's).")
-@click.option("--runs", default=200, show_default=True, type=click.IntRange(2))
-@click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@threads_option
+@click.option("--runs", default=DEFAULT_RUNS, show_default=True, type=click.IntRange(2))
+@click.option("--warmup", default=DEFAULT_WARMUP, show_default=True, type=click.IntRange(0))
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Run for S seconds instead of --runs.")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="Real inputs (.npy, .npz, .csv, WFDB).")
+@click.option("--data", "data_path", type=click.Path(path_type=Path),
+              help="Real inputs (.npy, .npz, .csv, WFDB, images).")
 @click.option("--compare", multiple=True, type=click.Path(path_type=Path), help="Other variants (int8, fp16...).")
 @click.option("--torch", "torch_checkpoint", type=click.Path(path_type=Path),
               help="The PyTorch checkpoint, run in a subprocess (needs the export extra).")
@@ -93,23 +102,35 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
     from edgemed.core.atomic import write_bytes_atomic
     from edgemed.runtime.profile import format_profile, plot_latency, profile
 
-    inputs = [model, *compare, *([torch_checkpoint] if torch_checkpoint else []), *([data_path] if data_path else [])]
-    for path in inputs[: len(inputs) - (1 if data_path else 0)]:
+    inputs = [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]
+    for path in inputs:
         if not Path(path).is_file():
             raise click.ClickException(f"{path}: no such file")
     for path, what in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
-            check_output(path, force, inputs, what=what)
-    result = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
-                     data=data_path, compare=list(compare), torch_checkpoint=torch_checkpoint, with_per_op=per_op,
+            check_output(path, force, [*inputs, *([data_path] if data_path else [])], what=what)
+    references = {}
+    if torch_checkpoint:
+        references["pytorch"] = _torch_reference(torch_checkpoint)
+    report = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
+                     data=data_path, compare=list(compare), references=references, with_per_op=per_op,
                      with_cold_start=not no_cold_start)
-    click.echo(format_profile(result.data))
+    click.echo(format_profile(report))
     if json_path:
-        write_bytes_atomic(json_path, result.to_json())
+        write_bytes_atomic(json_path, report.to_json())
         click.echo(f"wrote {json_path}")
     if plot_path:
-        plot_latency(result.times, plot_path, f"{model.name} on {result.data['device']['name']}")
+        plot_latency(report.times, plot_path, f"{model.name} on {report.device['name']}")
         click.echo(f"wrote {plot_path}")
+
+
+def _torch_reference(checkpoint: Path):
+    """A factory for the PyTorch original in a worker process; the export extra provides it."""
+    try:
+        from edgemed.export.torch_reference import TorchReference
+    except ImportError as exc:
+        raise click.ClickException("--torch needs the export extra: pip install 'edgemed[export]'") from exc
+    return lambda buffers, threads: TorchReference(checkpoint, buffers, list(buffers[0]), threads)
 
 
 @click.group("devices")
@@ -159,9 +180,8 @@ def bundle_command(models, device, output, sign_key, force):
     from edgemed.runtime.bundle import make_bundle
 
     manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force)
-    click.echo(f"wrote {output}: {len(manifest['models'])} model(s) for {manifest['device']['name']}, "
-               f"{len(manifest['files'])} files with their sha256 in manifest.json"
-               + (", signed" if sign_key else ""))
+    click.echo(f"wrote {output}: {len(manifest.models)} model(s) for {manifest.device['name']}, "
+               f"{len(manifest.files)} files with their sha256 in manifest.json" + (", signed" if sign_key else ""))
 
 
 @click.command("verify-bundle")
@@ -175,12 +195,11 @@ def verify_bundle_command(path, key):
     from edgemed.runtime.bundle import verify_bundle
 
     manifest = verify_bundle(path, key=key)
-    sig = manifest["signature"]
+    sig = manifest.signature
     signed = (f"signature valid (key {sig['signed_by'][:16]}...)" if "signed_by" in sig
-              else "signed, signature not checked (give --key)" if sig["present"] else "not signed")
-    click.echo(f"{path}: OK: {len(manifest['files'])} files match their sha256, "
-               f"{len(manifest['models'])} model(s) load with matching sidecars and integrity records; {signed}; "
-               f"device {manifest['device']['name']}")
+              else "signed, signature not checked (give --key)" if sig.get("present") else "not signed")
+    click.echo(f"{path}: OK: {len(manifest.files)} files match their sha256, {len(manifest.models)} model(s) load "
+               f"with matching sidecars and integrity records; {signed}; device {manifest.device['name']}")
 
 
 @click.command("keygen")
@@ -192,5 +211,5 @@ def keygen_command(prefix, force):
     from edgemed.runtime.signing import keygen
 
     private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
-    print_fp = keygen(private, public, force=force)
-    click.echo(f"wrote {private} (keep it secret) and {public}; fingerprint {print_fp}")
+    fingerprint = keygen(private, public, force=force)
+    click.echo(f"wrote {private} (keep it secret) and {public}; fingerprint {fingerprint}")

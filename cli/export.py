@@ -1,4 +1,4 @@
-"""`edgemed export` and `edgemed verify`: translate options into the export library."""
+"""`edgemed export`, `edgemed verify` and `edgemed quantize`: translate options into the export library."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from edgemed.cli.options import force_option, user_errors
 from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
-from edgemed.export.quantize import CalibrationMethod, QuantMode
+from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES
+from edgemed.export.quantize import DEFAULT_MAX_DROP, CalibrationMethod, QuantMode
 from edgemed.export.verify import to_json, verify
 
 
@@ -28,8 +29,9 @@ def _ints(text: str | None) -> tuple[int, ...]:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="ONNX file to write (default: beside MODEL, .onnx or .stream.onnx).")
 @click.option("--opset", type=int, help=f"ONNX opset (14-20; default {DEFAULT_OPSET}, or 18 with --exporter dynamo).")
-@click.option("--streaming", is_flag=True, help="Export the stateful streaming variant (gru, causal cnn_gru).")
-@click.option("--exporter", default="auto", show_default=True, type=click.Choice([e.value for e in Exporter]),
+@click.option("--streaming", is_flag=True, help="Export the stateful streaming variant (families that stream).")
+@click.option("--exporter", default=Exporter.AUTO.value, show_default=True,
+              type=click.Choice([e.value for e in Exporter]),
               help="auto tries torchscript, then dynamo, and keeps the first that passes parity.")
 @click.option("--no-real-data", is_flag=True, help="Parity on random inputs only, even if the training data is here.")
 @click.option("--input-shape", help="Foreign models: example input shape, e.g. 1,12,5000.")
@@ -49,7 +51,7 @@ def export_command(model, output, opset, streaming, exporter, no_real_data, inpu
         target = target_from_checkpoint(model, streaming=streaming, use_real_data=not no_real_data)
     else:
         if streaming:
-            raise click.ClickException("--streaming needs an edgemed checkpoint (gru or causal cnn_gru)")
+            raise click.ClickException("--streaming needs an edgemed checkpoint of a family that streams")
         names = tuple(p.strip() for p in labels.split(",")) if labels else ()
         target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
     if opset is None:
@@ -91,10 +93,12 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
               "default: the training split the model's provenance records.")
 @click.option("--validation", metavar="DATA", help="Labelled data for the accuracy gate; default: the recorded "
               "validation groups.")
-@click.option("--calibration-samples", default=1024, show_default=True, type=click.IntRange(1))
-@click.option("--method", default="minmax", show_default=True, type=click.Choice([m.value for m in CalibrationMethod]),
+@click.option("--calibration-samples", default=DEFAULT_CALIBRATION_SAMPLES, show_default=True,
+              type=click.IntRange(1))
+@click.option("--method", default=CalibrationMethod.MINMAX.value, show_default=True,
+              type=click.Choice([m.value for m in CalibrationMethod]),
               help="Static: how activation ranges are chosen from the calibration data.")
-@click.option("--max-drop", default=0.5, show_default=True, type=click.FloatRange(min=0),
+@click.option("--max-drop", default=DEFAULT_MAX_DROP, show_default=True, type=click.FloatRange(min=0),
               help="Largest allowed macro-F1 loss, in points (0.5 = 0.005).")
 @click.option("--force-gate", is_flag=True,
               help="Write the model even if it fails the gate (recorded in its metadata).")
@@ -106,22 +110,21 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
                      json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
     from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic
-    from edgemed.core.spec import ModelSpec
     from edgemed.export.quant_data import quantization_data
-    from edgemed.export.quantize import format_report, quantize, report_json
+    from edgemed.export.quant_report import format_report
+    from edgemed.export.quantize import quantize, report_json
     from edgemed.runtime.integrity import verify_file
     from edgemed.runtime.model_info import describe
 
     verify_file(model)  # a model failing its own checks is refused before its provenance names data to load
-    meta = describe(model)["edgemed"]
-    if "spec" not in meta:
-        raise click.ClickException(f"{model}: no edgemed metadata; quantize takes models exported by edgemed")
-    spec = ModelSpec.from_dict(meta["spec"])
+    meta = describe(model).metadata
+    if meta.spec is None:
+        raise click.ClickException(f"{model}: no edgemed spec; quantize takes models exported by edgemed")
     output = output or model.with_suffix(f".{mode}.onnx")
     for path, what in ((output, "output"), (sidecar_path(output), "sidecar"), (json_path, "--json")):
         if path is not None:
             check_output(path, force, [model], what=what)
-    cal, val = quantization_data(spec, meta.get("provenance") or {}, calibration, validation, calibration_samples)
+    cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation, calibration_samples)
     result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
                       overwrite=force)
     click.echo(format_report(result.report))

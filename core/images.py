@@ -1,0 +1,83 @@
+"""Reading images for training and the runtime alike (numpy, and Pillow from the `images` extra).
+
+An image becomes float32 [channels, height, width] in 0..1, converted to the asked colour mode, and resized with
+Pillow's antialiased bilinear filter to the given (height, width) when one is asked (the model's resolution, which
+its graph also resizes to): one function, so training and the bedside see the same pixels. Files that are not
+readable PNG or JPEG images are named in the error; decompression bombs are refused (`image_megapixels` limit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgemed.core.errors import DataError, LimitError
+from edgemed.core.limits import check_file_size, limit
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MODES = {1: "L", 3: "RGB"}
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise DataError("reading images needs Pillow: pip install 'edgemed[images]'") from exc
+    return Image
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image as float32 [channels, height, width] in 0..1 (resized to `size` = (height, width) if given)."""
+    Image = _pillow()
+    if channels not in MODES:
+        raise DataError(f"images have 1 or 3 channels, not {channels}")
+    check_file_size(path)
+    Image.MAX_IMAGE_PIXELS = int(limit("image_megapixels") * 1e6)
+    try:
+        with Image.open(path) as img:
+            if img.format not in ("PNG", "JPEG"):
+                raise DataError(f"{path}: a {img.format} image; edgemed reads PNG and JPEG")
+            img = img.convert(MODES[channels])
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:
+        raise LimitError(f"{path}: the image has more pixels than the limit of {limit('image_megapixels'):g} "
+                         "megapixels; set EDGEMED_MAX_IMAGE_MEGAPIXELS to raise it") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{path}: not a readable PNG or JPEG image ({str(exc).splitlines()[0][:120]})") from exc
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
+
+
+def list_image_folder(folder: Path) -> tuple[list[tuple[Path, str]], tuple[str, ...]]:
+    """(file, class) pairs of an ImageFolder (one sub-folder per class, sorted) and the class names. Any file in a
+    class folder that is not a PNG or JPEG is refused, named."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{folder}: no class sub-folders; an image folder holds one sub-folder per class")
+    items, strays = [], []
+    for name in classes:
+        for path in sorted((folder / name).iterdir()):
+            if path.name.startswith("."):
+                continue
+            (items.append((path, name)) if is_image(path) else strays.append(path))
+    if strays:
+        shown = ", ".join(str(p) for p in strays[:5]) + (" ..." if len(strays) > 5 else "")
+        raise DataError(f"{folder}: {len(strays)} file(s) are not PNG or JPEG images: {shown}; remove them")
+    if not items:
+        raise DataError(f"{folder}: the class folders hold no images")
+    return items, tuple(classes)
+
+
+def read_images(paths: list[Path], channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """Images stacked as [n, channels, height, width]; without `size` they must all share one size."""
+    arrays = [read_image(p, channels, size) for p in paths]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"images of different sizes {sorted(shapes)[:3]}; give an image size to resize them to")
+    return np.stack(arrays)

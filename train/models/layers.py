@@ -1,0 +1,115 @@
+"""Torch building blocks the families share: in-graph normalisation, a recurrent layer with the cell as a
+parameter (GRU, LSTM or plain Elman RNN), the classifier head, conv blocks and padded-sequence helpers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgemed.core.errors import ModelError
+from edgemed.core.spec import Preprocessing, TensorSpec
+
+CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class Normalize(nn.Module):
+    """`(x - mean) / std` along one axis, inside the graph so the runtime never applies it twice."""
+
+    def __init__(self, channels: int, axis: int, ndim: int, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        norm = preprocessing.normalization
+        shape = [1] * ndim
+        shape[axis] = channels
+        mean = torch.zeros(channels) if norm is None else torch.tensor(norm.mean, dtype=torch.float32)
+        std = torch.ones(channels) if norm is None else torch.tensor(norm.std, dtype=torch.float32)
+        if mean.numel() != channels:
+            raise ModelError(f"normalization has {mean.numel()} channels but the model has {channels}")
+        self.register_buffer("mean", mean.reshape(shape))
+        self.register_buffer("std", std.reshape(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Recurrent(nn.Module):
+    """A batch-first recurrent stack whose state is a tuple: (h,) for GRU and RNN, (h, c) for LSTM. An explicit
+    zero initial state sized from the input's batch keeps the exported batch axis dynamic (without it the
+    TorchScript exporter may bake the example's batch size into the initial state)."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ModelError(f"unknown recurrent cell {cell!r}; choose one of {sorted(CELLS)}")
+        self.cell = cell
+        self.rnn = CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
+                               dropout=dropout if num_layers > 1 else 0.0)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return ("h", "c") if self.cell == "lstm" else ("h",)
+
+    def zero_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        shape = (self.rnn.num_layers, x.shape[0], self.rnn.hidden_size)
+        return tuple(x.new_zeros(shape) for _ in self.state_names)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        state = self.zero_state(x) if state is None else state
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state[0], state[1]))
+            return out, (h, c)
+        out, h = self.rnn(x, state[0])
+        return out, (h,)
+
+    def state_specs(self) -> tuple[TensorSpec, ...]:
+        """The carried state of a streaming export, one tensor per state name."""
+        return tuple(TensorSpec(name, (self.rnn.num_layers, "batch", self.rnn.hidden_size), layout="layer,batch,hidden",
+                                description=f"{self.cell.upper()} {'cell' if name == 'c' else 'hidden'} state "
+                                            "carried between chunks", role="state")
+                     for name in self.state_names)
+
+
+def head(features: int, classes: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(features, classes))
+
+
+def take_last(out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """out[b, lengths[b] - 1, :] for every b, as an exportable gather."""
+    idx = (lengths.long() - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[2])
+    return out.gather(1, idx).squeeze(1)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence within its own length, leaving the end padding in place."""
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    lengths = lengths.long().unsqueeze(1)
+    src = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return x.gather(1, src.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+class ConvBlock1d(nn.Module):
+    """Conv1d (no bias), batch norm, ReLU, max-pool. Causal padding puts all `kernel - 1` pad samples on the left."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, pool: int, causal: bool) -> None:
+        super().__init__()
+        self.pad = (kernel - 1, 0) if causal else ((kernel - 1) // 2, kernel // 2)
+        self.conv = nn.Conv1d(cin, cout, kernel, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+        self.pool = nn.MaxPool1d(pool) if pool > 1 else nn.Identity()
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything after padding: what a streaming wrapper runs on (context + chunk)."""
+        return self.pool(torch.relu(self.bn(self.conv(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(F.pad(x, self.pad))
+
+
+def conv2d_block(cin: int, cout: int, dropout: float = 0.0) -> nn.Sequential:
+    """Conv2d 3x3 (no bias), batch norm, ReLU, 2x2 max-pool, and optional spatial dropout."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                               nn.MaxPool2d(2)]
+    if dropout:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
