@@ -3,9 +3,10 @@
 - `fuse_pad_into_conv`: PyTorch cannot express a causal conv's asymmetric padding, so the exporter writes a
   zero `Pad` before each `Conv`; ONNX `Conv` takes asymmetric `pads`, so the copy goes away. In a QDQ model
   the Pad would otherwise sit between the int8 convs in float.
-- `gru_weights_int8`: onnxruntime never quantises the `GRU` op (onnxruntime#9796), and in a CNN-GRU its
-  weights are about half of the file. Storing W and R as int8 with a per-row scale, dequantised in the graph,
-  halves the file again; the GRU still computes in float32 (no speed change), so parity is checked after.
+- `recurrent_weights_int8`: onnxruntime never quantises the recurrent ops `GRU`, `LSTM` and `RNN`
+  (onnxruntime#9796), and in a CNN-GRU their weights are about half of the file. Storing W and R as int8 with a
+  per-row scale, dequantised in the graph, halves the file again; the cell still computes in float32, so parity
+  is checked after.
 """
 
 from __future__ import annotations
@@ -63,12 +64,16 @@ def fuse_pad_into_conv(model: onnx.ModelProto) -> int:
     return len(fused)
 
 
-def gru_weights_int8(model: onnx.ModelProto) -> int:
-    """Replace each GRU's W and R initializers by int8 + per-row scale + DequantizeLinear; returns bytes saved."""
+RECURRENT_OPS = ("GRU", "LSTM", "RNN")  # inputs 1 and 2 are W and R in all three
+
+
+def recurrent_weights_int8(model: onnx.ModelProto) -> int:
+    """Replace each recurrent op's W and R initializers by int8 + per-row scale + DequantizeLinear; returns the
+    bytes saved."""
     inits = {i.name: i for i in model.graph.initializer}
     added, saved = [], 0
     for node in model.graph.node:
-        if node.op_type != "GRU":
+        if node.op_type not in RECURRENT_OPS:
             continue
         for index in (1, 2):  # W, R: [directions, 3 * hidden, inputs]
             name = node.input[index]

@@ -1,7 +1,7 @@
 """`edgemed quantize`: int8 (dynamic or static QDQ) and fp16 models that prove they kept their accuracy.
 
 Pipeline: onnxruntime's quantisation pre-processing (shape inference, constant folding), `Pad` fused into
-`Conv`, then the mode; int8 modes also store the GRU's weights as int8 (see graph_passes). Before anything
+`Conv`, then the mode; int8 modes also store the recurrent weights as int8 (see graph_passes). Before anything
 is written the quantised model is compared with the fp32 model on labelled validation data; a macro-F1 drop
 over `max_drop` points fails unless forced, and the report goes to the caller and into the metadata.
 """
@@ -30,7 +30,7 @@ from edgemed.core.atomic import check_output, sidecar_path
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
-from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
+from edgemed.export.graph_passes import RECURRENT_OPS, fuse_pad_into_conv, recurrent_weights_int8
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_report import Gate, QuantReport
@@ -92,18 +92,18 @@ def is_quantized(model: onnx.ModelProto) -> str | None:
 def _precision_of_ops(model: onnx.ModelProto) -> dict[str, list[str]]:
     """Which compute ops run in int8 (integer ops, or QDQ-wrapped: their activation comes from a
     DequantizeLinear, which onnxruntime fuses into QLinear kernels), which only store int8 weights
-    (the GRU), and which stay float."""
+    (the recurrent ops), and which stay float."""
     dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     dequantized |= {o for n in model.graph.node if n.op_type == "Reshape" and n.input[0] in dequantized
                     for o in n.output}
-    compute = {"Conv", "Gemm", "MatMul", "GRU", "MaxPool", "ConvInteger", "MatMulInteger", "QLinearConv",
+    compute = {"Conv", "Gemm", "MatMul", *RECURRENT_OPS, "MaxPool", "ConvInteger", "MatMulInteger", "QLinearConv",
                "QLinearMatMul", "QGemm"}
     int8, weights_only, floating = set(), set(), set()
     for n in model.graph.node:
         if n.op_type not in compute:
             continue
-        if n.op_type == "GRU":  # onnxruntime has no int8 GRU kernel: dequantised inputs, float compute
-            (weights_only if any(i in dequantized for i in n.input[1:3]) else floating).add("GRU")
+        if n.op_type in RECURRENT_OPS:  # onnxruntime has no int8 recurrent kernel: dequantised weights, float compute
+            (weights_only if any(i in dequantized for i in n.input[1:3]) else floating).add(n.op_type)
         elif n.op_type in QUANTIZED_OPS or n.input[0] in dequantized:
             int8.add(n.op_type)
         elif any(i in dequantized for i in n.input[1:]):
@@ -206,7 +206,7 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
             onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
         model = onnx.load(str(raw))
         if mode is not QuantMode.FP16:
-            passes["gru_weight_bytes_saved"] = gru_weights_int8(model)
+            passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
         onnx.save(model, str(raw))
         report = QuantReport(
             mode=mode.value, method=method.value if mode is QuantMode.STATIC else None,

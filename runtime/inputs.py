@@ -17,6 +17,7 @@ from edgemed.core import wfdb
 from edgemed.core.arrays_io import load_npy, load_npz
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError, EdgemedError, InputError
+from edgemed.core.images import is_image, list_image_folder, read_images
 from edgemed.core.signal import bandpass, resample
 from edgemed.core.spec import ModelSpec
 from edgemed.core.windows import AAMI_MAP, beat_windows, rhythm_windows
@@ -144,6 +145,34 @@ def _wfdb_record(base: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
                     sampling_rate_hz=rate)
 
 
+IMAGE_LAYOUT = "batch,channel,height,width"
+
+
+def _images(path: Path, spec: ModelSpec) -> RunInput:
+    """One image, a folder of images, or an ImageFolder (class sub-folders give the true labels)."""
+    if spec.signal.layout != IMAGE_LAYOUT or not isinstance(spec.signal.shape[1], int):
+        raise InputError(f"{path}: images need an image model (input laid out {IMAGE_LAYOUT}); this model takes "
+                         f"{spec.signal.layout or list(spec.signal.shape)}")
+    channels, size = spec.signal.shape[1], spec.preprocessing.resize
+    if path.is_file():
+        return RunInput(read_images([path], channels, size), f"image {path.name}", ids=[path.name])
+    truth = None
+    if any(p.is_dir() for p in path.iterdir()):
+        items, _ = list_image_folder(path)
+        files, truth = [p for p, _ in items], [c for _, c in items]
+    else:
+        files = sorted(p for p in path.iterdir() if is_image(p))
+        strays = sorted(p.name for p in path.iterdir() if not p.name.startswith(".") and not is_image(p))
+        if strays:
+            raise InputError(f"{path}: not PNG or JPEG images: {', '.join(strays[:5])}; remove them")
+        if not files:
+            raise InputError(f"{path}: no PNG or JPEG images")
+    if truth is not None and set(truth) - set(spec.labels):
+        truth = None  # class folders named otherwise than the model's labels: predictions only
+    return RunInput(read_images(files, channels, size), f"{path.name}: {len(files)} images", truth=truth,
+                    ids=[str(p.relative_to(path)) for p in files])
+
+
 def read_input(path: Path | str, spec: ModelSpec, whole_signal: bool = False) -> RunInput:
     """Load `path` for `spec`; `whole_signal` (streaming) keeps a record as one continuous signal."""
     path = Path(path)
@@ -172,6 +201,8 @@ def _read(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
             raise InputError(f"{path}: y has {len(truth)} labels for {len(x)} samples")
         ids = [str(v) for v in arrays["ids"]] if "ids" in arrays else []
         return RunInput(x, f"{path.name}: {key} {list(x.shape)}", lengths=arrays.get("lengths"), truth=truth, ids=ids)
+    if is_image(path) or (path.is_dir() and not any(path.glob("*.hea"))):
+        return _images(path, spec)
     if path.suffix == ".csv":
         if not path.is_file():
             raise InputError(f"{path}: no such file")

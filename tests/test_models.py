@@ -41,7 +41,7 @@ def test_spec_round_trips_and_describes_the_inputs(name):
     model = create_model(name)
     spec = model.spec
     assert ModelSpec.from_json(spec.to_json()) == spec
-    assert spec.signal.role == "signal" and (spec.lengths is not None) == family(name).takes_lengths
+    assert spec.signal.role == "signal" and (spec.lengths is not None) == family(name).traits.takes_lengths
     inputs = _inputs(model)
     for tensor, tspec in zip(inputs, spec.inputs, strict=True):
         assert tensor.ndim == len(tspec.shape)
@@ -50,7 +50,7 @@ def test_spec_round_trips_and_describes_the_inputs(name):
     assert model.eval()(*inputs).shape == (3, len(spec.labels))
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if family(n).takes_lengths])
+@pytest.mark.parametrize("name", [n for n in FAMILIES if family(n).traits.takes_lengths])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padded_batch_equals_each_sequence_alone(name, bidirectional):
     torch.manual_seed(0)

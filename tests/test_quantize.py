@@ -14,7 +14,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgemed.cli.main import cli
 from edgemed.core.errors import QuantizationError
-from edgemed.export.graph_passes import fuse_pad_into_conv, gru_weights_int8
+from edgemed.export.graph_passes import fuse_pad_into_conv, recurrent_weights_int8
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.export.quant_data import quantization_data
 from edgemed.export.quantize import QuantMode, quantize
@@ -46,7 +46,7 @@ def test_graph_passes_keep_the_function(ecg_onnx, tmp_path):
     onnx.save(model, str(tmp_path / "fused.onnx"))
     x = np.random.default_rng(0).normal(size=(3, 2, 333)).astype(np.float32)
     np.testing.assert_allclose(_run(tmp_path / "fused.onnx", x), _run(ecg_onnx, x), atol=1e-6)
-    saved = gru_weights_int8(model)
+    saved = recurrent_weights_int8(model)
     onnx.save(model, str(tmp_path / "gru8.onnx"))
     assert saved > 0 and (tmp_path / "gru8.onnx").stat().st_size < (tmp_path / "fused.onnx").stat().st_size
     # int8 weights with a per-row scale: logits move by rounding only

@@ -56,14 +56,15 @@ def accepted_rates(ds: Dataset) -> tuple[float, float] | None:
 def check_fit(name: str, ds: Dataset) -> type[EdgeModule]:
     """The family of `name`, if `ds` is laid out as it takes; DataError naming the mismatch otherwise."""
     cls = family(name)
-    rank = len(cls.layouts[0].split(","))
+    traits = cls.traits
+    rank = len(traits.layouts[0].split(","))
     if ds.X.ndim != rank:
-        raise DataError(f"{ds.source}: model {name} needs X of rank {rank} ({cls.layouts[0]}), data has shape "
+        raise DataError(f"{ds.source}: model {name} needs X of rank {rank} ({traits.layouts[0]}), data has shape "
                         f"{ds.X.shape}")
-    if ds.spec.layout is not None and ds.spec.layout not in cls.layouts:
+    if ds.spec.layout is not None and ds.spec.layout not in traits.layouts:
         raise DataError(f"{ds.source}: the data is laid out {ds.spec.layout} but {name} takes "
-                        f"{' or '.join(cls.layouts)}; choose a model for this layout")
-    if ds.lengths is not None and not cls.takes_lengths:
+                        f"{' or '.join(traits.layouts)}; choose a model for this layout")
+    if ds.lengths is not None and not traits.takes_lengths:
         raise DataError(f"{ds.source}: variable-length (padded) data needs a model that takes sequence lengths, "
                         f"not {name}")
     return cls
@@ -82,7 +83,7 @@ def build_for_data(name: str, ds: Dataset, overrides: dict[str, Any] | None = No
     present = int((np.bincount(ds.y, minlength=len(labels)) > 0).sum())
     if present < 2:
         raise DataError(f"{ds.source}: the training data holds {present} class; a classifier needs two or more")
-    axis = cls.channel_axis
+    axis = cls.traits.channel_axis
     mean, std = channel_stats(ds, axis)
     preprocessing = dataclasses.replace(
         ds.spec.preprocessing, normalization=Normalization(mean=tuple(mean), std=tuple(std), axis=axis),

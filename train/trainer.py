@@ -103,7 +103,7 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
     """Train `model` in place and return it with the weights of its best validation epoch."""
     seed_everything(cfg.seed)
     device = resolve_accelerator(cfg.accelerator)
-    augment = cfg.augment if cfg.augment is not None else getattr(model, "augments_by_default", False)
+    augment = cfg.augment if cfg.augment is not None else model.traits.augments_by_default
     model.to(device)
     rng = np.random.default_rng(cfg.seed)
     steps = -(-len(train_ds) // cfg.batch_size)

@@ -1,11 +1,10 @@
 """What every model family declares, in one place per family (a subclass of `EdgeModule` in its own module):
 
-- its config dataclass (`config_cls`, a `BaseConfig`), and the config values it reads from a dataset's shape
-  (`data_config`);
-- the data layouts it accepts (`layouts`), the axis holding channels (`channel_axis`), and whether it takes
-  padded variable-length batches (`takes_lengths`);
+- its `traits`: config dataclass (a `BaseConfig`), the data layouts it accepts, the axis holding channels, the
+  config values read from a dataset's shape, whether it takes padded variable-length batches, its default example
+  length, whether it augments by default;
 - its inputs (`input_specs`, each with a role), from which `spec` is built, with an example length per dynamic
-  axis (the window's length, else `default_length`, rounded up to `length_multiple`);
+  axis (the window's length, else the default length, rounded up to `length_multiple`);
 - how it streams (`streaming_module`: the stateful wrapper and its spec), when it can;
 - its training augmentation (`augment`).
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from edgemed.core.errors import ExportError, ModelError
 from edgemed.core.spec import ModelSpec, Preprocessing, StreamingSpec, TensorSpec
+from edgemed.train.models.layers import CELLS, Normalize
 
 SPEC_FIELDS = ("labels", "preprocessing", "channel_names")  # stored in the spec, not among the hyper-parameters
 
@@ -63,24 +63,65 @@ class BaseConfig:
                 raise ModelError(f"{family}: {name} must be whole numbers >= 1, got {value!r}")
 
 
+@dataclass
+class CellConfig(BaseConfig):
+    """Config of families ending in a recurrent layer: its width, depth and cell (gru, lstm or rnn)."""
+
+    hidden_size: int = 64
+    num_layers: int = 1
+    cell: str = "gru"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_positive(self.cell, "hidden_size", "num_layers")
+        if self.cell not in CELLS:
+            raise ModelError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+
+
+class RecurrentStream(nn.Module):
+    """The streaming wrapper of a family whose state is its recurrent layer's: (chunk, *state) -> (logits after the
+    chunk, *next state). The family's `stream_features` turns a chunk into the recurrent layer's input."""
+
+    def __init__(self, model: EdgeModule) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, new_state = self.model.rnn(self.model.stream_features(x), state)
+        return (self.model.head(out[:, -1]), *new_state)
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What a family declares about itself, in one line of its module."""
+
+    config: type[BaseConfig]
+    layouts: tuple[str, ...]  # data layouts it accepts, e.g. "batch,lead,sample"
+    channel_axis: int  # axis of the signal holding channels (normalisation, input range)
+    sizes: tuple[tuple[str, int], ...]  # (config field, axis of X it is read from); the channel axis's among them
+    takes_lengths: bool = False  # padded variable-length batches with a lengths input
+    default_length: int = 64  # example length of the sequence axis when no window states one
+    augments_by_default: bool = False
+
+
 class EdgeModule(nn.Module):
     """Base of every model family."""
 
     architecture: str = ""  # the registered name, set on each instance by the registry
-    config_cls: type[BaseConfig] = BaseConfig
-    layouts: tuple[str, ...] = ()
-    channel_axis: int = 1
-    takes_lengths: bool = False
-    default_length: int = 64
+    traits: Traits
 
     def __init__(self, config: BaseConfig) -> None:
         super().__init__()
         self.config = config
+        t = self.traits
+        channels = next(getattr(config, name) for name, axis in t.sizes if axis == t.channel_axis)
+        self.norm = Normalize(channels, axis=t.channel_axis, ndim=len(t.layouts[0].split(",")),
+                              preprocessing=config.preprocessing)
 
     @classmethod
     def data_config(cls, shape: tuple[int, ...]) -> dict:
         """Config values read from the shape of a dataset's X (input sizes)."""
-        raise NotImplementedError
+        return {name: shape[axis] for name, axis in cls.traits.sizes}
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         raise NotImplementedError
@@ -99,7 +140,7 @@ class EdgeModule(nn.Module):
         for t in self.input_specs():
             for name in t.dynamic_axes.values():
                 if name != "batch":
-                    n = window_length or self.default_length
+                    n = window_length or self.traits.default_length
                     sizes[name] = -(-n // self.length_multiple) * self.length_multiple
         return sizes
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemed.core.spec import TensorSpec
-from edgemed.train.models.base import BaseConfig, EdgeModule
-from edgemed.train.models.layers import Normalize, conv2d_block, head
+from edgemed.train.models.base import BaseConfig, EdgeModule, Traits
+from edgemed.train.models.layers import conv2d_block, head, pairs
 from edgemed.train.models.registry import register_model
 
 ROTATION_DEG = 15.0
@@ -45,23 +45,15 @@ class CNN2DConfig(BaseConfig):
 
 @register_model("cnn2d")
 class CNN2DClassifier(EdgeModule):
-    config_cls = CNN2DConfig
-    layouts = ("batch,channel,height,width",)
-    channel_axis = 1
-    augments_by_default = True
+    traits = Traits(CNN2DConfig, ("batch,channel,height,width",), channel_axis=1,
+                    sizes=(("in_channels", 1), ("height", 2), ("width", 3)), augments_by_default=True)
 
     def __init__(self, config: CNN2DConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = Normalize(c.in_channels, axis=1, ndim=4, preprocessing=c.preprocessing)
-        widths = (c.in_channels, *c.channels)
-        self.features = nn.Sequential(*(conv2d_block(widths[i], widths[i + 1], c.spatial_dropout)
-                                        for i in range(len(c.channels))))
+        self.features = nn.Sequential(*(conv2d_block(a, b, c.spatial_dropout) for a, b in pairs(c.in_channels,
+                                                                                                  c.channels)))
         self.head = head(c.channels[-1], c.num_classes, c.dropout)
-
-    @classmethod
-    def data_config(cls, shape: tuple[int, ...]) -> dict:
-        return {"in_channels": shape[1], "height": shape[2], "width": shape[3]}
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

@@ -15,31 +15,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgemed.core.errors import ExportError, ModelError
+from edgemed.core.errors import ExportError
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.train.models.base import BaseConfig, EdgeModule
-from edgemed.train.models.layers import CELLS, ConvBlock1d, Normalize, Recurrent, head
+from edgemed.train.models.base import CellConfig, EdgeModule, Traits
+from edgemed.train.models.layers import ConvBlock1d, Recurrent, head, pairs
 from edgemed.train.models.registry import register_model
 
 
 @dataclass
-class CNNRecurrentConfig(BaseConfig):
+class CNNRecurrentConfig(CellConfig):
     leads: int = 1
     channels: tuple[int, ...] = (16, 32, 64, 64)
     kernel_size: int = 7
     pool: int = 2
-    hidden_size: int = 64
-    num_layers: int = 1
     causal: bool = False
-    cell: str = "gru"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.channels = tuple(int(c) for c in self.channels)
-        self.check_positive(f"cnn_{self.cell}", "leads", "channels", "kernel_size", "pool", "hidden_size",
-                            "num_layers")
-        if self.cell not in CELLS:
-            raise ModelError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        self.check_positive(f"cnn_{self.cell}", "leads", "channels", "kernel_size", "pool")
 
     @property
     def downsample(self) -> int:
@@ -70,25 +64,16 @@ class CNNRecurrentStream(nn.Module):
 @register_model("cnn_gru", cell="gru")
 @register_model("cnn_lstm", cell="lstm")
 class CNNRecurrentClassifier(EdgeModule):
-    config_cls = CNNRecurrentConfig
-    layouts = ("batch,lead,sample",)
-    channel_axis = 1
-    default_length = 256
+    traits = Traits(CNNRecurrentConfig, ("batch,lead,sample",), channel_axis=1, sizes=(("leads", 1),),
+                    default_length=256)
 
     def __init__(self, config: CNNRecurrentConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = Normalize(c.leads, axis=1, ndim=3, preprocessing=c.preprocessing)
-        widths = (c.leads, *c.channels)
-        self.blocks = nn.ModuleList(
-            ConvBlock1d(widths[i], widths[i + 1], c.kernel_size, c.pool, c.causal) for i in range(len(c.channels))
-        )
+        self.blocks = nn.ModuleList(ConvBlock1d(a, b, c.kernel_size, c.pool, c.causal) for a, b in pairs(c.leads,
+                                                                                                           c.channels))
         self.rnn = Recurrent(c.cell, c.channels[-1], c.hidden_size, c.num_layers, c.dropout)
         self.head = head(c.hidden_size, c.num_classes, c.dropout)
-
-    @classmethod
-    def data_config(cls, shape: tuple[int, ...]) -> dict:
-        return {"leads": shape[1]}
 
     @property
     def length_multiple(self) -> int:
@@ -114,9 +99,8 @@ class CNNRecurrentClassifier(EdgeModule):
                               "-c causal=true")
         if c.kernel_size < 2:
             raise ExportError("streaming needs kernel_size >= 2 (a 1-sample conv carries no context)")
-        widths = (c.leads, *c.channels)
-        contexts = tuple(TensorSpec(f"ctx{i}", ("batch", widths[i], c.kernel_size - 1), layout="batch,channel,sample",
+        contexts = tuple(TensorSpec(f"ctx{i}", ("batch", cin, c.kernel_size - 1), layout="batch,channel,sample",
                                     description=f"last {c.kernel_size - 1} inputs of conv block {i}", role="state")
-                         for i in range(len(c.channels)))
+                         for i, (cin, _) in enumerate(pairs(c.leads, c.channels)))
         return CNNRecurrentStream(self).eval(), self.streaming_spec("samples", c.downsample,
                                                                     contexts + self.rnn.state_specs())

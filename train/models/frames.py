@@ -16,73 +16,50 @@ from torch import nn
 
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.train.models.base import BaseConfig, EdgeModule
-from edgemed.train.models.layers import CELLS, Normalize, Recurrent, conv2d_block, head
+from edgemed.train.models.base import CellConfig, EdgeModule, RecurrentStream, Traits
+from edgemed.train.models.layers import Recurrent, conv2d_block, head, pairs
 from edgemed.train.models.registry import register_model
 
 
 @dataclass
-class FramesConfig(BaseConfig):
+class FramesConfig(CellConfig):
     in_channels: int = 1
     height: int = 32
     width: int = 32
     channels: tuple[int, ...] = (16, 32, 64)
     feature_size: int = 64
-    hidden_size: int = 64
-    num_layers: int = 1
-    cell: str = "gru"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.channels = tuple(int(c) for c in self.channels)
-        self.check_positive("cnn_gru_frames", "in_channels", "height", "width", "channels", "feature_size",
-                            "hidden_size", "num_layers")
+        self.check_positive("cnn_gru_frames", "in_channels", "height", "width", "channels", "feature_size")
         if min(self.height, self.width) < 2 ** len(self.channels):
             raise ModelError(f"cnn_gru_frames: frames of {self.height}x{self.width} are too small for "
                              f"{len(self.channels)} pooling stages (need >= {2 ** len(self.channels)})")
-        if self.cell not in CELLS:
-            raise ModelError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-
-
-class FramesStream(nn.Module):
-    """(frames chunk, *state) -> (logits after the chunk, *next state)."""
-
-    def __init__(self, model: FramesClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out, new_state = self.model.rnn(self.model.encode(x), state)
-        return (self.model.head(out[:, -1]), *new_state)
 
 
 @register_model("cnn_gru_frames", cell="gru")
 class FramesClassifier(EdgeModule):
-    config_cls = FramesConfig
-    layouts = ("batch,frame,channel,height,width",)
-    channel_axis = 2
-    default_length = 8
+    traits = Traits(FramesConfig, ("batch,frame,channel,height,width",), channel_axis=2,
+                    sizes=(("in_channels", 2), ("height", 3), ("width", 4)), default_length=8)
 
     def __init__(self, config: FramesConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = Normalize(c.in_channels, axis=2, ndim=5, preprocessing=c.preprocessing)
-        widths = (c.in_channels, *c.channels)
-        self.encoder = nn.Sequential(*(conv2d_block(widths[i], widths[i + 1]) for i in range(len(c.channels))))
+        self.encoder = nn.Sequential(*(conv2d_block(a, b) for a, b in pairs(c.in_channels, c.channels)))
         grid = (c.height // 2 ** len(c.channels)) * (c.width // 2 ** len(c.channels))
         self.project = nn.Sequential(nn.Linear(c.channels[-1] * grid, c.feature_size), nn.ReLU())
         self.rnn = Recurrent(c.cell, c.feature_size, c.hidden_size, c.num_layers, c.dropout)
         self.head = head(c.hidden_size, c.num_classes, c.dropout)
-
-    @classmethod
-    def data_config(cls, shape: tuple[int, ...]) -> dict:
-        return {"in_channels": shape[2], "height": shape[3], "width": shape[4]}
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config
         return (TensorSpec("x", ("batch", "frames", c.in_channels, c.height, c.width),
                            layout="batch,frame,channel,height,width", description="image sequences (frames or slices)",
                            min_sizes={"frames": 1}),)
+
+    def stream_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Frames [batch, frames, C, H, W] to feature vectors [batch, frames, feature_size]."""
@@ -95,4 +72,4 @@ class FramesClassifier(EdgeModule):
         return self.head(out[:, -1])
 
     def streaming_module(self) -> tuple[nn.Module, ModelSpec]:
-        return FramesStream(self).eval(), self.streaming_spec("frames", 1, self.rnn.state_specs())
+        return RecurrentStream(self).eval(), self.streaming_spec("frames", 1, self.rnn.state_specs())

@@ -70,6 +70,12 @@ class Recurrent(nn.Module):
                      for name in self.state_names)
 
 
+def pairs(inputs: int, channels: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(in, out) channel counts of a stack of conv blocks starting from `inputs` channels."""
+    widths = (inputs, *channels)
+    return list(zip(widths[:-1], widths[1:], strict=True))
+
+
 def head(features: int, classes: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(features, classes))
 

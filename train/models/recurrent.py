@@ -15,62 +15,38 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgemed.core.errors import ExportError, ModelError
+from edgemed.core.errors import ExportError
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.train.models.base import BaseConfig, EdgeModule
-from edgemed.train.models.layers import CELLS, Normalize, Recurrent, head, reverse_padded, take_last
+from edgemed.train.models.base import CellConfig, EdgeModule, RecurrentStream, Traits
+from edgemed.train.models.layers import Recurrent, head, reverse_padded, take_last
 from edgemed.train.models.registry import register_model
 
 
 @dataclass
-class RecurrentConfig(BaseConfig):
+class RecurrentConfig(CellConfig):
     input_size: int = 6
-    hidden_size: int = 64
     num_layers: int = 2
     bidirectional: bool = False
-    cell: str = "gru"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_positive(self.cell, "input_size", "hidden_size", "num_layers")
-        if self.cell not in CELLS:
-            raise ModelError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-
-
-class RecurrentStream(nn.Module):
-    """(chunk, *state) -> (logits after the chunk, *next state)."""
-
-    def __init__(self, model: RecurrentClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out, new_state = self.model.rnn(self.model.norm(x), state)
-        return (self.model.head(out[:, -1]), *new_state)
+        self.check_positive(self.cell, "input_size")
 
 
 @register_model("gru", cell="gru")
 @register_model("lstm", cell="lstm")
 @register_model("rnn", cell="rnn")
 class RecurrentClassifier(EdgeModule):
-    config_cls = RecurrentConfig
-    layouts = ("batch,time,feature",)
-    channel_axis = 2
-    takes_lengths = True
-    default_length = 48
+    traits = Traits(RecurrentConfig, ("batch,time,feature",), channel_axis=2, sizes=(("input_size", 2),),
+                    takes_lengths=True, default_length=48)
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__(config)
         c = config
-        self.norm = Normalize(c.input_size, axis=2, ndim=3, preprocessing=c.preprocessing)
         self.rnn = Recurrent(c.cell, c.input_size, c.hidden_size, c.num_layers, c.dropout)
         self.rnn_reverse = (Recurrent(c.cell, c.input_size, c.hidden_size, c.num_layers, c.dropout)
                             if c.bidirectional else None)
         self.head = head(c.hidden_size * (2 if c.bidirectional else 1), c.num_classes, c.dropout)
-
-    @classmethod
-    def data_config(cls, shape: tuple[int, ...]) -> dict:
-        return {"input_size": shape[2]}
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config
@@ -91,6 +67,9 @@ class RecurrentClassifier(EdgeModule):
             out_rev, _ = self.rnn_reverse(reverse_padded(x, lengths))
             features = torch.cat([features, take_last(out_rev, lengths)], dim=1)
         return self.head(features)
+
+    def stream_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
 
     def streaming_module(self) -> tuple[nn.Module, ModelSpec]:
         if self.config.bidirectional:

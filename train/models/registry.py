@@ -56,13 +56,14 @@ def model_config(name: str, **config: Any):
     clash = sorted(k for k in set(config) & set(fixed) if config[k] != fixed[k])
     if clash:
         raise ModelError(f"{name}: {', '.join(f'{k}={fixed[k]!r}' for k in clash)} is fixed for this model")
-    fields = {f.name: f for f in dataclasses.fields(model_cls.config_cls)}
+    config_cls = model_cls.traits.config
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
     merged = {**config, **fixed}
     unknown = sorted(set(merged) - set(fields))
     if unknown:
         raise ModelError(f"{name}: unknown config key(s) {unknown}; valid keys: {sorted(set(fields) - set(fixed))}")
     try:
-        return model_cls.config_cls(**{k: _coerce(fields[k], v) for k, v in merged.items()})
+        return config_cls(**{k: _coerce(fields[k], v) for k, v in merged.items()})
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{name}: invalid config: {exc}") from exc
 
