@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := runs/demo
 
-.PHONY: install demo test test-slow test-all fuzz check-wheel lint clean
+.PHONY: install demo test test-slow test-all fuzz check-wheel lint docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict -q -d build/site
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs/demo .pytest_cache

@@ -43,9 +43,10 @@ def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """`--device`: where a model runs (a preset or a device profile). Training's torch device is --accelerator."""
     from edgemed.devices.profile import list_profiles
+    from edgemed.runtime.providers import DEFAULT_DEVICE
 
     return click.option(
-        "--device", default="cpu", show_default=True, metavar="NAME",
+        "--device", default=DEFAULT_DEVICE, show_default=True, metavar="NAME",
         help=f"cpu, cuda, a device profile ({', '.join(list_profiles())}) or a profile .toml: providers in "
              "order, threads and budgets. A missing provider falls back to CPU with a warning.",
     )(func)

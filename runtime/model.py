@@ -18,7 +18,7 @@ from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.integrity import verify_model
 from edgemed.runtime.metadata import ModelMetadata
 from edgemed.runtime.model_info import read_model_file
-from edgemed.runtime.providers import create_session, resolve_device, session_options
+from edgemed.runtime.providers import DEFAULT_DEVICE, create_session, resolve_device, session_options
 from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
 
 DEFAULT_BATCH_SIZE = 64
@@ -116,7 +116,8 @@ class EdgeModel:
     `require_integrity`. One EdgeModel may be used from several threads at once.
     """
 
-    def __init__(self, path: str | Path, *, providers: list | None = None, device: str = "cpu", strict: bool = False,
+    def __init__(self, path: str | Path, *, providers: list | None = None, device: str = DEFAULT_DEVICE,
+                 strict: bool = False,
                  threads: int | None = None, spinning: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
                  require_integrity: bool = False) -> None:
         if not isinstance(path, str | Path | os.PathLike):

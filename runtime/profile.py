@@ -28,6 +28,7 @@ from edgemed.core.examples import array_feeds, example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.providers import DEFAULT_DEVICE
 
 SCHEMA = "edgemed.profile/1"
 DEFAULT_RUNS = 200
@@ -37,6 +38,7 @@ import json, sys, time
 t0 = time.perf_counter_ns()
 import numpy as np
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.providers import DEFAULT_DEVICE
 from edgemed.core.examples import example_inputs
 t1 = time.perf_counter_ns()
 m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]))
@@ -208,7 +210,7 @@ def per_op(path: Path, providers: list[str], threads: int, buffers: list[dict[st
     return [OpTime(op, us, us / whole) for op, us in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
 
 
-def profile(model: Path, *, device: str = "cpu", batch: int = 1, threads: int | None = None,
+def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, threads: int | None = None,
             runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, duration: float | None = None,
             data: Path | None = None, compare: list[Path] | None = None,
             references: dict[str, ReferenceFactory] | None = None, with_per_op: bool = False,

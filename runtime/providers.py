@@ -12,6 +12,7 @@ import onnxruntime as ort
 from edgemed.core.errors import InputError, ProviderError
 
 # Plain provider choices for `--device`, besides the device profiles of edgemed.devices.
+DEFAULT_DEVICE = "cpu"
 PRESETS: dict[str, list[str]] = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],

@@ -89,16 +89,16 @@ def _fundus(grade: str, size: int, patient: dict, side: float, rng: np.random.Ge
         a = rng.uniform(0, 2 * np.pi, n)
         return centre + np.stack([r * np.sin(a), r * np.cos(a)], axis=1)
 
-    _stamp(img, grid, spots(counts[0]), rng.uniform(0.015, 0.025, counts[0]), HAEM, 0.9)
+    _stamp(img, grid, spots(counts[0]), rng.uniform(0.03, 0.045, counts[0]), HAEM, 0.9)
     _stamp(img, grid, spots(counts[1]), rng.uniform(0.035, 0.07, counts[1]), HAEM, 0.85, soft=0.8)
     exudates = spots(counts[2])
-    _stamp(img, grid, exudates, rng.uniform(0.015, 0.03, counts[2]), EXUDATE, 0.9)
+    _stamp(img, grid, exudates, rng.uniform(0.025, 0.04, counts[2]), EXUDATE, 0.9)
     _stamp(img, grid, spots(counts[3]), rng.uniform(0.05, 0.08, counts[3]), COTTON, 0.55, soft=1.5)
     for _ in range(counts[4]):
         seed_point = disc + rng.normal(0, 0.08, 2) if rng.random() < 0.6 else spots(1)[0]
         for _ in range(4):
             tangle = _walk(rng, seed_point, rng.uniform(0, 2 * np.pi), 14, 0.022, 0.55)
-            _stamp(img, grid, tangle, 0.01, HAEM * 1.2, 0.8)
+            _stamp(img, grid, tangle, 0.018, HAEM * 1.2, 0.8)
         if rng.random() < 0.3:
             _stamp(img, grid, spots(1), 0.12, HAEM * 0.8, 0.7, soft=0.6)
     img += rng.normal(0, 0.02, img.shape)
