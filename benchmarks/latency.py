@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgemed.core.examples import array_feeds
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
@@ -29,14 +30,14 @@ def variants(name: str, config: dict, length: int, work: Path) -> dict[str, Path
     fp32 = export_untrained(name, config, length, work / f"{name}.onnx")
     model = EdgeModel(fp32)
     rng = np.random.default_rng(0)
-    shape = [48] + [length if isinstance(d, str) else d for d in model.spec.inputs[0].shape[1:]]
+    shape = [48] + [length if isinstance(d, str) else d for d in model.spec.signal.shape[1:]]
     x = rng.normal(size=shape).astype(np.float32)
     y = np.arange(48) % len(model.labels)
     cal, val = Labelled(x[:32], y[:32], None, "random"), Labelled(x[32:], y[32:], None, "random")
     out = {"fp32": fp32}
     for mode in (QuantMode.STATIC, QuantMode.FP16):
         path = work / f"{name}.{mode.value}.onnx"
-        quantize(fp32, path, mode, cal if mode is QuantMode.STATIC else None, val, force=True)
+        quantize(fp32, path, mode, cal if mode is QuantMode.STATIC else None, val, force_gate=True, overwrite=True)
         out[mode.value] = path
     return out
 
@@ -55,9 +56,10 @@ def main() -> None:
         eager = create_model(name, **config).eval()
         models = {k: EdgeModel(p, threads=args.threads) for k, p in paths.items()}
         for batch in (1, 32):
-            shape = [batch] + [length if isinstance(d, str) else d for d in models["fp32"].spec.inputs[0].shape[1:]]
+            spec = models["fp32"].spec
+            shape = [batch] + [length if isinstance(d, str) else d for d in spec.signal.shape[1:]]
             x = np.random.default_rng(batch).normal(size=shape).astype(np.float32)
-            feeds = {"x": x, "lengths": np.full(batch, length)} if name == "gru" else {"x": x}
+            feeds = array_feeds(spec, x)
             xt = torch.from_numpy(x)
 
             def run_eager(xt=xt, eager=eager):
@@ -79,7 +81,7 @@ def main() -> None:
     stream = EdgeModel(export_untrained(*ECG12, work / "s.onnx", streaming=True), threads=args.threads)
     chunk = np.random.default_rng(0).normal(size=(1, 12, 496)).astype(np.float32)
     streamer = stream.stream(chunk=496)
-    t = interleaved({"raw": lambda: stream.session.run(None, {"x": chunk, **streamer.state}),
+    t = interleaved({"raw": lambda: stream.session.run(None, {stream.spec.signal.name: chunk, **streamer.state}),
                      "push": lambda: streamer.push(chunk)}, args.runs)
     print(row("stream step 12-lead 496: raw onnxruntime", t["raw"]))
     print(row("stream step 12-lead 496: edgemed Streamer", t["push"], t["raw"]))

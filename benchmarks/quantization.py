@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.spec import ModelSpec
 from edgemed.export.quant_data import Labelled, quantization_data
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
@@ -42,7 +41,7 @@ def main() -> None:
     sizes = {"fp32": fp32.stat().st_size}
     for mode in QuantMode:
         out = work / f"ecg12.{mode.value}.onnx"
-        quantize(fp32, out, mode, cal if mode is QuantMode.STATIC else None, val, force=True)
+        quantize(fp32, out, mode, cal if mode is QuantMode.STATIC else None, val, force_gate=True, overwrite=True)
         paths[mode.value], sizes[mode.value] = out, out.stat().st_size
     models = {k: EdgeModel(p, threads=1) for k, p in paths.items()}
     x = ecg.X[128:129]
@@ -57,14 +56,13 @@ def main() -> None:
     if not args.mitdb.exists():
         print(f"\n{args.mitdb} not found: train and export it (commands in this file's docstring) for accuracy")
         return
-    meta = describe(args.mitdb)["edgemed"]
-    spec = ModelSpec.from_dict(meta["spec"])
-    cal, val = quantization_data(spec, meta["provenance"], None, None)
+    meta = describe(args.mitdb).metadata
+    cal, val = quantization_data(meta.spec, meta.provenance, None, None)
     print(f"\nMIT-BIH beats ({args.mitdb}): calibration {len(cal.y)} training beats, gate on {len(val.y)} "
           "held-out beats")
     print(f"{'mode':<10}{'macro-F1 fp32':>14}{'quantised':>11}{'drop (pts)':>12}{'top-1 agree':>13}{'size':>7}")
     for mode in QuantMode:
-        r = quantize(args.mitdb, work / f"mitdb.{mode.value}.onnx", mode, cal, val, force=True).report
+        r = quantize(args.mitdb, work / f"mitdb.{mode.value}.onnx", mode, cal, val, force_gate=True).report.to_dict()
         print(f"{mode.value:<10}{r['macro_f1']['fp32']:>14.4f}{r['macro_f1']['quantized']:>11.4f}"
               f"{r['macro_f1_drop_points']:>12.2f}{r['top1_agreement']:>13.2%}{r['size_ratio']:>7.2f}")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.core.examples import array_feeds
 from edgemed.runtime.model import EdgeModel
 
 from common import ECG12, HEADER, VITALS, export_untrained, interleaved, row
@@ -27,9 +28,9 @@ def main() -> None:
     print(HEADER)
     for label, (name, config, length) in (("vitals GRU, 100 steps", VITALS), ("12-lead CNN-GRU, 10 s", ECG12)):
         model = EdgeModel(export_untrained(name, config, length, work / f"{name}.onnx"), threads=1)
-        shape = [1] + [length if d in ("time", "samples") else d for d in model.spec.inputs[0].shape[1:]]
+        shape = [1] + [length if isinstance(d, str) else d for d in model.spec.signal.shape[1:]]
         x = rng.normal(size=shape).astype(np.float32)
-        feeds = {"x": x} if name != "gru" else {"x": x, "lengths": np.array([length])}
+        feeds = array_feeds(model.spec, x)
         runs = args.runs if name == "gru" else max(args.runs // 10, 100)
         t = interleaved({"raw": lambda f=feeds, m=model: m.session.run(None, f),
                          "predict": lambda m=model, x=x: m.predict(x),
@@ -41,7 +42,7 @@ def main() -> None:
     step = 500 // 16 * 16  # the largest allowed chunk within one second at 500 Hz
     chunk = rng.normal(size=(1, 12, step)).astype(np.float32)
     streamer = stream_model.stream(chunk=step)
-    feeds = {"x": chunk, **streamer.state}
+    feeds = {stream_model.spec.signal.name: chunk, **streamer.state}
     t = interleaved({"raw": lambda: stream_model.session.run(None, feeds), "push": lambda: streamer.push(chunk)},
                     args.runs)
     print(row(f"stream step, 12-lead {step} samples: raw run", t["raw"]))

@@ -342,6 +342,8 @@ class ModelSpec:
             if version > SPEC_VERSION:
                 raise SpecError(f"spec version {version} is newer than this edgemed understands ({SPEC_VERSION})")
             data["version"] = SPEC_VERSION
+            if version < 2:
+                data["inputs"] = _v1_roles(data["inputs"])
             pre = dict(data.get("preprocessing") or {})
             if isinstance(pre.get("window"), dict) and not pre["window"]:
                 pre["window"] = None
@@ -358,3 +360,11 @@ class ModelSpec:
             return cls.from_dict(json.loads(text))
         except (json.JSONDecodeError, RecursionError) as exc:
             raise SpecError(f"model spec is not valid JSON: {exc}") from exc
+
+
+def _v1_roles(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Version-1 specs had no roles: their integer input held the lengths of the float input's sequence axis."""
+    signal = next((t for t in inputs if t.get("dtype", "float32").startswith("float")), None)
+    axis = next((d for d in (signal or {}).get("shape", [])[1:] if isinstance(d, str)), None)
+    return [{**t, "role": "lengths", "counts": axis} if t.get("dtype", "").startswith("int") and axis else t
+            for t in inputs]

@@ -21,8 +21,8 @@ def fmt(v: float | None, pattern: str = "{:.3f}") -> str:
 def main() -> None:
     run = Path(sys.argv[1])
     metrics = json.loads((run / "train" / "metrics.json").read_text())
-    fp32 = describe(run / "model.onnx")
-    int8 = describe(run / "model.int8.onnx")
+    fp32 = describe(run / "model.onnx").to_dict()
+    int8 = describe(run / "model.int8.onnx").to_dict()
     prof = json.loads((run / "profile.json").read_text())
     val = metrics["validation"]
     labels = val["labels"]

@@ -66,3 +66,37 @@ def test_family_through_every_stage(name, checkpoints, tmp_path):
     assert int8.metadata.quantization["gate"] == "passed"
     probabilities = int8.predict(feeds[spec.signal.name], lengths=lengths).probabilities
     assert probabilities.shape == reference.shape and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_image_model_runs_on_folders_profiles_and_bundles(exported, tmp_path):
+    """The image family through the runtime commands, unchanged: a folder of PNGs, class folders, profile, bundle."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from edgemed.cli.main import cli
+    from edgemed.train.data.synthetic_fundus import synthetic_fundus
+
+    ds = synthetic_fundus(6, seed=4, image_size=48)  # another size: read and resized as the spec says
+    for i, (x, y) in enumerate(zip(ds.X, ds.y, strict=True)):
+        folder = tmp_path / "graded" / ds.labels[y]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x.transpose(1, 2, 0) * 255).astype("uint8")).save(folder / f"{i // 2}_{i % 2}.png")
+    (tmp_path / "flat").mkdir()
+    for p in (tmp_path / "graded").rglob("*.png"):
+        (tmp_path / "flat" / p.name).write_bytes(p.read_bytes())
+    model = exported["cnn2d"]
+    runner = CliRunner()
+    graded = runner.invoke(cli, ["run", str(model), str(tmp_path / "graded"), "--out", str(tmp_path / "g.json")])
+    assert graded.exit_code == 0 and "6 predictions" in graded.output and "macro-F1" in graded.output, graded.output
+    flat = runner.invoke(cli, ["run", str(model), str(tmp_path / "flat")])
+    assert flat.exit_code == 0 and "6 predictions" in flat.output
+    one = runner.invoke(cli, ["run", str(model), str(next((tmp_path / "flat").iterdir()))])
+    assert one.exit_code == 0 and "1 predictions" in one.output
+    (tmp_path / "flat" / "notes.txt").write_text("not an image")
+    bad = runner.invoke(cli, ["run", str(model), str(tmp_path / "flat")])
+    assert bad.exit_code == 1 and "notes.txt" in bad.output
+    prof = runner.invoke(cli, ["profile", str(model), "--runs", "5", "--warmup", "1", "--no-cold-start",
+                               "--data", str(tmp_path / "graded")])
+    assert prof.exit_code == 0 and "6 images" in prof.output, prof.output
+    bundle = runner.invoke(cli, ["bundle", str(model), "--device", "host", "-o", str(tmp_path / "b.zip")])
+    assert bundle.exit_code == 0 and runner.invoke(cli, ["verify-bundle", str(tmp_path / "b.zip")]).exit_code == 0

@@ -148,3 +148,14 @@ def test_image_augmentation_keeps_shape_and_varies_per_sample():
     out = model.augment(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and not torch.allclose(out, x)
     assert not torch.allclose(out[0] - x[0], out[1] - x[1])
+
+
+def test_version_1_specs_still_read():
+    """Models exported before roles existed: their integer input counts the signal's sequence axis."""
+    v1 = {"architecture": "gru", "version": 1, "labels": ["a", "b"],
+          "inputs": [{"name": "x", "shape": ["batch", "time", 6]},
+                     {"name": "lengths", "shape": ["batch"], "dtype": "int64"}],
+          "outputs": [{"name": "logits", "shape": ["batch", 2]}],
+          "preprocessing": {"window": {"kind": "stay", "period_s": 300.0}}}
+    spec = ModelSpec.from_dict(v1)
+    assert spec.lengths.name == "lengths" and spec.lengths.counts == "time" and spec.version == 2
