@@ -50,10 +50,14 @@ def _beat_times(rhythm: str, duration: float, rng: np.random.Generator) -> tuple
     return np.array(times), np.array(pvc)
 
 
-def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.random.Generator) -> np.ndarray:
+def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.random.Generator,
+            beats: list | None = None) -> np.ndarray:
+    """`n` samples of one rhythm; the R-peak times and PVC flags are appended to `beats` when given."""
     t = np.arange(n) / fs
     sig = np.zeros((leads, n), np.float64)
     times, pvc = _beat_times(rhythm, n / fs, rng)
+    if beats is not None:
+        beats.append((times, pvc))
     rr = np.diff(np.concatenate([[times[0] - 60 / 75], times]))
     for beat_t, is_pvc, beat_rr in zip(times, pvc, rr, strict=True):
         lo, hi = max(0, int((beat_t - 0.4) * fs)), min(n, int((beat_t + 0.7) * fs))
@@ -68,7 +72,7 @@ def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.r
             if is_pvc:
                 if wave in ("Q", "S"):
                     continue
-                width, amp = (width * 3.5, amp * 1.6) if wave == "R" else (width * 1.4, -amp * 1.3)
+                width, amp = (width * 2.2, amp * 1.8) if wave == "R" else (width * 1.4, -amp * 1.3)
             shape = amp * np.exp(-0.5 * (dt - centre) ** 2 / width**2)
             sig[:, lo:hi] += patient["gains"][:, [list(WAVES).index(wave)]] * shape
     if rhythm == "afib":
@@ -88,6 +92,19 @@ def _patient(leads: int, rng: np.random.Generator) -> dict:
     gains = rng.uniform(0.4, 1.2, (leads, len(WAVES))) * np.where(rng.random((leads, 1)) < 0.2, -1, 1)
     gains[0] = np.abs(gains[0])  # lead I-like: upright complexes
     return {"waves": waves, "gains": gains, "scale": rng.uniform(0.7, 1.4), "mains": rng.choice([50.0, 60.0])}
+
+
+def synthetic_recording(rhythm: str = "pvc", seconds: float = 60.0, fs: float = 250.0, leads: int = 2,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One continuous recording with known beats: (signal [leads, samples] in mV, R-peak sample positions inside
+    the recording, and whether each of those beats is a PVC)."""
+    rng = np.random.default_rng(seed)
+    beats: list = []
+    n = int(round(seconds * fs))
+    sig = _record(rhythm, _patient(leads, rng), fs, n, leads, rng, beats)
+    times, pvc = beats[0]
+    inside = (times >= 0) & (times * fs < n - 1)
+    return sig, np.round(times[inside] * fs).astype(np.int64), pvc[inside]
 
 
 def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_rate_hz: float = 250.0,

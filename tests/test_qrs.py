@@ -1,0 +1,82 @@
+"""Beat detection: EC57 matching, synthetic ECG with known beats (noise, baseline wander, rates, leads), streaming
+equal to the whole record, and real MIT-BIH records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgemed.core.ec57 import excluded_intervals, match, outside, reference_beats
+from edgemed.core.errors import InputError
+from edgemed.core.signal import resample
+from edgemed.runtime.qrs import BeatDetector, detect_beats, locate_r
+from edgemed.train.data.synthetic_ecg import synthetic_recording
+
+
+def test_ec57_matching_pairs_nearest_within_150_ms():
+    m = match(np.array([100, 400, 1000]), np.array([130, 395, 420, 2000]), fs=360)
+    assert m.pairs.tolist() == [[0, 0], [1, 1]] and m.missed.tolist() == [2] and m.extra.tolist() == [2, 3]
+    assert match(np.array([100]), np.array([100 + 55]), fs=360).tp == 0  # 153 ms away: no match
+
+
+@pytest.mark.parametrize("rhythm", ["sinus", "afib", "brady", "tachy", "pvc"])
+@pytest.mark.parametrize("fs", [128.0, 250.0, 500.0])
+def test_detects_every_synthetic_beat(rhythm, fs):
+    sig, beats, _ = synthetic_recording(rhythm, 60.0, fs, leads=2, seed=int(fs))
+    m = match(beats, detect_beats(sig, fs), fs)
+    assert m.fn <= 1 and m.fp <= 1, (m.fn, m.fp)  # the first beat may fall in the learning second
+
+
+def test_robust_to_baseline_wander_noise_and_mains():
+    fs = 250.0
+    sig, beats, _ = synthetic_recording("pvc", 120.0, fs, leads=2, seed=3)
+    t = np.arange(sig.shape[1]) / fs
+    rng = np.random.default_rng(0)
+    hostile = sig + 1.5 * np.sin(2 * np.pi * 0.3 * t) + 0.2 * np.sin(2 * np.pi * 50 * t) \
+        + rng.normal(0, 0.08, sig.shape)
+    m = match(beats, detect_beats(hostile, fs), fs)
+    assert m.fn / len(beats) < 0.01 and m.fp / len(beats) < 0.01, (m.fn, m.fp, len(beats))
+
+
+def test_stream_in_random_chunks_equals_the_whole_record():
+    fs = 360.0
+    sig, _, _ = synthetic_recording("afib", 90.0, fs, leads=2, seed=5)
+    whole = detect_beats(sig, fs)
+    det, got, pos = BeatDetector(fs, leads=2), [], 0
+    rng = np.random.default_rng(1)
+    while pos < sig.shape[1]:
+        k = int(rng.integers(1, 900))
+        got += det.push(sig[:, pos : pos + k])
+        pos += k
+    got += det.flush()
+    assert got == sorted(got) and np.array_equal(np.array(got), whole)
+
+
+def test_refuses_what_it_cannot_detect_on():
+    with pytest.raises(InputError, match="at least 50 Hz"):
+        BeatDetector(20.0)
+    with pytest.raises(InputError, match="NaN or Inf"):
+        BeatDetector(250.0).push(np.full(1000, np.nan))
+    with pytest.raises(InputError, match="2 lead"):
+        BeatDetector(250.0, leads=2).push(np.zeros((3, 100)))
+
+
+def test_locate_r_finds_the_peak_near_a_rough_position():
+    x = np.zeros(1000)
+    x[500] = 2.0
+    assert locate_r(x, np.array([520, 480]), 250.0, 0.1, 0.1).tolist() == [500, 500]
+
+
+@pytest.mark.parametrize("name", ["101", "208"])
+def test_real_records(mitdb, name):
+    from edgemed.core import wfdb
+
+    rec, ann = wfdb.read_record(mitdb / name), wfdb.read_annotations(mitdb / name)
+    ref, _ = reference_beats(ann)
+    excluded = excluded_intervals(ann, rec.signal.shape[1])
+    ref = ref[outside(ref, excluded)]
+    m = match(ref, detect_beats(rec.signal, rec.fs), rec.fs)
+    assert m.tp / len(ref) > 0.99 and m.tp / (m.tp + m.fp) > 0.99
+    low = resample(rec.signal[:, : int(rec.fs * 300)], rec.fs, 128.0)  # any sampling rate
+    m = match(ref[ref < rec.fs * 300] * 128 / rec.fs, detect_beats(low, 128.0), 128.0)
+    assert m.tp / (m.tp + m.fn) > 0.99
