@@ -31,10 +31,10 @@ RUNS = {  # (data, data options, model config): small models of each family on i
     "gru": ("synthetic-vitals", {"samples": 400}, {}),
     "lstm": ("synthetic-vitals", {"samples": 400}, {}),
     "rnn": ("synthetic-vitals", {"samples": 400}, {}),
-    "cnn_gru": ("synthetic-ecg", {"samples": 300, "leads": 2, "sampling_rate_hz": 125.0}, {"causal": True}),
-    "cnn_lstm": ("synthetic-ecg", {"samples": 300, "leads": 2, "sampling_rate_hz": 125.0}, {"causal": True}),
-    "cnn_gru_frames": ("synthetic-frames", {"samples": 300}, {}),
-    "cnn2d": ("synthetic-fundus", {"samples": 300, "image_size": 64}, {}),
+    "cnn_gru": ("synthetic-ecg", {"samples": 800, "leads": 2, "sampling_rate_hz": 125.0}, {"causal": True}),
+    "cnn_lstm": ("synthetic-ecg", {"samples": 800, "leads": 2, "sampling_rate_hz": 125.0}, {"causal": True}),
+    "cnn_gru_frames": ("synthetic-frames", {"samples": 600}, {}),
+    "cnn2d": ("synthetic-fundus", {"samples": 800, "image_size": 64}, {}),
 }
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     for name in list_models():
         data, options, config = RUNS[name]
         run = work / name
-        run_training(name, data, run, train_cfg=TrainConfig(epochs=args.epochs, progress=False),
+        run_training(name, data, run, train_cfg=TrainConfig(epochs=args.epochs, patience=args.epochs, progress=False),
                      model_overrides=config, data_options=options)
         ckpt = run / "model.pt"
         exported = export_target(target_from_checkpoint(ckpt), work / f"{name}.onnx")

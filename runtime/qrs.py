@@ -17,8 +17,9 @@ the integrated signal are decided in order:
    since the last beat (at least 360 ms after it) above half the threshold is taken as a beat.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
-from every primary beat (after the first two seconds, while the combined detector's lead scaling settles). Each is placed on the R peak: the largest deviation from the local median of the first lead
-within the integration window before the peak (`locate_r`, also used to align reference annotations for training).
+from every primary beat (after the first two seconds, while the combined detector's lead scaling settles). Each is
+placed on the R peak: the largest deviation from the local median of the first lead within the integration window
+before the peak (`locate_r`, also used to align reference annotations for training).
 
 Latency: a candidate is decided once 200 ms of signal after it have arrived; a beat is final once the primary
 detector has accepted a beat more than 360 ms after it (nothing earlier can change after that), so beats are
