@@ -212,3 +212,41 @@ def resample(x: np.ndarray, from_hz: float, to_hz: float, axis: int = -1) -> np.
         return np.asarray(x, dtype=np.float32)
     up, down = rate_ratio(from_hz, to_hz)
     return resample_poly(x, up, down, axis=axis).astype(np.float32)
+
+
+class CausalResampler:
+    """Polyphase resampling by the same Kaiser-windowed filter as `resample_poly`, but causal and chunk by chunk:
+    output m uses inputs up to floor(m * down / up) only, so a stream and a whole recording give the same samples.
+    The filter delays the signal by `delay_s` seconds (half its length)."""
+
+    def __init__(self, from_hz: float, to_hz: float, channels: int) -> None:
+        self.up, self.down = rate_ratio(from_hz, to_hz)
+        half_len = 10 * max(self.up, self.down)
+        h = kaiser_lowpass(2 * half_len + 1, 1.0 / max(self.up, self.down)) * self.up
+        self.taps = -(-len(h) // self.up)
+        hp = np.zeros(self.taps * self.up)
+        hp[: len(h)] = h
+        self.branches = hp.reshape(self.taps, self.up).T  # [phase, t]: h[phase + t * up]
+        self.delay_s = half_len / (from_hz * self.up)
+        self._hist = np.zeros((channels, self.taps - 1))
+        self._n_in = 0
+        self._m = 0
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Resample a chunk [channels, samples]; returns every output sample its inputs now determine."""
+        x = np.asarray(x, dtype=np.float64)
+        buf = np.concatenate([self._hist, x], axis=1)
+        first = self._n_in - (self.taps - 1)  # input index of buf[:, 0]
+        last = self._n_in + x.shape[1] - 1
+        m_end = -(-(last + 1) * self.up // self.down)  # outputs m with floor(m * down / up) <= last
+        out = np.empty((x.shape[0], max(m_end - self._m, 0)))
+        for start in range(self._m, m_end, RESAMPLE_BLOCK):
+            ms = np.arange(start, min(start + RESAMPLE_BLOCK, m_end))
+            i0 = ms * self.down // self.up
+            idx = i0[:, None] - np.arange(self.taps)[None, :] - first
+            out[:, start - self._m : start - self._m + len(ms)] = np.einsum(
+                "cot,ot->co", buf[:, idx], self.branches[(ms * self.down) % self.up])
+        self._m = max(m_end, self._m)
+        self._n_in += x.shape[1]
+        self._hist = buf[:, buf.shape[1] - (self.taps - 1) :] if self.taps > 1 else buf[:, :0]
+        return out

@@ -16,7 +16,8 @@ from edgemed.core.errors import SpecError
 
 SPEC_VERSION = 2
 DTYPES = ("float32", "float16", "int64", "int32")
-ROLES = ("signal", "lengths", "state")
+ROLES = ("signal", "lengths", "state", "context")
+CONTEXT_SOURCES = ("rr_features", "beat_template")  # computed by edgemed.core.beat_context
 SIGNAL_CHECKS = ("range", "flat", "clipping")
 WINDOW_KINDS = ("beat", "rhythm", "stay", "clip", "image")
 CHANNEL_AXES = ("lead", "feature", "channel")  # layout words naming the channel axis
@@ -38,7 +39,8 @@ class TensorSpec:
     """One named input or output. Integers in `shape` are fixed; strings name dynamic axes.
 
     `role` says what an input is: the `signal` (data), the `lengths` of padded sequences (counting along the axis
-    named by `counts`), or a streaming `state`. Code outside a model family finds inputs by role, never by name."""
+    named by `counts`), a streaming `state`, or `context` computed from beat positions (`source` names which:
+    see `edgemed.core.beat_context`). Code outside a model family finds inputs by role, never by name."""
 
     name: str
     shape: tuple[int | str, ...]
@@ -48,6 +50,7 @@ class TensorSpec:
     min_sizes: dict[str, int] = field(default_factory=dict)
     role: str = "signal"
     counts: str | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         self.shape = tuple(self.shape)
@@ -66,6 +69,9 @@ class TensorSpec:
             raise SpecError(f"tensor {self.name!r}: role {self.role!r} is not one of {ROLES}")
         if (self.role == "lengths") != (self.counts is not None):
             raise SpecError(f"tensor {self.name!r}: a lengths input names the axis it counts (counts), others do not")
+        has_source = self.source is not None
+        if (self.role == "context") != has_source or (has_source and self.source not in CONTEXT_SOURCES):
+            raise SpecError(f"tensor {self.name!r}: a context input names its source, one of {CONTEXT_SOURCES}")
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -147,6 +153,59 @@ class Window:
         return None
 
 
+RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre",
+               "local_long")
+
+
+@dataclass
+class BeatContext:
+    """How beat models see rhythm and the patient's own beats, computed from beat positions by one function
+    (`edgemed.core.beat_context.beat_inputs`) in training, evaluation and the runtime alike.
+
+    RR intervals in seconds: `pre_rr` (to the previous beat), `post_rr` (to the next: only when not `causal`, and
+    it costs one RR interval of latency), `local_rr` (mean of the previous `local_beats` pre-RR intervals),
+    `long_rr` (mean of the pre-RR intervals of the previous `long_window_s` seconds), and their ratios
+    (`pre_local` = pre_rr / local_rr, ...). `template_beats`: the median of the previous that many beat windows is
+    fed beside each beat (0: none), a per-patient reference of its usual morphology. Positions are first moved to
+    the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
+
+    features: tuple[str, ...] = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long")
+    local_beats: int = 10
+    long_window_s: float = 300.0
+    template_beats: int = 16
+    align_s: float = 0.05
+    causal: bool = True
+
+    def __post_init__(self) -> None:
+        self.features = tuple(self.features)
+        unknown = set(self.features) - set(RR_FEATURES)
+        if unknown or not self.features:
+            raise SpecError(f"beat context: unknown RR features {sorted(unknown)}; known: {RR_FEATURES}")
+        if self.causal and any(f.startswith("post") for f in self.features):
+            raise SpecError("beat context: a causal model cannot use post_rr features (they need the next beat)")
+        if self.local_beats < 1 or self.long_window_s <= 0 or self.template_beats < 0 or self.align_s < 0:
+            raise SpecError("beat context: local_beats >= 1, long_window_s > 0, template_beats >= 0, align_s >= 0")
+
+
+@dataclass
+class Calibration:
+    """Temperature scaling fitted on validation data (applied in the graph: logits / temperature), its expected
+    calibration error before and after, and an optional abstention threshold: a prediction whose top probability
+    is below it is reported as "uncertain"."""
+
+    temperature: float = 1.0
+    ece_before: float | None = None
+    ece_after: float | None = None
+    fitted_on: str = ""
+    abstain_below: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, int | float) and self.temperature > 0):
+            raise SpecError(f"calibration temperature must be positive, got {self.temperature!r}")
+        if self.abstain_below is not None and not 0 < self.abstain_below < 1:
+            raise SpecError(f"abstain_below must be between 0 and 1, got {self.abstain_below!r}")
+
+
 @dataclass
 class InputRange:
     """What the training data looked like, per channel along `axis`: its 0.1 and 99.9 percentiles. The runtime
@@ -187,6 +246,7 @@ class Preprocessing:
     input_range: InputRange | None = None
     rate_range_hz: tuple[float, float] | None = None
     resize: tuple[int, int] | None = None
+    beat_context: BeatContext | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
@@ -197,6 +257,8 @@ class Preprocessing:
             self.window = Window(**_known(Window, self.window, "window")) if self.window else None
         if isinstance(self.input_range, dict):
             self.input_range = InputRange(**_known(InputRange, self.input_range, "input_range"))
+        if isinstance(self.beat_context, dict):
+            self.beat_context = BeatContext(**_known(BeatContext, self.beat_context, "beat_context"))
         if self.rate_range_hz is not None:
             lo, hi = (float(v) for v in self.rate_range_hz)
             if not 0 < lo <= hi:
@@ -287,9 +349,12 @@ class ModelSpec:
     channel_names: tuple[str, ...] = ()
     streaming: StreamingSpec | None = None
     example_sizes: dict[str, int] = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
+        if isinstance(self.calibration, dict):
+            self.calibration = Calibration(**_known(Calibration, self.calibration, "calibration"))
         if isinstance(self.streaming, dict):
             self.streaming = StreamingSpec(**_known(StreamingSpec, self.streaming, "streaming"))
         if isinstance(self.preprocessing, dict):
@@ -320,6 +385,10 @@ class ModelSpec:
     def lengths(self) -> TensorSpec | None:
         """The input holding sequence lengths of padded batches, if the model takes one."""
         return next((t for t in self.inputs if t.role == "lengths"), None)
+
+    def context(self, source: str) -> TensorSpec | None:
+        """The context input fed from `source`, if the model takes one."""
+        return next((t for t in self.inputs if t.role == "context" and t.source == source), None)
 
     @property
     def sequence_axis(self) -> str | None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgemed.core.beat_context import locate_r
 from edgemed.core.errors import InputError
 from edgemed.core.signal import butter_bandpass_sos, sosfilt
 
@@ -263,23 +264,6 @@ class QRSDetector:
             self._bp, self._sq, self._mwi = self._bp[:, drop:], self._sq[drop:], self._mwi[drop:]
             self._base += drop
         self._beats = self._beats[-16:]
-
-
-def locate_r(signal: np.ndarray, positions: np.ndarray, fs: float, before_s: float, after_s: float) -> np.ndarray:
-    """The R peak near each position: the sample of largest deviation from the local median of `signal` (one lead)
-    in [position - before_s, position + after_s]. Used for detections (the window before the integrated peak) and
-    for reference annotations (a short window around them), so both are aligned the same way."""
-    x = np.asarray(signal, dtype=np.float64).reshape(-1)
-    out = np.empty(len(positions), dtype=np.int64)
-    b, a = int(round(before_s * fs)), int(round(after_s * fs))
-    for k, p in enumerate(np.asarray(positions, dtype=np.int64)):
-        lo, hi = max(int(p) - b, 0), min(int(p) + a + 1, len(x))
-        if hi <= lo:
-            out[k] = min(max(int(p), 0), len(x) - 1)
-            continue
-        seg = x[lo:hi]
-        out[k] = lo + int(np.argmax(np.abs(seg - np.median(seg))))
-    return out
 
 
 LOCATE_BEFORE_S = INTEGRATION_S + 0.1  # where the R peak lies before the integrated peak

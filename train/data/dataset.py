@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class Dataset:
     sha256: str
     spec: DataSpec
     lengths: np.ndarray | None = None
+    context: dict[str, np.ndarray] = field(default_factory=dict)  # beat context arrays by source (see TensorSpec)
 
     def __post_init__(self) -> None:
         self.X = np.asarray(self.X)
@@ -71,6 +72,9 @@ class Dataset:
             if self.X.ndim > axis and self.X.shape[axis] != len(self.spec.channel_names):
                 raise DataError(f"{self.source}: {len(self.spec.channel_names)} channel names for "
                                 f"{self.X.shape[axis]} channels")
+        for source, arr in self.context.items():
+            if len(arr) != n or not np.isfinite(arr).all():
+                raise DataError(f"{self.source}: context {source!r} must hold {n} finite rows")
         if self.lengths is not None:
             self.lengths = np.asarray(self.lengths)
             if not np.issubdtype(self.lengths.dtype, np.integer):
@@ -82,7 +86,8 @@ class Dataset:
 
     def subset(self, idx: np.ndarray) -> Dataset:
         return Dataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx], source=self.source, sha256=self.sha256,
-                       spec=self.spec, lengths=None if self.lengths is None else self.lengths[idx])
+                       spec=self.spec, lengths=None if self.lengths is None else self.lengths[idx],
+                       context={k: v[idx] for k, v in self.context.items()})
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(self.labels))

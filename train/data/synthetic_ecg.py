@@ -25,29 +25,31 @@ WAVES = {"P": (0.15, -0.17, 0.025), "Q": (-0.1, -0.03, 0.010), "R": (1.0, 0.0, 0
 
 
 def _beat_times(rhythm: str, duration: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak times and a flag per beat for ventricular (PVC) beats."""
+    """R-peak times and each beat's kind: "N", "S" (a premature atrial beat: early, normal QRS, another P wave, no
+    compensatory pause) or "V" (a premature ventricular beat: early, wide QRS, no P, compensatory pause). Rhythm
+    "mixed" is sinus with both kinds of ectopic beats."""
     bpm = {"sinus": rng.uniform(60, 95), "afib": rng.uniform(80, 140), "brady": rng.uniform(35, 52),
-           "tachy": rng.uniform(110, 160), "pvc": rng.uniform(60, 95)}[rhythm]
+           "tachy": rng.uniform(110, 160), "pvc": rng.uniform(60, 95), "mixed": rng.uniform(55, 100)}[rhythm]
     rr_mean = 60.0 / bpm
-    t, times, pvc = rng.uniform(-rr_mean, 0.0), [], []
-    since_pvc = 0
+    p_pvc = {"pvc": 0.45, "mixed": 0.12}.get(rhythm, 0.0)
+    p_pac = 0.1 if rhythm == "mixed" else 0.0
+    t, times, kinds = rng.uniform(-rr_mean, 0.0), [], []
+    since_ectopic = 0
     while t < duration + 1.0:
+        kind, rr = "N", rr_mean * (1 + 0.03 * rng.standard_normal())
         if rhythm == "afib":
             rr = rr_mean * rng.uniform(0.55, 1.5)
-            is_pvc = False
-        elif rhythm == "pvc" and since_pvc >= 2 and rng.random() < 0.45:
-            rr = rr_mean * rng.uniform(0.55, 0.7)  # premature
-            is_pvc = True
-        else:
-            rr = rr_mean * (1 + 0.03 * rng.standard_normal())
-            is_pvc = False
-        if pvc and pvc[-1]:
+        elif since_ectopic >= 2 and rng.random() < p_pvc:
+            kind, rr = "V", rr_mean * rng.uniform(0.55, 0.7)
+        elif since_ectopic >= 2 and rng.random() < p_pac:
+            kind, rr = "S", rr_mean * rng.uniform(0.6, 0.8)
+        if kinds and kinds[-1] == "V":
             rr = 2 * rr_mean - (times[-1] - times[-2] if len(times) > 1 else rr_mean)  # compensatory pause
         t += rr
-        since_pvc = 0 if is_pvc else since_pvc + 1
+        since_ectopic = 0 if kind != "N" else since_ectopic + 1
         times.append(t)
-        pvc.append(is_pvc)
-    return np.array(times), np.array(pvc)
+        kinds.append(kind)
+    return np.array(times), np.array(kinds)
 
 
 def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.random.Generator,
@@ -55,11 +57,12 @@ def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.r
     """`n` samples of one rhythm; the R-peak times and PVC flags are appended to `beats` when given."""
     t = np.arange(n) / fs
     sig = np.zeros((leads, n), np.float64)
-    times, pvc = _beat_times(rhythm, n / fs, rng)
+    times, kinds = _beat_times(rhythm, n / fs, rng)
     if beats is not None:
-        beats.append((times, pvc))
+        beats.append((times, kinds))
     rr = np.diff(np.concatenate([[times[0] - 60 / 75], times]))
-    for beat_t, is_pvc, beat_rr in zip(times, pvc, rr, strict=True):
+    for beat_t, kind, beat_rr in zip(times, kinds, rr, strict=True):
+        is_pvc = kind == "V"
         lo, hi = max(0, int((beat_t - 0.4) * fs)), min(n, int((beat_t + 0.7) * fs))
         if lo >= hi:
             continue
@@ -67,6 +70,8 @@ def _record(rhythm: str, patient: dict, fs: float, n: int, leads: int, rng: np.r
         for wave, (amp, centre, width) in patient["waves"].items():
             if wave == "P" and (rhythm == "afib" or is_pvc):
                 continue
+            if wave == "P" and kind == "S":
+                amp, centre = -0.7 * amp, 0.8 * centre  # an ectopic atrial focus: another, closer P wave
             if wave == "T":
                 centre = centre * np.sqrt(np.clip(beat_rr, 0.3, 2.0))
             if is_pvc:
@@ -94,17 +99,17 @@ def _patient(leads: int, rng: np.random.Generator) -> dict:
     return {"waves": waves, "gains": gains, "scale": rng.uniform(0.7, 1.4), "mains": rng.choice([50.0, 60.0])}
 
 
-def synthetic_recording(rhythm: str = "pvc", seconds: float = 60.0, fs: float = 250.0, leads: int = 2,
+def synthetic_recording(rhythm: str = "mixed", seconds: float = 60.0, fs: float = 250.0, leads: int = 2,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One continuous recording with known beats: (signal [leads, samples] in mV, R-peak sample positions inside
-    the recording, and whether each of those beats is a PVC)."""
+    the recording, and each of those beats' AAMI class: "N", "S" or "V")."""
     rng = np.random.default_rng(seed)
     beats: list = []
     n = int(round(seconds * fs))
     sig = _record(rhythm, _patient(leads, rng), fs, n, leads, rng, beats)
-    times, pvc = beats[0]
+    times, kinds = beats[0]
     inside = (times >= 0) & (times * fs < n - 1)
-    return sig, np.round(times[inside] * fs).astype(np.int64), pvc[inside]
+    return sig, np.round(times[inside] * fs).astype(np.int64), kinds[inside]
 
 
 def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_rate_hz: float = 250.0,
