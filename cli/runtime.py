@@ -1,7 +1,8 @@
-"""Runtime commands (torch-free): info, run, profile, devices, bundle, verify-bundle and keygen."""
+"""Runtime commands (torch-free): info, run, evaluate, profile, devices, bundle, verify-bundle and keygen."""
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections import Counter
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import device_option, force_option, threads_option, user_errors
-from edgemed.core.atomic import check_output
+from edgemed.cli.options import csv_list, device_option, force_option, quiet_option, threads_option, user_errors
+from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.metrics import format_report
-from edgemed.runtime.model import DEFAULT_BATCH_SIZE, EdgeModel
+from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN, EdgeModel
 from edgemed.runtime.model_info import describe, format_info
 from edgemed.runtime.profile import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgemed.runtime.run import DEFAULT_CHUNK_SECONDS, quality_summary, run_file, write_predictions
@@ -53,19 +54,33 @@ def info_command(model: Path, as_json: bool) -> None:
 @click.option("--chunk-seconds", default=DEFAULT_CHUNK_SECONDS, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Streaming: seconds of signal per push (the model step is the largest allowed size within it).")
+@click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=0, min_open=True),
+              help="Beat models: the rate (Hz) of a raw .npy or CSV signal.")
+@click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
+              help="Beat models: beats found by the detector, or a WFDB record's reference annotations.")
 @force_option
 @user_errors
-def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, force):
-    """Run an ONNX model on INPUT (.npy, .npz, .csv, a WFDB record, an image or a folder of images) and summarise
-    the predictions."""
+def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, sampling_rate_hz,
+                beats, force):
+    """Run an ONNX model on INPUT and summarise the predictions.
+
+    INPUT: .npy, .npz, .csv, a WFDB record, an image or a folder of images. A beat model also takes a raw recording
+    (a WFDB record or folder of records, a .npy/.csv signal with --sampling-rate, an .edf file): it detects the
+    beats and classifies each, one row per beat (record, sample, time_s, label, p_<class>..., quality)."""
     if out is not None:
         check_output(out, force, (model, input_path), what="--out")
     loaded = load_model(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
-    result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds)
+    result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds,
+                      sampling_rate_hz=sampling_rate_hz, beats=beats)
     counts = Counter(r["label"] for r in result.rows)
     click.echo(f"{result.description}: {len(result.rows)} predictions in {result.seconds:.2f} s "
                f"({loaded.providers.summary()})")
-    click.echo("predicted: " + ", ".join(f"{name} {counts.get(name, 0)}" for name in result.labels))
+    shown = list(result.labels) + ([UNCERTAIN] if counts.get(UNCERTAIN) else [])
+    click.echo("predicted: " + ", ".join(f"{name} {counts.get(name, 0)}" for name in shown))
+    if "latency_s" in result.extra:
+        lat = result.extra["latency_s"]
+        click.echo(f"stream latency (R peak to report): median {lat['median']:.2f} s, 95th percentile "
+                   f"{lat['p95']:.2f} s, max {lat['max']:.2f} s with {lat['chunk_seconds']:g} s chunks")
     if result.report:
         click.echo(format_report(result.report))
     warning = quality_summary(result)
@@ -74,6 +89,48 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
     if out:
         write_predictions(result, out, loaded, force=force, inputs=(input_path,))
         click.echo(f"wrote {out}")
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--records", help="Comma-separated record names of the DATA folder (default: all).")
+@click.option("--beats", type=click.Choice(["reference", "detect"]), default="reference", show_default=True,
+              help="Classify the reference-annotated beats, or the detector's (matched by the EC57 150 ms rule).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Folder for evaluation.json, evaluation.md, confusion.png and model_card.md.")
+@device_option
+@threads_option
+@force_option
+@quiet_option
+@user_errors
+def evaluate_command(model, data, records, beats, out_dir, device, threads, force, quiet):
+    """Evaluate a beat model on annotated WFDB records (a folder, --records of it, or one record) by the AAMI
+    EC57 rules: per record and gross, per class Se, +P, FPR and F1, the confusion matrix, and with --beats detect
+    the detection Se and +P. Every reference beat is counted."""
+    from edgemed.runtime.evaluate import evaluate
+    from edgemed.runtime.evaluate_report import markdown, write_evaluation
+    from edgemed.runtime.model_card import model_card
+    from edgemed.runtime.recording import list_recordings
+
+    loaded = load_model(model, device=device, threads=threads)
+    names = csv_list(records)
+    paths = list_recordings(data, names)
+    with click.progressbar(length=len(paths), label="records", file=None if not quiet else io.StringIO(),
+                           item_show_func=lambda name: name) as bar:
+        def step(name: str) -> None:
+            bar.update(1, name)
+
+        ev = evaluate(loaded, data, names, beats, progress=step)
+    text = markdown(ev)
+    if not quiet:
+        click.echo(text.split("## Per record")[0].rstrip())
+    if out_dir is not None:
+        written = write_evaluation(ev, out_dir, force, inputs=(model,))
+        card = out_dir / "model_card.md"
+        check_output(card, force, (model,), what="model card")
+        write_bytes_atomic(card, model_card(loaded, ev))
+        click.echo("wrote " + ", ".join(str(p) for p in [*written, card]))
 
 
 @click.command("profile")
@@ -172,14 +229,16 @@ def devices_show(name: str, as_json: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="A folder, or a file.zip.")
 @click.option("--sign", "sign_key", type=click.Path(path_type=Path), metavar="KEY",
               help="Sign manifest.json with this Ed25519 private key (PEM; needs the sign extra).")
+@click.option("--card", "cards", multiple=True, type=click.Path(path_type=Path), metavar="CARD",
+              help="A model card written by `edgemed evaluate` for one of the MODELS (repeatable).")
 @force_option
 @user_errors
-def bundle_command(models, device, output, sign_key, force):
-    """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements) and a
-    README; optionally signed."""
+def bundle_command(models, device, output, sign_key, cards, force):
+    """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements),
+    model cards and a README; optionally signed."""
     from edgemed.runtime.bundle import make_bundle
 
-    manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force)
+    manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force, cards=list(cards))
     click.echo(f"wrote {output}: {len(manifest.models)} model(s) for {manifest.device['name']}, "
                f"{len(manifest.files)} files with their sha256 in manifest.json" + (", signed" if sign_key else ""))
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edgemed.cli.options import csv_list, parse_pairs, quiet_option, seed_option, user_errors
 from edgemed.train.data import SYNTHETIC_SOURCES
+from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW
 from edgemed.train.data.load import DataOptions
 from edgemed.train.models import list_models
-from edgemed.train.run import run_training
+from edgemed.train.recipes import RECIPES, recipe
+from edgemed.train.run import run_cross_validation, run_training
 from edgemed.train.split import DEFAULT_VAL_FRACTION
-from edgemed.train.trainer import ClassWeighting, TrainConfig
+from edgemed.train.trainer import ClassWeighting, Loss, Sampling, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -27,8 +31,22 @@ def _leads(text: str | None) -> int | list[str] | None:
     return csv_list(text)
 
 
+def _pair(text: str | None, option: str) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        before, after = (float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter("give two numbers of seconds, e.g. 0.35,0.45", param_hint=option) from None
+    if not (0 <= before and 0 < after and before + after <= 10):
+        raise click.BadParameter("seconds before >= 0 and after > 0, 10 s at most in all", param_hint=option)
+    return before, after
+
+
 @click.command("train")
-@click.option("--model", "model_name", required=True, type=click.Choice(list_models()), help="Architecture.")
+@click.option("--model", "model_name", type=click.Choice(list_models()), help="Architecture (or give --recipe).")
+@click.option("--recipe", "recipe_name", type=click.Choice(sorted(RECIPES)),
+              help="A recommended recipe: model, data options and training settings; options given override it.")
 @click.option("--data", required=True, metavar="SOURCE",
               help=f"A WFDB folder, an image folder, a .npz/.npy/.csv file, or one of: {', '.join(SYNTHETIC_SOURCES)}.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder to create.")
@@ -51,8 +69,20 @@ def _leads(text: str | None) -> int | list[str] | None:
               help="Model config, e.g. -c hidden_size=128 -c channels=16,32,64 -c causal=true -c dropout=0.3.")
 @click.option("--val-fraction", default=DEFAULT_VAL_FRACTION, show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of samples held out, by whole groups (records, patients).")
-@click.option("--val-groups", help="Comma-separated groups (e.g. WFDB record names) to hold out instead.")
+              help="Share of samples held out for validation, by whole groups (records, patients).")
+@click.option("--validation", metavar="GROUPS|DATA",
+              help="Validation instead of a random split: comma-separated groups of --data (e.g. WFDB records "
+                   "208,209), or other data (a folder, file or synthetic source, read with the same options).")
+@click.option("--cv", "cv_folds", type=click.IntRange(2), metavar="K",
+              help="Patient-wise K-fold cross-validation instead of one model: writes cv.json and cv.md to --out.")
+@click.option("--loss", default=DEFAULTS.loss.value, show_default=True, type=click.Choice([v.value for v in Loss]))
+@click.option("--sampling", default=DEFAULTS.sampling.value, show_default=True,
+              type=click.Choice([v.value for v in Sampling]),
+              help="Batches drawn by shuffling, or class-balanced (rare classes repeated).")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Fit a temperature on the validation data and store it in the model.")
+@click.option("--abstain-below", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="P",
+              help="Report 'uncertain' where the calibrated top probability is below P.")
 @click.option("--samples", type=click.IntRange(10), help="Synthetic data: number of samples.")
 @click.option("--records", help="WFDB: comma-separated record names (default: all in RECORDS).")
 @click.option("--task", type=click.Choice(["beats", "rhythm"]), help="WFDB: beat windows or rhythm windows.")
@@ -63,6 +93,12 @@ def _leads(text: str | None) -> int | list[str] | None:
 @click.option("--no-filter", is_flag=True, help="WFDB: skip the 0.5-40 Hz band-pass filter.")
 @click.option("--window-seconds", "window_s", type=click.FloatRange(min=0, min_open=True),
               help="Rhythm window length (s).")
+@click.option("--beat-window", metavar="BEFORE,AFTER", help="Beats: seconds before and after the R peak "
+              f"(default {DEFAULT_BEAT_WINDOW[0]:g},{DEFAULT_BEAT_WINDOW[1]:g}).")
+@click.option("--context", type=click.Choice(["causal", "full"]),
+              help="Beats: rhythm context from the past only (streams beat by beat), or with the next RR interval "
+                   "(one beat more latency). Default causal.")
+@click.option("--template-beats", type=click.IntRange(0), help="Beats: previous beats in the template (0: none).")
 @click.option("--image-size", type=click.IntRange(8, 1024),
               help="Image folders and synthetic fundus: pixels per side images are read at.")
 @click.option("--accelerator", default=DEFAULTS.accelerator, show_default=True,
@@ -72,22 +108,52 @@ def _leads(text: str | None) -> int | list[str] | None:
 @seed_option
 @quiet_option
 @user_errors
-def train_command(model_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
-                  class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, val_groups, samples,
-                  records, task, leads, sampling_rate_hz, no_filter, window_s, image_size, accelerator, overwrite,
+@click.pass_context
+def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
+                  class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, validation, cv_folds,
+                  loss, sampling, calibrate, abstain_below, samples, records, task, leads, sampling_rate_hz,
+                  no_filter, window_s, beat_window, context, template_beats, image_size, accelerator, overwrite,
                   seed, quiet):
-    """Train a model and write model.pt, metrics.json and training.png into --out."""
-    cfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
-        patience=patience, seed=seed, accelerator=accelerator, class_weighting=ClassWeighting(class_weighting),
-        max_steps_per_epoch=max_steps_per_epoch, augment=augment, progress=not quiet,
-    )
+    """Train a model and write model.pt, metrics.json and training.png into --out (or, with --cv, cross-validate
+    and write cv.json and cv.md)."""
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    train_values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                    "grad_clip": grad_clip, "patience": patience, "class_weighting": ClassWeighting(class_weighting),
+                    "loss": Loss(loss), "sampling": Sampling(sampling), "augment": augment}
     options = DataOptions(samples=samples, records=csv_list(records), task=task, leads=_leads(leads),
                           sampling_rate_hz=sampling_rate_hz, filtered=False if no_filter else None, window_s=window_s,
-                          image_size=image_size)
+                          image_size=image_size, beat_window=_pair(beat_window, "--beat-window"), context=context,
+                          template_beats=template_beats)
+    overrides = parse_pairs(config_pairs, "--config")
+    if recipe_name:
+        chosen = recipe(recipe_name)
+        if model_name and model_name != chosen.model:
+            raise click.UsageError(f"--recipe {recipe_name} trains {chosen.model}; drop --model {model_name}")
+        model_name = chosen.model
+        train_values = {k: v for k, v in train_values.items() if k in given}
+        base = chosen.train
+        options = DataOptions(**{**chosen.data, **options.to_dict()})
+        overrides = {**chosen.model_config, **overrides}
+    elif not model_name:
+        raise click.UsageError("give --model (or --recipe)")
+    else:
+        base = TrainConfig()
+    cfg = dataclasses.replace(base, seed=seed, accelerator=accelerator, calibrate=calibrate,
+                              abstain_below=abstain_below, max_steps_per_epoch=max_steps_per_epoch,
+                              progress=not quiet, **train_values)
+    if cv_folds:
+        if validation:
+            raise click.UsageError("--cv splits the data itself; drop --validation")
+        report = run_cross_validation(model_name, data, out, cv_folds, train_cfg=cfg, model_overrides=overrides,
+                                      data_options=options, val_fraction=val_fraction, overwrite=overwrite)
+        click.echo(report.markdown())
+        click.echo(f"wrote {out / 'cv.json'}, {out / 'cv.md'}")
+        return
+    outside = validation and (Path(validation).exists() or validation in SYNTHETIC_SOURCES)
     summary = run_training(
-        model_name, data, out, train_cfg=cfg, model_overrides=parse_pairs(config_pairs, "--config"),
-        data_options=options, val_fraction=val_fraction, val_groups=csv_list(val_groups), overwrite=overwrite,
+        model_name, data, out, train_cfg=cfg, model_overrides=overrides, data_options=options,
+        val_fraction=val_fraction, val_groups=None if outside else csv_list(validation),
+        validation_data=validation if outside else None, overwrite=overwrite,
     )
     held_out = ", ".join(summary.val_groups[:12]) + (" ..." if len(summary.val_groups) > 12 else "")
     click.echo(f"trained {model_name} on {data}: {summary.train_size} training / {summary.val_size} validation "

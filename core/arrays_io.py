@@ -62,6 +62,16 @@ def load_npy(path: Path | str, allow_text: bool = False) -> np.ndarray:
         raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:200]})") from exc
 
 
+def npy_ndim(path: Path | str) -> int:
+    """The number of dimensions a `.npy` file's header states (the data is not read)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return len(_header(f, str(path), allow_text=True)[0])
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+
+
 def load_npz(path: Path | str, allow_text: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file; members named in `allow_text` may hold strings."""
     path = Path(path)

@@ -17,6 +17,7 @@ import numpy as np
 from edgemed.core.spec import BeatContext, Window
 
 DEFAULT_RR_S = 0.8
+MIN_RR_S = 0.15  # shorter intervals are taken as this (two positions on one beat; no heart beats faster)
 
 
 @dataclass
@@ -80,8 +81,8 @@ class ContextTracker:
                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(RR feature vector, template) of the beat at `position`, then remember it."""
         fs, ctx = self.fs, self.ctx
-        pre = (position - self._last) / fs if self._last is not None else None
-        post = (next_position - position) / fs if next_position is not None else None
+        pre = max((position - self._last) / fs, MIN_RR_S) if self._last is not None else None
+        post = max((next_position - position) / fs, MIN_RR_S) if next_position is not None else None
         local = float(np.mean(self._pre)) if self._pre else None
         horizon = position - ctx.long_window_s * fs
         while self._long and self._long[0][0] < horizon:

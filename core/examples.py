@@ -51,9 +51,16 @@ def example_inputs(spec: ModelSpec, sizes: dict[str, int], seed: int = 0, mixed_
     return out
 
 
-def array_feeds(spec: ModelSpec, x: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Feeds for data arrays: the signal, and (for models taking lengths) the given lengths or the full length."""
+def array_feeds(spec: ModelSpec, x: np.ndarray, lengths: np.ndarray | None = None,
+                context: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Feeds for data arrays: the signal, (for models taking lengths) the given lengths or the full length, and
+    (for models taking context) the context arrays by source."""
     feeds = {spec.signal.name: x}
+    for t in spec.inputs:
+        if t.role == "context":
+            if not context or t.source not in context:
+                raise SpecError(f"input {t.name!r} is computed from beat positions ({t.source}); these data lack it")
+            feeds[t.name] = np.asarray(context[t.source], dtype=t.dtype)
     t = spec.lengths
     if t is not None:
         full = x.shape[spec.signal.shape.index(t.counts)]

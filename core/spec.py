@@ -198,6 +198,7 @@ class Calibration:
     ece_after: float | None = None
     fitted_on: str = ""
     abstain_below: float | None = None
+    coverage: float | None = None  # share of the validation data answered at abstain_below
 
     def __post_init__(self) -> None:
         if not (isinstance(self.temperature, int | float) and self.temperature > 0):
@@ -235,7 +236,8 @@ class Preprocessing:
     """What must happen to a raw signal before it reaches the model's input.
 
     `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`;
-    `resize` is the (height, width) the graph resizes images to."""
+    `resize` is the (height, width) the graph resizes images to. `causal`: the band-pass and the resampling use
+    past samples only (see `edgemed.core.conditioning`), so a stream conditions exactly as a whole recording."""
 
     sampling_rate_hz: float | None = None
     frame_rate_hz: float | None = None
@@ -247,6 +249,7 @@ class Preprocessing:
     rate_range_hz: tuple[float, float] | None = None
     resize: tuple[int, int] | None = None
     beat_context: BeatContext | None = None
+    causal: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
@@ -268,6 +271,8 @@ class Preprocessing:
             self.resize = tuple(int(v) for v in self.resize)
             if len(self.resize) != 2 or min(self.resize) < 1:
                 raise SpecError(f"resize must be (height, width), got {self.resize}")
+        if self.causal and self.bandpass is not None and self.bandpass.zero_phase:
+            raise SpecError("causal preprocessing cannot use a zero-phase band-pass (it needs future samples)")
 
     @property
     def rate_hz(self) -> float | None:

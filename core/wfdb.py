@@ -300,6 +300,11 @@ def read_annotations(base: Path | str, extension: str = "atr") -> Annotations:
                        np.asarray(sub))
 
 
+def is_record_name(name: str) -> bool:
+    """A plain record name: no folder, no path tricks."""
+    return bool(_NAME.match(name))
+
+
 def record_names(folder: Path) -> list[str]:
     """Record names from the RECORDS file, or every `.hea` header in the folder."""
     index = folder / "RECORDS"
@@ -316,5 +321,5 @@ def record_names(folder: Path) -> list[str]:
     return names
 
 
-__all__ = ["Annotations", "Header", "Record", "limit", "parse_header", "read_annotations", "read_header",
-           "read_record", "record_names"]
+__all__ = ["Annotations", "Header", "Record", "is_record_name", "limit", "parse_header", "read_annotations",
+           "read_header", "read_record", "record_names"]

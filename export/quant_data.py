@@ -7,7 +7,7 @@ data the gate then scores would flatter the quantised model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,22 @@ class Labelled:
     y: np.ndarray
     lengths: np.ndarray | None
     source: str
+    context: dict[str, np.ndarray] = field(default_factory=dict)
 
     def feeds(self, start: int, stop: int, spec: ModelSpec) -> dict[str, np.ndarray]:
-        return array_feeds(spec, self.x[start:stop], None if self.lengths is None else self.lengths[start:stop])
+        return array_feeds(spec, self.x[start:stop], None if self.lengths is None else self.lengths[start:stop],
+                           {k: v[start:stop] for k, v in self.context.items()})
+
+    def take(self, idx: np.ndarray | slice) -> Labelled:
+        return Labelled(self.x[idx], self.y[idx], None if self.lengths is None else self.lengths[idx], self.source,
+                        {k: v[idx] for k, v in self.context.items()})
 
 
-def _load(source: str, provenance: dict[str, Any]) -> Dataset:
+def _load(source: str, provenance: dict[str, Any], other_source: bool = False) -> Dataset:
+    """`source` read with the recorded data options (without the record list when it is another source)."""
     options = dict(provenance.get("data_options") or {})
+    if other_source:
+        options.pop("records", None)
     try:
         return load_data(source, seed=provenance.get("seed", 0), options=options)
     except EdgemedError as exc:
@@ -60,7 +69,8 @@ def _check(ds: Dataset, spec: ModelSpec, what: str) -> None:
 
 def _labelled(ds: Dataset, limit: int | None = None) -> Labelled:
     idx = np.arange(len(ds)) if limit is None or len(ds) <= limit else np.linspace(0, len(ds) - 1, limit).astype(int)
-    return Labelled(ds.X[idx], ds.y[idx], None if ds.lengths is None else ds.lengths[idx], ds.source)
+    return Labelled(ds.X[idx], ds.y[idx], None if ds.lengths is None else ds.lengths[idx], ds.source,
+                    {k: v[idx] for k, v in ds.context.items()})
 
 
 def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: str | None, validation: str | None,
@@ -69,7 +79,10 @@ def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: 
     recorded = provenance.get("data")
     train_part = val_part = None
     if recorded and (calibration is None or validation is None):
-        train_part, val_part = _split(_load(recorded, provenance), provenance)
+        if provenance.get("validation_data"):  # trained with an outside validation set: all data trained
+            train_part, val_part = _load(recorded, provenance), _load(provenance["validation_data"], provenance, True)
+        else:
+            train_part, val_part = _split(_load(recorded, provenance), provenance)
     cal_ds = _load(calibration, provenance) if calibration else train_part
     val_ds = _load(validation, provenance) if validation else val_part
     if cal_ds is None or val_ds is None:

@@ -34,4 +34,5 @@ def real_windows(provenance: dict[str, Any], spec: ModelSpec, limit: int = 8
         return None
     pick = np.linspace(0, len(ds) - 1, min(limit, len(ds))).astype(int)
     label = "real" if not source.startswith("synthetic") else "generated"
-    return array_feeds(spec, ds.X[pick], None if ds.lengths is None else ds.lengths[pick]), label
+    return array_feeds(spec, ds.X[pick], None if ds.lengths is None else ds.lengths[pick],
+                       {k: v[pick] for k, v in ds.context.items()}), label

@@ -26,6 +26,7 @@ from edgemed.core.atomic import check_output, private_tempdir, public_mode, side
 from edgemed.core.errors import BundleError, EdgemedError
 from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model_card import card_model_sha256
 from edgemed.runtime.model_info import describe
 from edgemed.runtime.safe_zip import check_member_name, private_copy, read_bundle_files
 from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
@@ -66,6 +67,7 @@ class BundledModel:
     exporter: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, Any] = field(default_factory=dict)
+    card: str | None = None  # its model card (written by `edgemed evaluate`), when bundled
 
 
 @dataclass
@@ -95,12 +97,12 @@ def _readme(manifest: Manifest) -> str:
              "Install the runtime only (no torch), then check the bundle and run a model:", "", "```",
              f"pip install {' '.join(manifest.requirements)}", "edgemed verify-bundle .",
              f"edgemed run {manifest.models[0].file} INPUT.npz --device {dev['name']}", "```", "",
-             "| model | labels | parity | quantisation |", "|---|---|---|---|"]
+             "| model | labels | parity | quantisation | model card |", "|---|---|---|---|---|"]
     for m in manifest.models:
         parity = "passed" if m.parity.get("passed") else "not recorded"
         quant = m.quantization or {}
         q = f"{quant['mode']}, macro-F1 drop {quant['macro_f1_drop_points']:.2f} pts" if quant else "fp32"
-        lines.append(f"| {m.file} | {', '.join(m.labels)} | {parity} | {q} |")
+        lines.append(f"| {m.file} | {', '.join(m.labels)} | {parity} | {q} | {m.card or '-'} |")
     lines += ["", f"Latency budget {dev['latency_budget_ms']} ms, memory budget {dev['memory_budget_mb']} MB, "
               f"{dev['threads']} thread(s), providers {', '.join(p['name'] for p in dev['providers'])}.",
               "Every file's sha256 is in manifest.json, and every model carries its .sha256 sidecar and an in-file "
@@ -122,11 +124,32 @@ def _is_bundle(path: Path) -> bool:
     return False
 
 
+def _cards(cards: list[Path], entries: list[BundledModel]) -> dict[str, bytes]:
+    """Each model card as `<model stem>.card.md`, linked to the bundled model whose sha256 its first line names."""
+    by_sha = {e.sha256: e for e in entries}
+    out = {}
+    for path in cards:
+        try:
+            data = Path(path).read_bytes()
+            sha = card_model_sha256(data.decode("utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{path}: cannot read the model card ({exc})") from exc
+        entry = by_sha.get(sha)
+        if entry is None:
+            raise BundleError(f"{path}: a card for model sha256 {sha[:12]}..., which is not among the bundled models")
+        if entry.card is not None:
+            raise BundleError(f"{path}: {entry.file} already has a card")
+        entry.card = f"{Path(entry.file).stem}.card.md"
+        out[entry.card] = data
+    return out
+
+
 def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | None = None,
-                force: bool = False) -> Manifest:
-    """Write models (each with its sidecar), manifest.json, README.md and, with `sign_key`, manifest.sig to folder
-    `out` or zip `out` (ending .zip), atomically. Every model must pass its own integrity checks (sidecar and
-    integrity record) and load. An existing `out` is replaced only with `force`, and only if it is a bundle."""
+                force: bool = False, cards: list[Path] | None = None) -> Manifest:
+    """Write models (each with its sidecar and, from `cards`, its model card), manifest.json, README.md and, with
+    `sign_key`, manifest.sig to folder `out` or zip `out` (ending .zip), atomically. Every model must pass its own
+    integrity checks (sidecar and integrity record) and load. An existing `out` is replaced only with `force`, and
+    only if it is a bundle."""
     from edgemed.runtime.providers import resolve_device
 
     profile = resolve_device(device)
@@ -138,7 +161,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
         raise BundleError(f"model file names must differ inside a bundle: {names}")
     for name in names:
         check_member_name(name, "bundle")
-    check_output(out, force, [*models, *map(sidecar_path, models)], what="bundle", folder_ok=True)
+    check_output(out, force, [*models, *map(sidecar_path, models), *(cards or [])], what="bundle", folder_ok=True)
     if out.exists() and not _is_bundle(out):
         raise BundleError(f"{out}: exists and is not an edgemed bundle; --force replaces only earlier bundles")
     if not out.parent.is_dir():
@@ -159,6 +182,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
             labels=list(meta.spec.labels) if meta.spec else [], spec=meta.spec.to_dict() if meta.spec else None,
             parity=meta.parity, quantization=meta.quantization, exporter=meta.exporter, provenance=meta.provenance,
             checksums=meta.checksums))
+    payload.update(_cards(list(cards or []), entries))
     manifest = Manifest(created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), device=profile.to_dict(),
                         requirements=_requirements(), models=entries, files={})
     payload["README.md"] = _readme(manifest).encode()

@@ -22,6 +22,7 @@ from edgemed.runtime.providers import DEFAULT_DEVICE, create_session, resolve_de
 from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
 
 DEFAULT_BATCH_SIZE = 64
+UNCERTAIN = "uncertain"  # the label of a prediction below the model's abstention threshold
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}
 
@@ -61,7 +62,14 @@ class Prediction:
 
     @property
     def predicted(self) -> list[str]:
-        return [self.labels[i] for i in self.logits.argmax(axis=1)]
+        """The top class of each sample, or UNCERTAIN where the model's calibration sets an abstention threshold
+        and the top probability is below it."""
+        top = [self.labels[i] for i in self.logits.argmax(axis=1)]
+        threshold = self.spec.calibration.abstain_below if self.spec is not None else None
+        if threshold is None:
+            return top
+        confident = self.probabilities.max(axis=1) >= threshold
+        return [t if ok else UNCERTAIN for t, ok in zip(top, confident, strict=True)]
 
     @functools.cached_property
     def quality(self) -> list[tuple[str, ...]]:
@@ -71,10 +79,9 @@ class Prediction:
         return self.assessment.quality(self.spec)
 
     def records(self) -> list[dict[str, Any]]:
-        return [{"label": self.labels[int(p.argmax())], "probabilities": dict(zip(self.labels, map(float, p),
-                                                                                   strict=True)),
+        return [{"label": label, "probabilities": dict(zip(self.labels, map(float, p), strict=True)),
                  "quality": list(q)}
-                for p, q in zip(self.probabilities, self.quality, strict=True)]
+                for label, p, q in zip(self.predicted, self.probabilities, self.quality, strict=True)]
 
 
 def _spec_from_graph(session: ort.InferenceSession, path: Path) -> ModelSpec:

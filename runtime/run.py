@@ -7,17 +7,22 @@ import io
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgemed.core.arrays_io import npy_ndim
 from edgemed.core.atomic import check_output, write_bytes_atomic
+from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import InputError
 from edgemed.core.metrics import classification_report
+from edgemed.runtime.beats import BeatClassifier, BeatRows
 from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.recording import Recording, is_recording, list_recordings, read_recording
 
 
 @dataclass
@@ -46,8 +51,74 @@ def stream_step(model: EdgeModel, chunk_seconds: float) -> tuple[int, float]:
     return push // m * m, rate
 
 
+def is_beat_input(model: EdgeModel, path: Path) -> bool:
+    """Whether `path` is a recording (or folder of them) that a beat model classifies beat by beat: a WFDB record
+    or folder, a CSV or EDF signal, or a .npy signal of at most two dimensions (three are model-ready windows)."""
+    pre = model.spec.preprocessing
+    if pre.window is None or pre.window.kind != "beat":
+        return False
+    path = Path(path)
+    if path.is_dir():
+        return any(path.glob("*.hea")) or (path / "RECORDS").is_file()
+    if path.suffix == ".npy" and path.is_file():
+        return npy_ndim(path) <= 2
+    return is_recording(path)
+
+
+def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+              sampling_rate_hz: float | None = None, beats: str = "detect",
+              progress: Callable[[str], None] | None = None) -> RunResult:
+    """Every beat of a recording or of each record in a folder: detected (or the reference annotations with
+    `beats="reference"`), then classified, whole or streamed chunk by chunk."""
+    start = time.perf_counter()
+    classifier = BeatClassifier(model)
+    tables, latencies = [], []
+    paths = list_recordings(path)
+    for record_path in paths:
+        rec = read_recording(record_path, model.spec, sampling_rate_hz)
+        if progress is not None:
+            progress(rec.name)
+        given = reference_positions(rec) if beats == "reference" else None
+        if not stream:
+            tables.append(classifier.classify(rec.signal, rec.fs, given, rec.model_leads, rec.name))
+            continue
+        if given is not None:
+            raise InputError("--stream detects beats as the signal arrives; drop --beats reference")
+        tables.append(stream_recording(classifier, rec, chunk_seconds))
+        latencies.extend((tables[-1].emitted_at - tables[-1].samples) / rec.fs)
+    rows = [r for t in tables for r in t.rows()]
+    extra: dict[str, Any] = {"records": [t.record for t in tables], "beats": beats}
+    if latencies:
+        lat = np.asarray(latencies)
+        extra["latency_s"] = {"median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
+                              "max": float(lat.max()), "chunk_seconds": chunk_seconds}
+    what = f"{len(paths)} recordings" if len(paths) > 1 else f"recording {tables[0].record}"
+    return RunResult(rows, model.labels, f"{what}: {len(rows)} beats ({beats})", time.perf_counter() - start,
+                     extra=extra)
+
+
+def reference_positions(rec: Recording) -> np.ndarray:
+    if rec.annotations is None:
+        raise InputError(f"record {rec.name}: no reference annotations (.atr); use --beats detect")
+    return reference_beats(rec.annotations)[0]
+
+
+def stream_recording(classifier: BeatClassifier, rec: Recording, chunk_seconds: float) -> BeatRows:
+    """A recording fed chunk by chunk through a beat stream, as a bedside monitor would."""
+    stream = classifier.stream(rec.fs, rec.signal.shape[0], rec.model_leads, rec.name)
+    step = max(1, int(round(chunk_seconds * rec.fs)))
+    parts = [stream.push(rec.signal[:, i : i + step]) for i in range(0, rec.signal.shape[1], step)]
+    parts.append(stream.flush())
+    return BeatRows.concat(parts, rec.name, rec.fs, classifier.model.labels)
+
+
 def run_file(model: EdgeModel, path: Path, stream: bool = False,
-             chunk_seconds: float = DEFAULT_CHUNK_SECONDS) -> RunResult:
+             chunk_seconds: float = DEFAULT_CHUNK_SECONDS, sampling_rate_hz: float | None = None,
+             beats: str = "detect", progress: Callable[[str], None] | None = None) -> RunResult:
+    if is_beat_input(model, path):
+        return run_beats(model, path, stream, chunk_seconds, sampling_rate_hz, beats, progress)
+    if sampling_rate_hz is not None:
+        raise InputError("--sampling-rate applies to raw recordings run through a beat model")
     start = time.perf_counter()
     data = read_input(path, model.spec, whole_signal=stream)
     if not stream:
@@ -80,15 +151,20 @@ def run_file(model: EdgeModel, path: Path, stream: bool = False,
                      extra={"step_samples": step, "push_samples": push, "rate_hz": rate})
 
 
+def _marks(row: dict[str, Any]) -> list[str]:
+    q = row.get("quality", ())
+    return [m for m in q.split(";") if m != "ok"] if isinstance(q, str) else list(q)
+
+
 def quality_summary(result: RunResult) -> str | None:
     """A warning line when some predictions were made on implausible input, else None."""
-    marks = Counter(m for r in result.rows for m in r.get("quality", ()))
-    flagged = sum(1 for r in result.rows if r.get("quality"))
+    marks = Counter(m for r in result.rows for m in _marks(r))
+    flagged = sum(1 for r in result.rows if _marks(r))
     if not flagged:
         return None
     detail = ", ".join(f"{k} {v}" for k, v in marks.most_common())
-    return (f"{flagged} of {len(result.rows)} predictions were made on input unlike the training data ({detail}); "
-            "they are marked in the output's quality column")
+    return (f"{flagged} of {len(result.rows)} predictions carry quality marks ({detail}: input unlike the training "
+            "data, or a beat window padded at a recording's edge); see the output's quality column")
 
 
 def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
@@ -101,6 +177,13 @@ def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
                                **result.extra}, indent=1, allow_nan=False)
         except ValueError as exc:
             raise InputError(f"predictions hold non-finite numbers ({exc}); nothing written") from exc
+    if suffix == ".csv" and result.rows and "record" in result.rows[0]:  # beats: flat rows
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
+        writer.writeheader()
+        writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) and k.startswith("p_") else v) for k, v in r.items()}
+                         for r in result.rows)
+        return buf.getvalue()
     if suffix == ".csv":
         buf = io.StringIO()
         keys = [k for k in ("index", "id", "end_s", "label", "true") if any(k in r for r in result.rows)]

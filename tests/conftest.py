@@ -41,6 +41,7 @@ RUNS = {
                  {"causal": True, "channels": (8, 16, 16, 16), "hidden_size": 16}),
     "cnn_gru_frames": ("synthetic-frames", {"samples": 30}, {}),
     "cnn2d": ("synthetic-fundus", {"samples": 30, "image_size": 32}, {"channels": (8, 16)}),
+    "beat_cnn": ("synthetic-beats", {"samples": 12}, {"channels": (8, 16)}),
 }
 
 

@@ -37,8 +37,9 @@ def test_family_through_every_stage(name, checkpoints, tmp_path):
     with torch.no_grad():
         reference = original(*(torch.from_numpy(feeds[t.name]) for t in spec.inputs)).numpy()
     lengths = feeds[spec.lengths.name] if spec.lengths else None
-    np.testing.assert_allclose(runtime.predict(feeds[spec.signal.name], lengths=lengths).logits, reference,
-                               atol=1e-5, rtol=1e-4)
+    context = {t.name: feeds[t.name] for t in spec.inputs if t.role == "context"}
+    np.testing.assert_allclose(runtime.predict(feeds[spec.signal.name], lengths=lengths, **context).logits,
+                               reference, atol=1e-5, rtol=1e-4)
 
     try:
         original.streaming_module()
@@ -57,14 +58,14 @@ def test_family_through_every_stage(name, checkpoints, tmp_path):
         with torch.no_grad():
             whole = original(torch.from_numpy(np.ascontiguousarray(np.take(signal, range(5 * step), axis=axis))))
         np.testing.assert_allclose(got, whole.numpy(), atol=1e-5, rtol=1e-4)
-    assert streams == (name != "cnn2d")
+    assert streams == type(original).traits.streams
 
     cal, val = quantization_data(spec, runtime.metadata.provenance, None, None)
     result = quantize(exported.path, tmp_path / "m.int8.onnx", QuantMode.STATIC, cal, val, max_drop=100)
     assert result.report.verdict == "passed" and result.report.int8_compute_ops  # tiny models may grow: scales
     int8 = EdgeModel(result.path)
     assert int8.metadata.quantization["gate"] == "passed"
-    probabilities = int8.predict(feeds[spec.signal.name], lengths=lengths).probabilities
+    probabilities = int8.predict(feeds[spec.signal.name], lengths=lengths, **context).probabilities
     assert probabilities.shape == reference.shape and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 

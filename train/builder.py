@@ -18,18 +18,20 @@ RANGE_QUANTILES = (0.001, 0.999)
 MAX_RANGE_VALUES = 2_000_000  # values per channel the percentiles are taken from (an even subsample beyond)
 
 
-def _channel_values(ds: Dataset, axis: int) -> np.ndarray:
-    """All values per channel [values, channels], without the end padding of variable-length data."""
-    x = np.moveaxis(ds.X, axis, -1)
+def _channel_values(ds: Dataset, axis: int, x: np.ndarray | None = None) -> np.ndarray:
+    """All values per channel [values, channels] of `x` (default: the data's X), without the end padding of
+    variable-length data."""
+    x = ds.X if x is None else x
+    moved = np.moveaxis(x, axis, -1)
     if ds.lengths is not None:
-        mask = np.arange(ds.X.shape[1])[None, :] < ds.lengths[:, None]
-        x = x[mask]
-    return x.reshape(-1, x.shape[-1])
+        mask = np.arange(x.shape[1])[None, :] < ds.lengths[:, None]
+        moved = moved[mask]
+    return moved.reshape(-1, moved.shape[-1])
 
 
-def channel_stats(ds: Dataset, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std per channel over the training data, ignoring end padding of variable-length data."""
-    flat = _channel_values(ds, axis).astype(np.float64)
+def channel_stats(ds: Dataset, axis: int, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel over the training data (or `x`, a view of it), ignoring end padding."""
+    flat = _channel_values(ds, axis, x).astype(np.float64)
     std = flat.std(axis=0)
     return flat.mean(axis=0), np.where(std > 1e-8, std, 1.0)
 
@@ -84,10 +86,11 @@ def build_for_data(name: str, ds: Dataset, overrides: dict[str, Any] | None = No
     if present < 2:
         raise DataError(f"{ds.source}: the training data holds {present} class; a classifier needs two or more")
     axis = cls.traits.channel_axis
-    mean, std = channel_stats(ds, axis)
+    context = cls.context_config({k: v.shape for k, v in ds.context.items()})
+    mean, std = channel_stats(ds, axis, cls.normalized_view(ds.X, ds.context, {**context, **overrides}))
     preprocessing = dataclasses.replace(
         ds.spec.preprocessing, normalization=Normalization(mean=tuple(mean), std=tuple(std), axis=axis),
         input_range=input_range(ds, axis), rate_range_hz=accepted_rates(ds))
-    config = {**cls.data_config(ds.X.shape), "labels": labels, "preprocessing": preprocessing,
+    config = {**cls.data_config(ds.X.shape), **context, "labels": labels, "preprocessing": preprocessing,
               "channel_names": ds.spec.channel_names, **overrides}
     return create_model(name, **config)

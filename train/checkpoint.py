@@ -99,7 +99,8 @@ def _config_and_weights(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     config = dict(ckpt["config"])
     if ckpt["format_version"] >= 2:
         spec = ModelSpec.from_dict(ckpt["spec"])
-        config.update(labels=spec.labels, preprocessing=spec.preprocessing, channel_names=spec.channel_names)
+        config.update(labels=spec.labels, preprocessing=spec.preprocessing, channel_names=spec.channel_names,
+                      calibration=spec.calibration)
         return config, ckpt["state_dict"]
     weights = {}
     for key, value in ckpt["state_dict"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -10,11 +11,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from edgemed.core.atomic import public_mode
+from edgemed.core.errors import DataError
 from edgemed.core.metrics import format_report
 from edgemed.train.builder import build_for_data
 from edgemed.train.checkpoint import save_checkpoint
-from edgemed.train.data import load_data
+from edgemed.train.cross_validation import CrossValidation, cross_validate
+from edgemed.train.data import Dataset, load_data
 from edgemed.train.data.load import DataOptions
 from edgemed.train.plots import plot_history
 from edgemed.train.provenance import provenance
@@ -38,21 +43,45 @@ class RunSummary:
         return format_report(self.report)
 
 
+def _options(data_options: DataOptions | dict[str, Any] | None) -> dict[str, Any]:
+    if isinstance(data_options, DataOptions):
+        return data_options.to_dict()
+    return {k: v for k, v in (data_options or {}).items() if v is not None}
+
+
+def split_data(data: str, seed: int, data_options: DataOptions | dict[str, Any] | None, val_fraction: float,
+               val_groups: list[str] | None, validation_data: str | None) -> tuple[Dataset, Dataset, Dataset]:
+    """(all training data, training split, validation split). With `validation_data`, the validation set is that
+    other source read with the same options (minus a record list) and must share labels and layout."""
+    ds = load_data(data, seed=seed, options=data_options)
+    if validation_data is None:
+        train_idx, val_idx = group_split(ds, val_fraction, seed, val_groups)
+        return ds, ds.subset(train_idx), ds.subset(val_idx)
+    options = {k: v for k, v in _options(data_options).items() if k != "records"}
+    val = load_data(validation_data, seed=seed + 1, options=options)
+    if tuple(val.labels) != tuple(ds.labels) or val.X.shape[1:] != ds.X.shape[1:]:
+        raise DataError(f"--validation {validation_data}: labels {list(val.labels)} and sample shape "
+                        f"{list(val.X.shape[1:])} must match the training data's {list(ds.labels)} and "
+                        f"{list(ds.X.shape[1:])}")
+    if val.sha256 == ds.sha256:
+        raise DataError(f"--validation {validation_data} is the training data itself; validate on other patients")
+    return ds, ds, val
+
+
 def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: TrainConfig,
                  model_overrides: dict[str, Any] | None = None,
                  data_options: DataOptions | dict[str, Any] | None = None,
                  val_fraction: float = DEFAULT_VAL_FRACTION, val_groups: list[str] | None = None,
-                 overwrite: bool = False) -> RunSummary:
-    """Train `model_name` on `data` and write model.pt, metrics.json and training.png into `out`.
+                 validation_data: str | None = None, overwrite: bool = False) -> RunSummary:
+    """Train `model_name` on `data` and write model.pt, metrics.json and training.png into `out`. Validation:
+    `val_groups` of the data, or `validation_data` (another source), or a random patient-wise `val_fraction`.
 
     Everything is written into a temporary folder beside `out` and renamed into place at the end, so
     a failure at any point leaves no half-written run.
     """
     out = Path(out)
     check_replaceable_run(out, overwrite)
-    ds = load_data(data, seed=train_cfg.seed, options=data_options)
-    train_idx, val_idx = group_split(ds, val_fraction, train_cfg.seed, val_groups)
-    train_ds, val_ds = ds.subset(train_idx), ds.subset(val_idx)
+    ds, train_ds, val_ds = split_data(data, train_cfg.seed, data_options, val_fraction, val_groups, validation_data)
     seed_everything(train_cfg.seed)  # before the model exists: its initial weights come from this seed
     model = build_for_data(model_name, train_ds, model_overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,15 +96,16 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
             "history": result.history,
             "seconds_per_epoch": sum(seconds) / len(seconds),
             "split": {"train_size": len(train_ds), "val_size": len(val_ds), "val_groups": held_out,
+                      "validation_data": validation_data,
                       "train_class_counts": train_ds.class_counts(), "val_class_counts": val_ds.class_counts()},
+            "calibration": dataclasses.asdict(result.calibration) if result.calibration else None,
         }
         config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(train_cfg).items()}
         prov = provenance(
             data=str(Path(data).resolve()) if Path(data).exists() else data, data_source=ds.source,
             data_sha256=ds.sha256, seed=train_cfg.seed, train_config=config,
-            data_options=(data_options.to_dict() if isinstance(data_options, DataOptions)
-                          else {k: v for k, v in (data_options or {}).items() if v is not None}),
-            accelerator=result.device, validation_groups=held_out,
+            data_options=_options(data_options), accelerator=result.device,
+            validation_groups=[] if validation_data else held_out, validation_data=validation_data,
             metrics={k: result.val_report[k] for k in ("accuracy", "macro_f1", "macro_auroc", "n")},
         )
         save_checkpoint(tmp / "model.pt", result.model, prov)
@@ -90,3 +120,36 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
     return RunSummary(out=out, report=result.val_report, best_epoch=result.best_epoch,
                       epochs_run=len(result.history), seconds_per_epoch=metrics["seconds_per_epoch"],
                       train_size=len(train_ds), val_size=len(val_ds), val_groups=held_out)
+
+
+def run_cross_validation(model_name: str, data: str, out: Path | str, folds: int, *, train_cfg: TrainConfig,
+                         model_overrides: dict[str, Any] | None = None,
+                         data_options: DataOptions | dict[str, Any] | None = None,
+                         val_fraction: float = DEFAULT_VAL_FRACTION, overwrite: bool = False) -> CrossValidation:
+    """Patient-wise `folds`-fold cross-validation of `model_name` on `data`; cv.json and cv.md into `out`
+    (written as a run folder: atomically, replacing only an earlier run with `overwrite`)."""
+    out = Path(out)
+    check_replaceable_run(out, overwrite)
+    ds = load_data(data, seed=train_cfg.seed, options=data_options)
+
+    def progress(done: int, total: int, report: dict[str, Any]) -> None:
+        if train_cfg.progress:
+            tqdm.write(f"fold {done}/{total}: macro-F1 {report['macro_f1']:.3f}")
+
+    cv = cross_validate(model_name, ds, folds, train_cfg, model_overrides, val_fraction, progress)
+    cv.config = {"model": model_name, "data": data, "data_sha256": ds.sha256, "data_options": _options(data_options),
+                 "model_overrides": model_overrides or {},
+                 "train_config": {k: (v.value if hasattr(v, "value") else v)
+                                  for k, v in dataclasses.asdict(train_cfg).items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "cv.json").write_text(json.dumps(cv.to_dict(), indent=1))
+        (tmp / "cv.md").write_text(cv.markdown())
+        write_marker(tmp)
+        os.chmod(tmp, public_mode(directory=True))
+        publish_run(tmp, out, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return cv

@@ -13,8 +13,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from edgemed.core.calibration import coverage, expected_calibration_error, fit_temperature, softmax
 from edgemed.core.errors import EdgemedError
 from edgemed.core.metrics import classification_report
+from edgemed.core.spec import Calibration
 from edgemed.train.data.dataset import Dataset
 
 
@@ -25,6 +27,24 @@ class ClassWeighting(enum.Enum):
     NONE = "none"
     INVERSE = "inverse"
     SQRT = "sqrt"
+
+
+class Loss(enum.Enum):
+    """`cross_entropy`, or `focal` (cross-entropy scaled by (1 - p)^2: easy, confident examples count less)."""
+
+    CROSS_ENTROPY = "cross_entropy"
+    FOCAL = "focal"
+
+
+class Sampling(enum.Enum):
+    """`shuffle` (every sample once per epoch) or `balanced` (each draw picks a class uniformly, then a sample of
+    it: rare classes are seen as often as common ones, their samples repeated)."""
+
+    SHUFFLE = "shuffle"
+    BALANCED = "balanced"
+
+
+FOCAL_GAMMA = 2.0
 
 
 @dataclass
@@ -38,6 +58,10 @@ class TrainConfig:
     seed: int = 0
     accelerator: str = "auto"
     class_weighting: ClassWeighting = ClassWeighting.SQRT
+    loss: Loss = Loss.CROSS_ENTROPY
+    sampling: Sampling = Sampling.SHUFFLE
+    calibrate: bool = True  # fit a temperature on the validation data after training
+    abstain_below: float | None = None  # report "uncertain" below this calibrated top probability
     monitor: str = "macro_f1"
     max_steps_per_epoch: int | None = None
     augment: bool | None = None  # None: the family's default (on for images, off for signals)
@@ -51,6 +75,7 @@ class TrainResult:
     best_epoch: int = 0
     val_report: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    calibration: Calibration | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -80,23 +105,78 @@ def class_weights(y: np.ndarray, num_classes: int, mode: ClassWeighting) -> torc
     return torch.tensor(w, dtype=torch.float32)
 
 
-def _inputs(ds: Dataset, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
-    x = torch.from_numpy(ds.X[idx]).to(device)
-    if ds.lengths is None:
-        return (x,)
-    return x, torch.from_numpy(ds.lengths[idx]).to(device)
+def _inputs(model: nn.Module, ds: Dataset, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The model's inputs for samples `idx`, in its spec's order, found by role: the signal is X, lengths the
+    dataset's lengths (left out when the data are not padded), context the dataset's array of that source."""
+    out = []
+    for t in model.spec.inputs:
+        if t.role == "signal":
+            arr = ds.X[idx]
+        elif t.role == "lengths":
+            if ds.lengths is None:
+                continue
+            arr = ds.lengths[idx]
+        elif t.source in ds.context:
+            arr = ds.context[t.source][idx]
+        else:
+            raise EdgemedError(f"{ds.source}: the model takes {t.name!r} ({t.source}), which this data lacks; "
+                               "train on beat data (a WFDB folder with --task beats, or synthetic-beats)")
+        out.append(torch.from_numpy(np.ascontiguousarray(arr)).to(device))
+    return tuple(out)
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, ds: Dataset, batch_size: int = 256, device: str | torch.device = "cpu"):
-    """Softmax probabilities [n, classes] of `model` on all of `ds`, in eval mode."""
+def predict_logits(model: nn.Module, ds: Dataset, batch_size: int = 256, device: str | torch.device = "cpu",
+                   ) -> np.ndarray:
+    """Logits [n, classes] of `model` on all of `ds`, in eval mode."""
     model.eval()
     device = torch.device(device)
     out = []
     for start in range(0, len(ds), batch_size):
         idx = np.arange(start, min(start + batch_size, len(ds)))
-        out.append(torch.softmax(model(*_inputs(ds, idx, device)), dim=1).cpu().numpy())
+        out.append(model(*_inputs(model, ds, idx, device)).float().cpu().numpy())
     return np.concatenate(out)
+
+
+def predict_proba(model: nn.Module, ds: Dataset, batch_size: int = 256, device: str | torch.device = "cpu"):
+    """Softmax probabilities [n, classes] of `model` on all of `ds`, in eval mode."""
+    return softmax(predict_logits(model, ds, batch_size, device)).astype(np.float32)
+
+
+def epoch_order(y: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> np.ndarray:
+    """Sample indices for one epoch (as many as there are samples)."""
+    if sampling is Sampling.SHUFFLE:
+        return rng.permutation(len(y))
+    classes = [np.flatnonzero(y == c) for c in np.unique(y)]
+    picks = rng.integers(0, len(classes), len(y))
+    return np.concatenate([rng.choice(classes[c], int((picks == c).sum())) for c in range(len(classes))])[
+        rng.permutation(len(y))]
+
+
+def loss_function(loss: Loss, weights: torch.Tensor):
+    """(logits, targets) -> scalar loss, class-weighted."""
+    if loss is Loss.CROSS_ENTROPY:
+        return nn.CrossEntropyLoss(weight=weights)
+
+    def focal(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+        w = weights[y]
+        return (-w * (1 - log_p.exp()) ** FOCAL_GAMMA * log_p).sum() / w.sum()
+
+    return focal
+
+
+def calibrate(model: nn.Module, val_ds: Dataset, abstain_below: float | None, device: torch.device) -> Calibration:
+    """Fit the temperature on the validation data, store it in the model, and report ECE before and after."""
+    logits = predict_logits(model, val_ds, device=device) * model.head.temperature
+    temperature = fit_temperature(logits, val_ds.y)
+    cal = Calibration(temperature=temperature, ece_before=expected_calibration_error(softmax(logits), val_ds.y),
+                      ece_after=expected_calibration_error(softmax(logits / temperature), val_ds.y),
+                      fitted_on=f"{len(val_ds)} validation samples from {len(set(val_ds.groups.tolist()))} groups",
+                      abstain_below=abstain_below,
+                      coverage=coverage(softmax(logits / temperature), abstain_below))
+    model.set_calibration(cal)
+    return cal
 
 
 def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
@@ -112,22 +192,22 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps * cfg.epochs, pct_start=0.2)
     weights = class_weights(train_ds.y, len(train_ds.labels), cfg.class_weighting).to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = loss_function(cfg.loss, weights)
     result = TrainResult(model=model, device=str(device))
     aug_gen = torch.Generator().manual_seed(cfg.seed)
     best_score, best_state, stale = -np.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         start = time.perf_counter()
-        order = rng.permutation(len(train_ds))
+        order = epoch_order(train_ds.y, cfg.sampling, rng)
         losses = []
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress or None)
         for step in bar:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            if len(idx) == 0:
-                break
+            if len(idx) < 2 and step > 0:
+                break  # batch norm cannot train on a batch of one; the order changes every epoch
             y = torch.from_numpy(train_ds.y[idx]).to(device)
-            inputs = _inputs(train_ds, idx, device)
+            inputs = _inputs(model, train_ds, idx, device)
             if augment:
                 inputs = (model.augment(inputs[0], aug_gen), *inputs[1:])
             loss = loss_fn(model(*inputs), y)
@@ -161,5 +241,7 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
             if stale >= cfg.patience:
                 break
     model.load_state_dict(best_state)
+    if cfg.calibrate:
+        result.calibration = calibrate(model, val_ds, cfg.abstain_below, device)
     model.to("cpu").eval()
     return result

@@ -18,6 +18,7 @@ from edgemed.core.spec import BeatContext, DataSpec, Preprocessing, Window
 from edgemed.train.data.dataset import Dataset
 
 DEFAULT_BEAT_WINDOW = (0.9, 0.9)
+SYNTHETIC_BEAT_WINDOW = (0.3, 0.4)
 
 
 @dataclass
@@ -72,8 +73,8 @@ def beat_dataset(recordings: Iterable[Recording], fs: float, labels: tuple[str, 
 
 
 def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_rate_hz: float = 180.0,
-                    seconds: float = 120.0, before_s: float = 0.3, after_s: float = 0.4, context: str | None = None,
-                    template_beats: int | None = None) -> Dataset:
+                    seconds: float = 120.0, beat_window: tuple[float, float] | None = None,
+                    context: str | None = None, template_beats: int | None = None) -> Dataset:
     """Beats of `samples` synthetic recordings (one patient each, `seconds` long, sinus rhythm with premature
     atrial and ventricular beats), labelled N, S and V, with their known R peaks."""
     from edgemed.train.data.synthetic_ecg import synthetic_recording
@@ -84,10 +85,11 @@ def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_r
     for i in range(samples):
         sig, beats, kinds = synthetic_recording("mixed", seconds, sampling_rate_hz, leads, seed=seed * 100_003 + i)
         recordings.append(Recording(f"s{i:04d}", sig, beats, [str(k) for k in kinds]))
+    before_s, after_s = beat_window or SYNTHETIC_BEAT_WINDOW
     params = (f"synthetic-beats samples={samples} seed={seed} leads={leads} fs={sampling_rate_hz} seconds={seconds} "
               f"window={before_s},{after_s} context={context} template={template_beats}")
     return beat_dataset(recordings, sampling_rate_hz, ("N", "S", "V"), Window("beat", before_s=before_s,
                         after_s=after_s, centre="R peak"), beat_context(context, template_beats),
-                        Preprocessing(sampling_rate_hz=sampling_rate_hz, units="mV"),
+                        Preprocessing(sampling_rate_hz=sampling_rate_hz, units="mV", causal=True),
                         tuple(f"lead{k + 1}" for k in range(leads)), params,
                         hashlib.sha256(params.encode()).hexdigest())

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgemed.core.errors import DataError
 from edgemed.train.data.arrays import load_csv, load_npz
+from edgemed.train.data.beats import synthetic_beats
 from edgemed.train.data.dataset import Dataset
 from edgemed.train.data.images import load_image_folder
 from edgemed.train.data.synthetic_ecg import synthetic_ecg
@@ -20,6 +21,7 @@ from edgemed.train.data.wfdb_source import load_wfdb
 
 SYNTHETIC_SOURCES = {
     "synthetic-ecg": synthetic_ecg,
+    "synthetic-beats": synthetic_beats,
     "synthetic-vitals": synthetic_vitals,
     "synthetic-frames": synthetic_frames,
     "synthetic-fundus": synthetic_fundus,
@@ -37,6 +39,9 @@ class DataOptions:
     sampling_rate_hz: float | None = None  # ECG resampling
     filtered: bool | None = None  # WFDB band-pass
     window_s: float | None = None  # rhythm windows
+    beat_window: tuple[float, float] | None = None  # beats: seconds before and after the R peak
+    context: str | None = None  # beats: causal or full rhythm context
+    template_beats: int | None = None  # beats: previous beats in the template (0: none)
     image_size: int | None = None  # image folders and synthetic fundus
 
     def to_dict(self) -> dict[str, Any]:

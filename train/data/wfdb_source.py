@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -9,13 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.core import wfdb
+from edgemed.core.conditioning import condition, to_conditioned
+from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import DataError
-from edgemed.core.signal import bandpass, resample
 from edgemed.core.spec import BandpassFilter, DataSpec, Preprocessing, Window
-from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, beat_windows, rhythm_windows
+from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
+from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW, Recording, beat_context, beat_dataset
 from edgemed.train.data.dataset import Dataset
 
-DEFAULT_BANDPASS = BandpassFilter(low_hz=0.5, high_hz=40.0, order=2, zero_phase=True)
+CAUSAL_BANDPASS = BandpassFilter(low_hz=0.5, high_hz=40.0, order=2, zero_phase=False)
 MIN_ECG_RATE_HZ = 50.0
 
 
@@ -76,58 +79,63 @@ def load_wfdb(
     leads: int | list[str] | None = None,
     sampling_rate_hz: float | None = None,
     filtered: bool = True,
-    before_s: float = 0.9,
-    after_s: float = 0.9,
+    beat_window: tuple[float, float] | None = None,
     window_s: float = 10.0,
+    context: str | None = None,
+    template_beats: int | None = None,
 ) -> Dataset:
-    """Windows from WFDB records; groups are record names so splits stay patient-wise.
+    """Samples from WFDB records; groups are record names so splits stay patient-wise.
 
-    task "beats": a window from `before_s` to `after_s` around every beat annotation, labelled by its
-    AAMI class. task "rhythm": non-overlapping `window_s` windows lying wholly inside one rhythm episode
-    (the `aux_note` of rhythm annotations, e.g. "(AFIB"), labelled by that rhythm. `filtered` applies a
-    0.5-40 Hz zero-phase Butterworth band-pass to each whole record first (removes baseline wander).
-    `leads`: lead names, or a count of leads taken from the first record and then found by name in the others.
+    task "beats": one sample per annotated beat, the window from `beat_window[0]` seconds before its R peak to
+    `beat_window[1]` after (default 0.9, 0.9), labelled by its AAMI class, with its rhythm context and template
+    (`context`: causal or full, see `edgemed.train.data.beats.beat_context`). Every beat is kept: windows at a
+    record's ends are edge-padded. task "rhythm": non-overlapping `window_s` windows lying wholly inside one
+    rhythm episode (the `aux_note` of rhythm annotations, e.g. "(AFIB"), labelled by that rhythm.
+
+    Records are conditioned causally (`edgemed.core.conditioning`): a 0.5-40 Hz Butterworth band-pass (`filtered`)
+    run forward only, then resampling to `sampling_rate_hz`, exactly as the runtime does chunk by chunk. `leads`:
+    lead names, or a count of leads taken from the first record and then found by name in the others.
     """
     folder = Path(folder)
-    filter_spec = DEFAULT_BANDPASS if filtered else None
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder of WFDB records")
     if task not in ("beats", "rhythm"):
         raise DataError(f"unknown WFDB task {task!r}; use 'beats' or 'rhythm'")
     names = records or list_records(folder)
-    window = (Window("beat", before_s=before_s, after_s=after_s, centre="annotated R peak") if task == "beats"
-              else Window("rhythm", seconds=window_s))
-    xs, ys, gs = [], [], []
-    rate, lead_names = None, []
+    rate, lead_names, pre = None, [], None
+    recordings, xs, ys, gs = [], [], [], []
     for name in names:
         # Leads are chosen by name: the first record fixes the names, every other record must have them.
         sig, fs, lead_names, ann = read_record(folder, name, lead_names or leads)
-        if filter_spec is not None:
-            sig = bandpass(sig, fs, filter_spec)
         if not MIN_ECG_RATE_HZ <= fs:
             raise DataError(f"record {name}: sampled at {fs:g} Hz; an ECG needs at least {MIN_ECG_RATE_HZ:g} Hz")
-        target = sampling_rate_hz or fs
-        sig = resample(sig, fs, target)
-        scale = target / fs
+        target = float(sampling_rate_hz or fs)
         if rate is not None and rate != target:
             raise DataError(f"record {name}: rate {target} Hz differs from earlier records ({rate} Hz)")
         rate = target
-        samples = np.round(np.asarray(ann.sample) * scale).astype(np.int64)
+        pre = Preprocessing(sampling_rate_hz=rate, units="mV", bandpass=CAUSAL_BANDPASS if filtered else None,
+                            causal=True)
+        sig, delay = condition(sig, fs, pre)
+        samples = to_conditioned(ann.sample, fs, rate, delay)
         if task == "beats":
-            beats = np.array([i for i, sym in enumerate(ann.symbol) if sym in AAMI_MAP], np.int64)
-            x, kept = beat_windows(sig, samples[beats], *window.offsets(target))
-            y = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
+            positions, classes = reference_beats(ann)
+            recordings.append(Recording(name, sig, to_conditioned(positions, fs, rate, delay), classes))
         else:
-            x, y, _ = rhythm_windows(sig, samples, ann.aux, window.length(target))
-        xs.append(x)
-        ys.extend(y)
-        gs.extend([name] * len(y))
+            x, y, _ = rhythm_windows(sig, samples, ann.aux, Window("rhythm", seconds=window_s).length(rate))
+            xs.append(x)
+            ys.extend(y)
+            gs.extend([name] * len(y))
+    if task == "beats":
+        before, after = beat_window or DEFAULT_BEAT_WINDOW
+        return beat_dataset(recordings, rate, AAMI_CLASSES, Window("beat", before_s=before, after_s=after,
+                            centre="R peak"), beat_context(context, template_beats), pre, tuple(lead_names),
+                            f"wfdb:{folder.resolve()}", _digest(folder, names))
     if not ys:
-        raise DataError(f"{folder}: no {task} windows found in records {names}")
-    labels = AAMI_CLASSES if task == "beats" else tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
+        raise DataError(f"{folder}: no rhythm windows found in records {names}")
+    labels = tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
     index = {c: i for i, c in enumerate(labels)}
     spec = DataSpec(labels=labels, layout="batch,lead,sample", channel_names=tuple(lead_names),
-                    preprocessing=Preprocessing(sampling_rate_hz=rate, units="mV", bandpass=filter_spec, window=window),
+                    preprocessing=dataclasses.replace(pre, window=Window("rhythm", seconds=window_s)),
                     signal_checks=("range", "flat", "clipping"))
     return Dataset(X=np.concatenate(xs), y=np.array([index[v] for v in ys]), groups=np.array(gs),
                    source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), spec=spec)

@@ -17,24 +17,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from edgemed.core.errors import ExportError, ModelError
-from edgemed.core.spec import ModelSpec, Preprocessing, StreamingSpec, TensorSpec
+from edgemed.core.spec import Calibration, ModelSpec, Preprocessing, StreamingSpec, TensorSpec
 from edgemed.train.models.layers import CELLS, Normalize
 
-SPEC_FIELDS = ("labels", "preprocessing", "channel_names")  # stored in the spec, not among the hyper-parameters
+SPEC_FIELDS = ("labels", "preprocessing", "channel_names", "calibration")  # in the spec, not the hyper-parameters
 
 
 @dataclass
 class BaseConfig:
-    """Fields common to all models: class names, the preprocessing the inputs must have had, channel names (these
-    three live in the spec) and dropout."""
+    """Fields common to all models: class names, the preprocessing the inputs must have had, channel names, the
+    calibration (these four live in the spec) and dropout."""
 
     labels: tuple[str, ...] = ("negative", "positive")
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     channel_names: tuple[str, ...] = ()
+    calibration: Calibration = field(default_factory=Calibration)
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -42,6 +44,8 @@ class BaseConfig:
         self.channel_names = tuple(str(v) for v in self.channel_names)
         if isinstance(self.preprocessing, dict):
             self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+        if isinstance(self.calibration, dict):
+            self.calibration = Calibration(**self.calibration)
         if len(self.labels) < 2:
             raise ModelError(f"a classifier needs at least two labels, got {list(self.labels)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -102,6 +106,8 @@ class Traits:
     takes_lengths: bool = False  # padded variable-length batches with a lengths input
     default_length: int = 64  # example length of the sequence axis when no window states one
     augments_by_default: bool = False
+    context: tuple[str, ...] = ()  # context sources its inputs take (see edgemed.core.beat_context)
+    streams: bool = True  # has a chunk-by-chunk streaming variant (`streaming_module`)
 
 
 class EdgeModule(nn.Module):
@@ -122,6 +128,17 @@ class EdgeModule(nn.Module):
     def data_config(cls, shape: tuple[int, ...]) -> dict:
         """Config values read from the shape of a dataset's X (input sizes)."""
         return {name: shape[axis] for name, axis in cls.traits.sizes}
+
+    @classmethod
+    def normalized_view(cls, x: np.ndarray, context: dict[str, np.ndarray], config: dict) -> np.ndarray:
+        """The signal as the graph's `Normalize` sees it (what its statistics are computed on); most families
+        normalise the input itself."""
+        return x
+
+    @classmethod
+    def context_config(cls, shapes: dict[str, tuple[int, ...]]) -> dict:
+        """Config values read from the shapes of a dataset's context arrays (by source); most families take none."""
+        return {}
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         raise NotImplementedError
@@ -155,7 +172,13 @@ class EdgeModule(nn.Module):
             preprocessing=self.config.preprocessing,
             channel_names=self.config.channel_names,
             example_sizes=self.example_sizes(),
+            calibration=self.config.calibration,
         )
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        """Store a fitted calibration: in the spec, and its temperature in the classifier head's logits."""
+        self.config.calibration = calibration
+        self.head.temperature = float(calibration.temperature)
 
     def streaming_module(self) -> tuple[nn.Module, ModelSpec]:
         """The stateful wrapper (chunk, *state) -> (logits, *next state) and its spec."""

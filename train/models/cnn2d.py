@@ -46,14 +46,14 @@ class CNN2DConfig(BaseConfig):
 @register_model("cnn2d")
 class CNN2DClassifier(EdgeModule):
     traits = Traits(CNN2DConfig, ("batch,channel,height,width",), channel_axis=1,
-                    sizes=(("in_channels", 1), ("height", 2), ("width", 3)), augments_by_default=True)
+                    sizes=(("in_channels", 1), ("height", 2), ("width", 3)), augments_by_default=True, streams=False)
 
     def __init__(self, config: CNN2DConfig) -> None:
         super().__init__(config)
         c = config
         self.features = nn.Sequential(*(conv2d_block(a, b, c.spatial_dropout) for a, b in pairs(c.in_channels,
                                                                                                   c.channels)))
-        self.head = head(c.channels[-1], c.num_classes, c.dropout)
+        self.head = head(c.channels[-1], c)
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

@@ -73,7 +73,7 @@ class CNNRecurrentClassifier(EdgeModule):
         self.blocks = nn.ModuleList(ConvBlock1d(a, b, c.kernel_size, c.pool, c.causal) for a, b in pairs(c.leads,
                                                                                                            c.channels))
         self.rnn = Recurrent(c.cell, c.channels[-1], c.hidden_size, c.num_layers, c.dropout)
-        self.head = head(c.hidden_size, c.num_classes, c.dropout)
+        self.head = head(c.hidden_size, c)
 
     @property
     def length_multiple(self) -> int:

@@ -50,7 +50,7 @@ class FramesClassifier(EdgeModule):
         grid = (c.height // 2 ** len(c.channels)) * (c.width // 2 ** len(c.channels))
         self.project = nn.Sequential(nn.Linear(c.channels[-1] * grid, c.feature_size), nn.ReLU())
         self.rnn = Recurrent(c.cell, c.feature_size, c.hidden_size, c.num_layers, c.dropout)
-        self.head = head(c.hidden_size, c.num_classes, c.dropout)
+        self.head = head(c.hidden_size, c)
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

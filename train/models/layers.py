@@ -3,12 +3,17 @@ parameter (GRU, LSTM or plain Elman RNN), the classifier head, conv blocks and p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import Preprocessing, TensorSpec
+
+if TYPE_CHECKING:
+    from edgemed.train.models.base import BaseConfig
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -76,8 +81,22 @@ def pairs(inputs: int, channels: tuple[int, ...]) -> list[tuple[int, int]]:
     return list(zip(widths[:-1], widths[1:], strict=True))
 
 
-def head(features: int, classes: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(features, classes))
+class Head(nn.Sequential):
+    """Dropout and the linear classifier, its logits divided by the calibration temperature (a constant in the
+    exported graph; left out when it is 1)."""
+
+    def __init__(self, features: int, classes: int, dropout: float, temperature: float = 1.0) -> None:
+        super().__init__(nn.Dropout(dropout), nn.Linear(features, classes))
+        self.temperature = float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        return logits / self.temperature if self.temperature != 1.0 else logits
+
+
+def head(features: int, config: BaseConfig) -> Head:
+    """The classifier head of a model with `config` (a BaseConfig: classes, dropout, calibration)."""
+    return Head(features, config.num_classes, config.dropout, config.calibration.temperature)
 
 
 def take_last(out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ class RecurrentClassifier(EdgeModule):
         self.rnn = Recurrent(c.cell, c.input_size, c.hidden_size, c.num_layers, c.dropout)
         self.rnn_reverse = (Recurrent(c.cell, c.input_size, c.hidden_size, c.num_layers, c.dropout)
                             if c.bidirectional else None)
-        self.head = head(c.hidden_size * (2 if c.bidirectional else 1), c.num_classes, c.dropout)
+        self.head = head(c.hidden_size * (2 if c.bidirectional else 1), c)
 
     def input_specs(self) -> tuple[TensorSpec, ...]:
         c = self.config

@@ -47,6 +47,8 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
         return Preprocessing.from_dict(value)
     if isinstance(value, list):
         return tuple(value)
+    if str(field.type).startswith("tuple") and isinstance(value, int | float | str):
+        return (value,)  # one value where the config takes several (-c channels=8)
     return value
 
 
