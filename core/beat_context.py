@@ -84,6 +84,8 @@ class ContextTracker:
         pre = max((position - self._last) / fs, MIN_RR_S) if self._last is not None else None
         post = max((next_position - position) / fs, MIN_RR_S) if next_position is not None else None
         local = float(np.mean(self._pre)) if self._pre else None
+        median = float(np.median(self._pre)) if self._pre else None
+        spread = float(np.std(self._pre)) / local if local and len(self._pre) > 1 else 0.0
         horizon = position - ctx.long_window_s * fs
         while self._long and self._long[0][0] < horizon:
             self._long.popleft()
@@ -94,7 +96,8 @@ class ContextTracker:
         long_f = long if long is not None else local_f
         values = {"pre_rr": pre_f, "post_rr": post_f, "local_rr": local_f, "long_rr": long_f,
                   "pre_local": pre_f / local_f, "pre_long": pre_f / long_f, "post_local": post_f / local_f,
-                  "post_pre": post_f / pre_f, "local_long": local_f / long_f}
+                  "post_pre": post_f / pre_f, "local_long": local_f / long_f,
+                  "pre_median": pre_f / (median if median is not None else pre_f), "local_cv": spread}
         rr = np.array([values[f] for f in ctx.features], dtype=np.float32)
         template = None
         if ctx.template_beats:

@@ -154,7 +154,7 @@ class Window:
 
 
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre",
-               "local_long")
+               "local_long", "pre_median", "local_cv")
 
 
 @dataclass
@@ -165,7 +165,9 @@ class BeatContext:
     RR intervals in seconds: `pre_rr` (to the previous beat), `post_rr` (to the next: only when not `causal`, and
     it costs one RR interval of latency), `local_rr` (mean of the previous `local_beats` pre-RR intervals),
     `long_rr` (mean of the pre-RR intervals of the previous `long_window_s` seconds), and their ratios
-    (`pre_local` = pre_rr / local_rr, ...). `template_beats`: the median of the previous that many beat windows is
+    (`pre_local` = pre_rr / local_rr, ...), `pre_median` (pre_rr over the median of the previous `local_beats`
+    intervals: prematurity that ectopic neighbours do not blur) and `local_cv` (their coefficient of variation:
+    high in atrial fibrillation, where an early beat is not ectopic). `template_beats`: the median of the previous that many beat windows is
     fed beside each beat (0: none), a per-patient reference of its usual morphology. Positions are first moved to
     the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
 

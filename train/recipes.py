@@ -32,7 +32,7 @@ MITDB_RECIPE = Recipe(
     model="beat_cnn",
     data={"task": "beats", "leads": ["MLII"], "sampling_rate_hz": 180.0, "beat_window": (0.35, 0.45),
           "context": "causal", "template_beats": 16},
-    train=TrainConfig(epochs=12, batch_size=128, lr=3e-3, patience=5, class_weighting=ClassWeighting.INVERSE),
+    train=TrainConfig(epochs=10, batch_size=128, lr=3e-3, patience=5, class_weighting=ClassWeighting.INVERSE),
     why="AAMI beat classes from MLII at 180 Hz; a causal rhythm context (streams beat by beat) and a per-patient "
         "template with amplitude scaling; inverse-frequency class weights (see docs/results/mitdb_cv.md)",
 )

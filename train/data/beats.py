@@ -35,8 +35,8 @@ def beat_context(context: str | None = None, template_beats: int | None = None) 
     if context not in (None, "causal", "full"):
         raise DataError(f"beat context {context!r}: use causal or full")
     causal = context != "full"
-    features = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long") if causal else (
-        "pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre", "local_long")
+    past = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
+    features = past if causal else (*past, "post_rr", "post_local", "post_pre")
     return BeatContext(features=features, causal=causal,
                        template_beats=16 if template_beats is None else int(template_beats))
 
