@@ -167,11 +167,12 @@ class BeatContext:
     `long_rr` (mean of the pre-RR intervals of the previous `long_window_s` seconds), and their ratios
     (`pre_local` = pre_rr / local_rr, ...), `pre_median` (pre_rr over the median of the previous `local_beats`
     intervals: prematurity that ectopic neighbours do not blur) and `local_cv` (their coefficient of variation:
-    high in atrial fibrillation, where an early beat is not ectopic). `template_beats`: the median of the previous that many beat windows is
-    fed beside each beat (0: none), a per-patient reference of its usual morphology. Positions are first moved to
-    the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
+    high in atrial fibrillation, where an early beat is not ectopic). `template_beats`: the median of the previous
+    that many beat windows is fed beside each beat (0: none), a per-patient reference of its usual morphology.
+    Positions are first moved to the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
 
-    features: tuple[str, ...] = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long")
+    features: tuple[str, ...] = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long",
+                                 "pre_median", "local_cv")
     local_beats: int = 10
     long_window_s: float = 300.0
     template_beats: int = 16

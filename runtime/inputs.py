@@ -1,8 +1,9 @@
-"""Inputs for `edgemed run`: arrays from .npy/.npz, sequences from CSV, windows or a signal from a WFDB record.
+"""Inputs for `edgemed run`: arrays from .npy/.npz, sequences from CSV, rhythm windows or a signal from a WFDB
+record, images. (Beat models read raw recordings beat by beat: `edgemed.runtime.beats`.)
 
 `.npy`/`.npz`/CSV hold model-ready samples (already filtered and resampled as the spec says). A WFDB record
-is raw: it is band-pass filtered and resampled as the spec says and cut into the spec's windows here, the one
-place the runtime applies that preprocessing (with `edgemed.core.signal`, numpy only). Channels are matched by
+is raw: it is band-pass filtered and resampled as the spec says (`edgemed.core.conditioning`, numpy only) and cut
+into the spec's rhythm windows here. Channels are matched by
 name wherever the file names them (CSV columns, WFDB leads, an .npz `channel_names` array), never by position.
 """
 
@@ -15,12 +16,12 @@ import numpy as np
 
 from edgemed.core import wfdb
 from edgemed.core.arrays_io import load_npy, load_npz
+from edgemed.core.conditioning import condition, to_conditioned
 from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError, EdgemedError, InputError
 from edgemed.core.images import is_image, list_image_folder, read_images
-from edgemed.core.signal import bandpass, resample
 from edgemed.core.spec import ModelSpec
-from edgemed.core.windows import AAMI_MAP, beat_windows, rhythm_windows
+from edgemed.core.windows import rhythm_windows
 from edgemed.runtime.validate import positive_rate
 
 RESAMPLE_FACTOR = 64  # a raw signal's rate must be within this factor of the model's (when the spec sets no range)
@@ -98,8 +99,9 @@ def select_leads(record: wfdb.Record, spec: ModelSpec, where: str) -> np.ndarray
     return record.signal[[record.names.index(c) for c in wanted]]
 
 
-def conditioned_signal(base: Path, spec: ModelSpec) -> tuple[np.ndarray, float, float]:
-    """A WFDB record's leads (by name), band-passed and resampled as the spec says; (signal, rate, source rate)."""
+def conditioned_signal(base: Path, spec: ModelSpec) -> tuple[np.ndarray, float, float, float]:
+    """A WFDB record's leads (by name), band-passed and resampled as the spec says (`edgemed.core.conditioning`);
+    (signal, rate, source rate, conditioning delay in seconds)."""
     try:
         record = wfdb.read_record(base)
     except DataError as exc:
@@ -108,35 +110,28 @@ def conditioned_signal(base: Path, spec: ModelSpec) -> tuple[np.ndarray, float, 
     sig = select_leads(record, spec, where)
     if not np.isfinite(sig).all():
         raise InputError(f"{where}: the signal holds invalid (missing) samples; this runtime does not fill gaps")
-    pre = spec.preprocessing
     fs = check_raw_rate(spec, record.fs, where)
-    if pre.bandpass is not None:
-        sig = bandpass(sig, fs, pre.bandpass)
-    rate = pre.sampling_rate_hz or fs
-    return resample(sig, fs, rate), rate, fs
+    sig, delay = condition(sig, fs, spec.preprocessing)
+    return sig, spec.preprocessing.sampling_rate_hz or fs, fs, delay
 
 
 def _wfdb_record(base: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
-    sig, rate, fs = conditioned_signal(base, spec)
+    """A record as one signal (streaming), or cut into rhythm windows around its rhythm annotations (beat models
+    read records beat by beat: `edgemed.runtime.beats`)."""
+    sig, rate, fs, delay = conditioned_signal(base, spec)
     name = base.name
     if whole_signal:
         return RunInput(sig[None], f"WFDB record {name} (whole signal)", sampling_rate_hz=rate)
     window = spec.preprocessing.window
-    if window is None or window.kind not in ("beat", "rhythm"):
-        raise InputError(f"the model's spec states no beat or rhythm window ({window}); pass model-ready arrays")
+    if window is None or window.kind != "rhythm":
+        raise InputError(f"the model's spec states no rhythm window ({window}); pass model-ready arrays")
     try:
         ann = wfdb.read_annotations(base)
     except DataError as exc:
         raise InputError(f"{exc}; windows are cut around its annotations") from exc
-    samples = np.round(ann.sample * (rate / fs)).astype(np.int64)
-    if window.kind == "beat":
-        beats = np.array([i for i, s in enumerate(ann.symbol) if s in AAMI_MAP], np.int64)
-        x, kept = beat_windows(sig, samples[beats], *window.offsets(rate))
-        truth = [AAMI_MAP[ann.symbol[i]] for i in beats[kept]]
-        ids = [f"{name}:{samples[i]}" for i in beats[kept]]
-    else:
-        x, truth, starts = rhythm_windows(sig, samples, ann.aux, window.length(rate))
-        ids = [f"{name}:{s}" for s in starts]
+    samples = to_conditioned(ann.sample, fs, rate, delay)
+    x, truth, starts = rhythm_windows(sig, samples, ann.aux, window.length(rate))
+    ids = [f"{name}:{s}" for s in starts]
     kind = window.kind
     if len(x) == 0:
         raise InputError(f"record {name}: no {kind} windows")

@@ -255,3 +255,23 @@ def test_real_records_detect_and_classify(mitdb, tmp_path):
     res = runner.invoke(cli, ["run", str(onnx), str(mitdb / "115"), "--out", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert len((tmp_path / "p.csv").read_text().splitlines()) - 1 == det["tp"] + det["fp"]
+
+
+def test_edf_recordings_are_read_by_lead_name(beat_model, tmp_path):
+    edfio = pytest.importorskip("edfio")
+    from edgemed.runtime.recording import read_recording
+
+    sig, beats, _ = synthetic_recording("mixed", 30, 256.0, 1, seed=8)
+    noise = np.zeros_like(sig[0])
+    edf = edfio.Edf([edfio.EdfSignal(noise, 256.0, label="EMG", physical_range=(-5, 5)),
+                     edfio.EdfSignal(sig[0].astype(np.float64), 256.0, label="lead1", physical_dimension="mV",
+                                     physical_range=(-5, 5))])
+    edf.write(tmp_path / "rec.edf")
+    rec = read_recording(tmp_path / "rec.edf", beat_model.spec)
+    assert rec.fs == 256.0 and rec.model_leads == 1 and rec.signal.shape == (1, sig.shape[1])
+    np.testing.assert_allclose(rec.signal[0], sig[0], atol=1e-3)  # 16-bit digital resolution
+    res = CliRunner().invoke(cli, ["run", str(beat_model.path), str(tmp_path / "rec.edf")])
+    assert res.exit_code == 0 and f"{len(beats)} beats" in res.output, res.output
+    (tmp_path / "bad.edf").write_bytes(b"0       garbage")
+    res = CliRunner().invoke(cli, ["run", str(beat_model.path), str(tmp_path / "bad.edf")])
+    assert res.exit_code == 1 and "not a readable EDF" in res.output
