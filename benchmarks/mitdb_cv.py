@@ -61,7 +61,7 @@ def main() -> None:
     for name in names:
         train_change, model_change, data_change = VARIANTS[name]
         options = {**MITDB_RECIPE.data, **data_change}
-        key = tuple(sorted(options.items()))
+        key = repr(sorted(options.items()))
         if key not in cache:
             cache[key] = load_wfdb(MITDB, **options)
         ds = cache[key]

@@ -50,6 +50,16 @@ class QuantMode(enum.Enum):
     FP16 = "fp16"
 
 
+class RecurrentWeights(enum.Enum):
+    """How an int8 model stores the GRU/LSTM/RNN weights (onnxruntime has no int8 recurrent kernel, so they are
+    computed in float either way). `float`: plain constants, which onnxruntime pre-packs once at load: the fastest.
+    `int8`: int8 + per-row scales behind DequantizeLinear: about 4x smaller, but the dequantised weights are not
+    constants, so they are not pre-packed and every run is slower (measured in benchmarks/quantization.py)."""
+
+    FLOAT = "float"
+    INT8 = "int8"
+
+
 class CalibrationMethod(enum.Enum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
@@ -164,7 +174,8 @@ def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> Gat
 
 def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
              method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = DEFAULT_MAX_DROP,
-             force_gate: bool = False, overwrite: bool = False) -> QuantResult:
+             force_gate: bool = False, overwrite: bool = False,
+             recurrent_weights: RecurrentWeights = RecurrentWeights.FLOAT) -> QuantResult:
     """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
     The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
     check_writable(out)
@@ -205,7 +216,7 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
 
             onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
         model = onnx.load(str(raw))
-        if mode is not QuantMode.FP16:
+        if mode is not QuantMode.FP16 and recurrent_weights is RecurrentWeights.INT8:
             passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
         onnx.save(model, str(raw))
         report = QuantReport(

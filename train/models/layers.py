@@ -67,12 +67,70 @@ class Recurrent(nn.Module):
         out, h = self.rnn(x, state[0])
         return out, (h,)
 
+    def last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layer's output at step `lengths - 1` of each sequence [batch, hidden], from a zero state.
+
+        Under the TorchScript ONNX exporter this becomes the lean graph: each layer is the native ONNX op fed the
+        lengths as its own `sequence_lens`, and the result is the last layer's final state `Y_h`, instead of
+        gathering step `lengths - 1` from the full output `Y` (the same numbers; parity checks it)."""
+        if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():
+            return _LeanRecurrent.apply(x, lengths, self.cell, self.rnn.hidden_size, self.rnn.num_layers,
+                                        *_onnx_weights(self.rnn, self.cell))
+        out, _ = self(x)
+        return take_last(out, lengths)
+
     def state_specs(self) -> tuple[TensorSpec, ...]:
         """The carried state of a streaming export, one tensor per state name."""
         return tuple(TensorSpec(name, (self.rnn.num_layers, "batch", self.rnn.hidden_size), layout="layer,batch,hidden",
                                 description=f"{self.cell.upper()} {'cell' if name == 'c' else 'hidden'} state "
                                             "carried between chunks", role="state")
                      for name in self.state_names)
+
+
+# PyTorch's gate order within the stacked weights, as ONNX orders them: GRU r,z,n -> z,r,h; LSTM i,f,g,o -> i,o,f,c.
+_ONNX_GATES = {"gru": (1, 0, 2), "lstm": (0, 3, 1, 2), "rnn": (0,)}
+_ONNX_OPS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
+
+
+def _onnx_weights(rnn: nn.RNNBase, cell: str) -> list[torch.Tensor]:
+    """Per layer: W [1, gates*hidden, in], R [1, gates*hidden, hidden], B [1, 2*gates*hidden], in ONNX gate order."""
+    order = _ONNX_GATES[cell]
+
+    def gates(t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([t.chunk(len(order))[i] for i in order])
+
+    out = []
+    for k in range(rnn.num_layers):
+        w, r = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
+        b = torch.cat([gates(getattr(rnn, f"bias_ih_l{k}")), gates(getattr(rnn, f"bias_hh_l{k}"))])
+        out += [gates(w).unsqueeze(0), gates(r).unsqueeze(0), b.unsqueeze(0)]
+    return out
+
+
+class _LeanRecurrent(torch.autograd.Function):
+    """Export-only: a recurrent stack as native ONNX ops with `sequence_lens`, read out through `Y_h`. Its forward
+    gives the right shape only (tracing needs no more); the real computation is the exported graph's, and parity
+    against the PyTorch model proves it."""
+
+    @staticmethod
+    def forward(ctx, x, lengths, cell, hidden, layers, *weights):  # noqa: ARG004 (signature fixed by autograd)
+        return x.new_zeros((x.shape[0], hidden))
+
+    @staticmethod
+    def symbolic(g, x, lengths, cell, hidden, layers, *weights):
+        seq = g.op("Transpose", x, perm_i=[1, 0, 2])  # [time, batch, features]
+        lens = g.op("Cast", lengths, to_i=6)  # int32
+        squeeze_dir = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
+        squeeze_first = g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64))
+        attrs = {"hidden_size_i": hidden, **({"linear_before_reset_i": 1} if cell == "gru" else {})}
+        outputs = 3 if cell == "lstm" else 2
+        last = None
+        for k in range(layers):
+            w, r, b = weights[3 * k : 3 * k + 3]
+            y, y_h, *_ = g.op(_ONNX_OPS[cell], seq, w, r, b, lens, outputs=outputs, **attrs)
+            seq = g.op("Squeeze", y, squeeze_dir)  # [time, 1, batch, hidden] -> [time, batch, hidden]
+            last = y_h
+        return g.op("Squeeze", last, squeeze_first)  # [1, batch, hidden] -> [batch, hidden]
 
 
 def pairs(inputs: int, channels: tuple[int, ...]) -> list[tuple[int, int]]:

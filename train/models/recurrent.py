@@ -3,9 +3,11 @@
 
 Variable lengths in one batch come in as a `lengths` input with padding at the end. The recurrent stack runs over
 the padded batch and the classifier reads the output at step `lengths - 1`: a causal stack has not seen the
-padding there yet, so the result equals running each sequence alone. This uses only Gather, which exports to
-ONNX; `pack_padded_sequence` does not (pytorch#49936). `bidirectional` adds a second stack run over each
-sequence reversed within its own length. Streaming carries the full state: h (and c for LSTM).
+padding there yet, so the result equals running each sequence alone. In PyTorch that is a Gather
+(`pack_padded_sequence` does not export to ONNX, pytorch#49936); the ONNX export is leaner: the native op takes the
+lengths as its `sequence_lens` and its final state `Y_h` is the result (`Recurrent.last`). `bidirectional` adds
+a second stack run over each sequence reversed within its own length. Streaming carries the full state: h (and c
+for LSTM).
 """
 
 from __future__ import annotations
@@ -61,8 +63,7 @@ class RecurrentClassifier(EdgeModule):
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64, device=x.device)
         x = self.norm(x)
-        out, _ = self.rnn(x)
-        features = take_last(out, lengths)
+        features = self.rnn.last(x, lengths)
         if self.rnn_reverse is not None:
             out_rev, _ = self.rnn_reverse(reverse_padded(x, lengths))
             features = torch.cat([features, take_last(out_rev, lengths)], dim=1)
