@@ -85,3 +85,12 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
         out[key.strip().replace("-", "_")] = parse_value(value.strip())
     return out
+
+
+def backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend and --precision: the engine that runs the model, and (OpenVINO) its inference precision."""
+    func = click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+                        help="OpenVINO's inference precision (bf16 where the CPU has it); onnxruntime runs the "
+                             "file's own precision.")(func)
+    return click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
+                        show_default=True, help="The engine: onnxruntime, or OpenVINO (the openvino extra).")(func)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import csv_list, device_option, force_option, quiet_option, threads_option, user_errors
+from edgemed.cli.options import (
+    backend_option,
+    csv_list,
+    device_option,
+    force_option,
+    quiet_option,
+    threads_option,
+    user_errors,
+)
 from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN, EdgeModel
@@ -58,10 +66,11 @@ def info_command(model: Path, as_json: bool) -> None:
               help="Beat models: the rate (Hz) of a raw .npy or CSV signal.")
 @click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
               help="Beat models: beats found by the detector, or a WFDB record's reference annotations.")
+@backend_option
 @force_option
 @user_errors
 def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, sampling_rate_hz,
-                beats, force):
+                beats, backend, precision, force):
     """Run an ONNX model on INPUT and summarise the predictions.
 
     INPUT: .npy, .npz, .csv, a WFDB record, an image or a folder of images. A beat model also takes a raw recording
@@ -69,7 +78,8 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
     beats and classifies each, one row per beat (record, sample, time_s, label, p_<class>..., quality)."""
     if out is not None:
         check_output(out, force, (model, input_path), what="--out")
-    loaded = load_model(model, device=device, strict=strict, threads=threads, batch_size=batch_size)
+    loaded = load_model(model, device=device, strict=strict, threads=threads, batch_size=batch_size, backend=backend,
+                        precision=precision)
     result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds,
                       sampling_rate_hz=sampling_rate_hz, beats=beats)
     counts = Counter(r["label"] for r in result.rows)
@@ -101,10 +111,11 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
               help="Folder for evaluation.json, evaluation.md, confusion.png and model_card.md.")
 @device_option
 @threads_option
+@backend_option
 @force_option
 @quiet_option
 @user_errors
-def evaluate_command(model, data, records, beats, out_dir, device, threads, force, quiet):
+def evaluate_command(model, data, records, beats, out_dir, device, threads, backend, precision, force, quiet):
     """Evaluate a beat model on annotated WFDB records (a folder, --records of it, or one record) by the AAMI
     EC57 rules: per record and gross, per class Se, +P, FPR and F1, the confusion matrix, and with --beats detect
     the detection Se and +P. Every reference beat is counted."""
@@ -113,7 +124,7 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, forc
     from edgemed.runtime.model_card import model_card
     from edgemed.runtime.recording import list_recordings
 
-    loaded = load_model(model, device=device, threads=threads)
+    loaded = load_model(model, device=device, threads=threads, backend=backend, precision=precision)
     names = csv_list(records)
     paths = list_recordings(data, names)
     with click.progressbar(length=len(paths), label="records", file=None if not quiet else io.StringIO(),
@@ -151,10 +162,11 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, forc
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write the report (schema edgemed.profile/1).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency histogram and CDF as PNG.")
+@backend_option
 @force_option
 @user_errors
 def profile_command(model, device, batch, threads, runs, warmup, duration, data_path, compare, torch_checkpoint,
-                    per_op, no_cold_start, json_path, plot_path, force):
+                    per_op, no_cold_start, json_path, plot_path, backend, precision, force):
     """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
     from edgemed.core.atomic import write_bytes_atomic
     from edgemed.runtime.profile import format_profile, plot_latency, profile
@@ -170,6 +182,7 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
     if torch_checkpoint:
         references["pytorch"] = _torch_reference(torch_checkpoint)
     report = profile(model, device=device, batch=batch, threads=threads, runs=runs, warmup=warmup, duration=duration,
+                     backend=backend, precision=precision,
                      data=data_path, compare=list(compare), references=references, with_per_op=per_op,
                      with_cold_start=not no_cold_start)
     click.echo(format_profile(report))
@@ -231,14 +244,16 @@ def devices_show(name: str, as_json: bool) -> None:
               help="Sign manifest.json with this Ed25519 private key (PEM; needs the sign extra).")
 @click.option("--card", "cards", multiple=True, type=click.Path(path_type=Path), metavar="CARD",
               help="A model card written by `edgemed evaluate` for one of the MODELS (repeatable).")
+@backend_option
 @force_option
 @user_errors
-def bundle_command(models, device, output, sign_key, cards, force):
+def bundle_command(models, device, output, sign_key, cards, backend, precision, force):
     """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements),
     model cards and a README; optionally signed."""
     from edgemed.runtime.bundle import make_bundle
 
-    manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force, cards=list(cards))
+    manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force, cards=list(cards),
+                           backend=backend, precision=precision)
     click.echo(f"wrote {output}: {len(manifest.models)} model(s) for {manifest.device['name']}, "
                f"{len(manifest.files)} files with their sha256 in manifest.json" + (", signed" if sign_key else ""))
 

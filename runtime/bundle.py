@@ -42,9 +42,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _requirements() -> list[str]:
+def _requirements(backend: str = "onnxruntime") -> list[str]:
     pins = []
-    for pkg in ("edgemed", "numpy", "onnxruntime"):
+    for pkg in ("edgemed", "numpy", "onnxruntime", *(["openvino"] if backend == "openvino" else [])):
         try:
             pins.append(f"{pkg}=={metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
@@ -68,6 +68,8 @@ class BundledModel:
     provenance: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, Any] = field(default_factory=dict)
     card: str | None = None  # its model card (written by `edgemed evaluate`), when bundled
+    backend: str = "onnxruntime"  # the engine it was validated for, and runs on
+    precision: str = "fp32"
 
 
 @dataclass
@@ -145,7 +147,8 @@ def _cards(cards: list[Path], entries: list[BundledModel]) -> dict[str, bytes]:
 
 
 def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | None = None,
-                force: bool = False, cards: list[Path] | None = None) -> Manifest:
+                force: bool = False, cards: list[Path] | None = None, backend: str = "onnxruntime",
+                precision: str = "fp32") -> Manifest:
     """Write models (each with its sidecar and, from `cards`, its model card), manifest.json, README.md and, with
     `sign_key`, manifest.sig to folder `out` or zip `out` (ending .zip), atomically. Every model must pass its own
     integrity checks (sidecar and integrity record) and load. An existing `out` is replaced only with `force`, and
@@ -170,7 +173,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
     for path in models:
         try:
             verify_file(path, strict=True)  # sidecar and integrity record both present and matching
-            EdgeModel(path, require_integrity=True)  # and it loads here before it ships
+            EdgeModel(path, require_integrity=True, backend=backend, precision=precision)  # and loads before it ships
         except EdgemedError as exc:
             raise BundleError(f"{path}: not bundled: {exc}") from exc
         info = describe(path)
@@ -181,10 +184,10 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
             file=path.name, sha256=info.sha256, size_bytes=info.size_bytes, sidecar=sidecar_path(path).name,
             labels=list(meta.spec.labels) if meta.spec else [], spec=meta.spec.to_dict() if meta.spec else None,
             parity=meta.parity, quantization=meta.quantization, exporter=meta.exporter, provenance=meta.provenance,
-            checksums=meta.checksums))
+            checksums=meta.checksums, backend=backend, precision=precision))
     payload.update(_cards(list(cards or []), entries))
     manifest = Manifest(created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), device=profile.to_dict(),
-                        requirements=_requirements(), models=entries, files={})
+                        requirements=_requirements(backend), models=entries, files={})
     payload["README.md"] = _readme(manifest).encode()
     manifest.files = {name: _sha256(data) for name, data in payload.items()}
     payload[MANIFEST] = manifest.to_json()
@@ -293,7 +296,7 @@ def verify_bundle(path: Path, key: Path | None = None) -> Manifest:
     try:
         for entry in manifest.models:
             try:
-                EdgeModel(folder / entry.file, require_integrity=True)
+                EdgeModel(folder / entry.file, require_integrity=True, backend=entry.backend, precision=entry.precision)
             except EdgemedError as exc:
                 problems.append(f"{entry.file} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
     finally:
@@ -315,6 +318,8 @@ def load_bundle(path: Path, model: str | None = None, key: Path | None = None, *
     folder = private_copy({name: files[name], entries[name].sidecar: files[entries[name].sidecar]})
     try:
         device = options.pop("device", manifest.device["name"])
+        entry = entries[name]
+        options = {"backend": entry.backend, "precision": entry.precision, **options}
         loaded = EdgeModel(folder / name, device=device, require_integrity=True, **options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,8 @@ from edgemed.runtime.providers import DEFAULT_DEVICE, create_session, resolve_de
 from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
 
 DEFAULT_BATCH_SIZE = 64
+BACKENDS = ("onnxruntime", "openvino")
+DEFAULT_BACKEND = "onnxruntime"
 UNCERTAIN = "uncertain"  # the label of a prediction below the model's abstention threshold
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}
@@ -121,12 +123,15 @@ class EdgeModel:
     `edgemed.core.limits`); thread spinning stays off unless asked. Integrity: the `.sha256` sidecar and the
     in-file integrity record must match the bytes loaded; a missing one warns, or raises when `strict` or
     `require_integrity`. One EdgeModel may be used from several threads at once.
+
+    `backend`: `onnxruntime` (the base runtime) or `openvino` (the `openvino` extra; `precision` fp32 or bf16, see
+    `edgemed.runtime.openvino_backend`). Both take the same file, checks, outputs and metadata.
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = DEFAULT_DEVICE,
                  strict: bool = False,
                  threads: int | None = None, spinning: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
-                 require_integrity: bool = False) -> None:
+                 require_integrity: bool = False, backend: str = DEFAULT_BACKEND, precision: str = "fp32") -> None:
         if not isinstance(path, str | Path | os.PathLike):
             raise InputError(f"path must be a file path, got {type(path).__name__}")
         if not isinstance(device, str):
@@ -140,24 +145,44 @@ class EdgeModel:
         data, summary = read_model_file(self.path)
         self.integrity = verify_model(self.path, data, summary, strict=self.strict or require_integrity)
         self.sha256 = self.integrity.sha256
-        if providers is None:
-            providers = self.device.providers
-        try:
-            self.session, self.providers = create_session(data, providers, session_options(threads, spinning),
-                                                          self.strict)
-        except _ORT_ERRORS as exc:
-            first = (str(exc).splitlines() or [""])[0]
-            raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): {first}") from exc
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        self.backend, self.engine = backend, None
+        if backend == "openvino":
+            from edgemed.runtime.openvino_backend import OpenVINOEngine
+
+            self.session = None
+            try:
+                self.engine = OpenVINOEngine(data, threads, precision)
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"{self.path}: {exc}") from exc
+            self.providers = self.engine.report
+        else:
+            if precision != "fp32":
+                raise InputError("onnxruntime runs the file's own precision; quantise it (edgemed quantize) instead "
+                                 f"of asking for {precision}")
+            if providers is None:
+                providers = self.device.providers
+            try:
+                self.session, self.providers = create_session(data, providers, session_options(threads, spinning),
+                                                              self.strict)
+            except _ORT_ERRORS as exc:
+                first = (str(exc).splitlines() or [""])[0]
+                raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): "
+                                     f"{first}") from exc
         self.metadata = ModelMetadata.from_summary(summary)
         if self.metadata.spec_error:
             raise ModelLoadError(f"{self.path}: unreadable edgemed spec: {self.metadata.spec_error}")
         if self.metadata.spec is not None:
             self.spec = self.metadata.spec
+        elif self.engine is not None:
+            raise ModelLoadError(f"{self.path}: the openvino backend runs models exported by edgemed (with metadata)")
         else:
             warnings.warn(f"{self.path.name} has no edgemed metadata: checking inputs against the graph alone, "
                           "with no labels or preprocessing", MetadataWarning, stacklevel=2)
             self.spec = _spec_from_graph(self.session, self.path)
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_names = (self.engine.output_names if self.engine is not None
+                             else [o.name for o in self.session.get_outputs()])
         # The last input signature (shape, dtype) that passed every structural check, and the other feeds
         # (filled lengths) that went with it; see `predict`.
         self._checked: tuple[tuple, np.dtype, dict[str, np.ndarray]] | None = None
@@ -169,6 +194,11 @@ class EdgeModel:
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Raw session run: no checks. For feeds already prepared (streaming, benchmarks). onnxruntime's own
         refusals become InputError naming the model."""
+        if self.engine is not None:
+            try:
+                return self.engine.run(feeds)
+            except InputError as exc:
+                raise InputError(f"{self.path.name}: {exc}") from exc
         try:
             return self.session.run(self.output_names, feeds)
         except _ORT_ERRORS as exc:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgemed.core.atomic import write_atomic
+from edgemed.core.errors import InputError
 from edgemed.core.examples import array_feeds, example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.inputs import read_input
@@ -41,7 +42,7 @@ from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.providers import DEFAULT_DEVICE
 from edgemed.core.examples import example_inputs
 t1 = time.perf_counter_ns()
-m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]))
+m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]), backend=sys.argv[5], precision=sys.argv[6])
 t2 = time.perf_counter_ns()
 feeds = example_inputs(m.spec, json.loads(sys.argv[4]))
 m.run(feeds)
@@ -177,10 +178,11 @@ def input_buffers(spec: ModelSpec, batch: int, count: int = 8, data: np.ndarray 
                            None if lengths is None else lengths[s : s + batch]), **states} for s in starts]
 
 
-def cold_start(path: Path, device: str, threads: int, sizes: dict[str, int]) -> ColdStart:
+def cold_start(path: Path, device: str, threads: int, sizes: dict[str, int], backend: str = "onnxruntime",
+               precision: str = "fp32") -> ColdStart:
     """Import, session creation and first inference, measured in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", COLD_START, str(path), device, str(threads), json.dumps(sizes)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", COLD_START, str(path), device, str(threads), json.dumps(sizes),
+                           backend, precision], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         return ColdStart(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
     return ColdStart(**json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -214,15 +216,17 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
             runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, duration: float | None = None,
             data: Path | None = None, compare: list[Path] | None = None,
             references: dict[str, ReferenceFactory] | None = None, with_per_op: bool = False,
-            with_cold_start: bool = True) -> ProfileReport:
+            with_cold_start: bool = True, backend: str = "onnxruntime", precision: str = "fp32") -> ProfileReport:
     """Profile `model` (and `compare` variants, and the `references` the factories make for the same input
     buffers) interleaved in one run. References are closed here, whatever happens."""
-    main = EdgeModel(model, device=device, threads=threads)
+    if with_per_op and backend != "onnxruntime":
+        raise InputError("--per-op uses onnxruntime's profiler; drop it for the openvino backend")
+    main = EdgeModel(model, device=device, threads=threads, backend=backend, precision=precision)
     threads = main.threads
     variants = {model.name: main}
     for other in compare or []:
         key = other.name if other.name not in variants else str(other)
-        variants[key] = EdgeModel(other, device=device, threads=threads)
+        variants[key] = EdgeModel(other, device=device, threads=threads, backend=backend, precision=precision)
     spec = main.spec
     real = read_input(data, spec) if data is not None else None
     buffers = input_buffers(spec, batch, data=None if real is None else real.x,
@@ -262,7 +266,8 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
         model=str(model), sha256=main.sha256, device=main.device.to_dict(), emulation=main.device.emulation,
         providers=main.providers.to_dict(), batch=batch, threads=threads, warmup=warmup, runs=len(arrays[model.name]),
         inputs=real.description if real is not None else f"random from the spec, sizes {profile_sizes(spec, batch)}",
-        cold_start=cold_start(model, device, threads, profile_sizes(spec, 1)) if with_cold_start else None,
+        cold_start=(cold_start(model, device, threads, profile_sizes(spec, 1), backend, precision) if with_cold_start
+                    else None),
         variants=stats, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         memory_budget_mb=main.device.memory_budget_mb,
         per_op=per_op(model, main.providers.session_providers, threads, buffers) if with_per_op else None,

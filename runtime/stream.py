@@ -37,13 +37,18 @@ class Streamer:
         self.chunk = self.streaming.chunk_multiple if chunk is None else positive_int(chunk, "chunk", 2**24)
         self.streaming.check_chunk(self.chunk)
         self.batch = positive_int(batch, "batch", 2**16)
+        # OpenVINO keeps the state inside its request (a stateful model); onnxruntime's is fed back from here.
+        self._stateful = model.engine.stateful(spec, self.batch) if getattr(model, "engine", None) else None
         self.reset()
 
     def reset(self) -> None:
         """Forget buffered samples and return to the zero initial state."""
         sizes = {"batch": self.batch, self.streaming.chunk_axis: 0}
         self._buffer = np.zeros(tensor_shape(self.input, sizes), np.float32)
-        self.state = {t.name: np.zeros(tensor_shape(t, sizes), np.float32) for t in self.streaming.state_inputs}
+        self.state = ({} if self._stateful is not None else
+                      {t.name: np.zeros(tensor_shape(t, sizes), np.float32) for t in self.streaming.state_inputs})
+        if self._stateful is not None:
+            self._stateful.reset()
         self.chunks_done = 0
 
     @property
@@ -68,9 +73,12 @@ class Streamer:
         feeds = {self.input.name: None, **self.state}
         state_names, logits_per_chunk = list(self.state), []
         for piece in pieces:
-            feeds[self.input.name] = piece
-            logits, *new_state = self.model.run(feeds)
-            feeds.update(zip(state_names, new_state, strict=True))
+            if self._stateful is not None:
+                logits = self._stateful.run(piece)
+            else:
+                feeds[self.input.name] = piece
+                logits, *new_state = self.model.run(feeds)
+                feeds.update(zip(state_names, new_state, strict=True))
             logits_per_chunk.append(check_outputs(logits, self.model.path.name))
         # Keep our own copy: `joined` may be (a view of) the caller's array, which they are free to reuse.
         self._buffer = rest.copy()

@@ -1,0 +1,160 @@
+"""The OpenVINO backend (`pip install 'edgemed[openvino]'`): the same edgemed ONNX file, compiled by OpenVINO for
+the CPU, behind the same `EdgeModel` checks, outputs, metadata and warnings as onnxruntime.
+
+- Precision: `fp32`, or `bf16` where the CPU reports BF16 (OpenVINO's inference precision hint; weights and I/O
+  stay as they are in the file). An int8 QDQ file from `edgemed quantize` or `edgemed quantize --engine nncf` runs
+  in OpenVINO's int8 kernels.
+- Threads: one stream of `threads` inference threads, as onnxruntime's intra-op threads.
+- Streaming: a streaming export's state inputs and outputs are turned into OpenVINO variables (`MakeStateful`), so
+  the state stays inside the inference request between chunks instead of crossing into numpy every step.
+
+Nothing here is trusted blindly: `edgemed tune` and the tests measure every backend and precision against the
+model's parity and accuracy gates before it is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgemed.core.errors import InputError, ModelLoadError, ProviderError
+from edgemed.core.spec import ModelSpec
+
+PRECISIONS = ("fp32", "bf16")
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _openvino():
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise ProviderError("the openvino backend needs OpenVINO: pip install 'edgemed[openvino]'") from exc
+    return ov
+
+
+def available() -> bool:
+    try:
+        _openvino()
+    except ProviderError:
+        return False
+    return True
+
+
+def supports_bf16() -> bool:
+    ov = _openvino()
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@dataclass
+class OpenVINOReport:
+    """What `EdgeModel.providers` is for onnxruntime: where the model runs and how."""
+
+    precision: str
+    threads: int
+    version: str
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"OpenVINO {self.version} CPU, {self.precision}, {self.threads} thread(s)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": "openvino", "precision": self.precision, "threads": self.threads, "version": self.version,
+                "problems": self.problems}
+
+
+def _config(threads: int, precision: str) -> dict[str, Any]:
+    return {"INFERENCE_NUM_THREADS": max(threads, 1), "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": _HINTS[precision],
+            "PERFORMANCE_HINT": "LATENCY"}
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"OpenVINO precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "bf16" and not supports_bf16():
+        raise ProviderError("this CPU has no bf16 support in OpenVINO; use precision fp32")
+
+
+class OpenVINOEngine:
+    """A compiled model; `run(feeds)` returns the outputs in the ONNX file's order. Thread-safe: one inference
+    request per calling thread."""
+
+    def __init__(self, data: bytes, threads: int, precision: str = "fp32") -> None:
+        ov = _openvino()
+        _check_precision(precision)
+        self._ov = ov
+        self.core = ov.Core()
+        try:
+            self.model = self.core.read_model(data)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses on unreadable or unsupported graphs
+            raise ModelLoadError(f"OpenVINO cannot read this model: {str(exc).splitlines()[0][:300]}") from exc
+        self.threads, self.precision = threads, precision
+        self.compiled = self._compile(self.model)
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self._local = threading.local()
+        self.report = OpenVINOReport(precision, threads, ov.get_version().split("-")[0])
+
+    def _compile(self, model):
+        try:
+            return self.core.compile_model(model, "CPU", _config(self.threads, self.precision))
+        except Exception as exc:
+            raise ModelLoadError(f"OpenVINO cannot compile this model: {str(exc).splitlines()[0][:300]}") from exc
+
+    def _request(self):
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            result = self._request().infer(feeds, share_inputs=True)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise InputError(f"OpenVINO could not run these inputs: {first}") from exc
+        return [np.array(result[o]) for o in self.compiled.outputs]
+
+    def stateful(self, spec: ModelSpec, batch: int = 1) -> StatefulStream:
+        """A request whose streaming state lives inside OpenVINO (zero at start and after `reset`), for `batch`
+        streams side by side."""
+        return StatefulStream(self, spec, batch)
+
+
+class StatefulStream:
+    """A streaming export made stateful: feed the chunk alone, get the logits; the state is kept in the request."""
+
+    def __init__(self, engine: OpenVINOEngine, spec: ModelSpec, batch: int) -> None:
+        if spec.streaming is None:
+            raise InputError("not a streaming model")
+        from openvino._offline_transformations import apply_make_stateful_transformation
+
+        model = engine.model.clone()
+        # The state's batch must be fixed: a variable's initial value takes its shape from it.
+        shapes = {}
+        for t in (spec.signal, *spec.streaming.state_inputs):
+            shapes[t.name] = [batch if d == "batch" else (d if isinstance(d, int) else -1) for d in t.shape]
+        try:
+            model.reshape(shapes)
+        except Exception as exc:
+            raise ModelLoadError(f"OpenVINO cannot fix the stream's batch to {batch}: {exc}") from exc
+        pairs = dict(zip((t.name for t in spec.streaming.state_inputs), spec.streaming.state_outputs, strict=True))
+        try:
+            apply_make_stateful_transformation(model, pairs)
+        except Exception as exc:
+            raise ModelLoadError(f"OpenVINO cannot make this streaming model stateful: {exc}") from exc
+        self.compiled = engine._compile(model)
+        self.request = self.compiled.create_infer_request()
+        self.logits = self.compiled.outputs[0]
+        self.input = self.compiled.inputs[0]  # the chunk: the only input left
+
+    def reset(self) -> None:
+        self.request.reset_state()
+
+    def run(self, chunk: np.ndarray) -> np.ndarray:
+        try:
+            result = self.request.infer({self.input: chunk}, share_inputs=True)
+        except Exception as exc:
+            raise InputError(f"OpenVINO could not run this chunk: {str(exc).splitlines()[0][:300]}") from exc
+        return np.array(result[self.logits])
