@@ -11,7 +11,7 @@ from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES
-from edgemed.export.quantize import DEFAULT_MAX_DROP, CalibrationMethod, QuantMode, RecurrentWeights
+from edgemed.export.quantize import DEFAULT_MAX_DROP, CalibrationMethod, QuantEngine, QuantMode, RecurrentWeights
 from edgemed.export.verify import to_json, verify
 
 
@@ -102,6 +102,9 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
               help="Largest allowed macro-F1 loss, in points (0.5 = 0.005).")
 @click.option("--force-gate", is_flag=True,
               help="Write the model even if it fails the gate (recorded in its metadata).")
+@click.option("--engine", default=QuantEngine.ONNXRUNTIME.value, show_default=True,
+              type=click.Choice([v.value for v in QuantEngine]),
+              help="Static int8 by onnxruntime's quantiser, or by NNCF with accuracy control (openvino extra).")
 @click.option("--recurrent-weights", default=RecurrentWeights.FLOAT.value, show_default=True,
               type=click.Choice([v.value for v in RecurrentWeights]),
               help="GRU/LSTM/RNN weights: float (pre-packed by onnxruntime, fastest) or int8 storage (4x smaller, "
@@ -111,7 +114,7 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
 @force_option
 @user_errors
 def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate,
-                     recurrent_weights, output, json_path, force):
+                     engine, recurrent_weights, output, json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
     from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic
     from edgemed.export.quant_data import quantization_data
@@ -130,7 +133,8 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
             check_output(path, force, [model], what=what)
     cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation, calibration_samples)
     result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
-                      overwrite=force, recurrent_weights=RecurrentWeights(recurrent_weights))
+                      overwrite=force, recurrent_weights=RecurrentWeights(recurrent_weights),
+                      engine=QuantEngine(engine))
     click.echo(format_report(result.report))
     if json_path:
         write_bytes_atomic(json_path, report_json(result.report))

@@ -17,6 +17,7 @@ from edgemed.core.examples import array_feeds
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import check_array
 from edgemed.train.data import Dataset, load_data
+from edgemed.train.data.load import model_data_options
 
 MIN_CALIBRATION = 16
 DEFAULT_CALIBRATION_SAMPLES = 1024
@@ -39,9 +40,10 @@ class Labelled:
                         {k: v[idx] for k, v in self.context.items()})
 
 
-def _load(source: str, provenance: dict[str, Any], other_source: bool = False) -> Dataset:
-    """`source` read with the recorded data options (without the record list when it is another source)."""
-    options = dict(provenance.get("data_options") or {})
+def _load(source: str, provenance: dict[str, Any], spec: ModelSpec, other_source: bool = False) -> Dataset:
+    """`source` read with the recorded data options (without the record list when it is another source) and the
+    model's own beat context."""
+    options = model_data_options(provenance.get("data_options"), spec)
     if other_source:
         options.pop("records", None)
     try:
@@ -80,11 +82,12 @@ def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: 
     train_part = val_part = None
     if recorded and (calibration is None or validation is None):
         if provenance.get("validation_data"):  # trained with an outside validation set: all data trained
-            train_part, val_part = _load(recorded, provenance), _load(provenance["validation_data"], provenance, True)
+            train_part = _load(recorded, provenance, spec)
+            val_part = _load(provenance["validation_data"], provenance, spec, True)
         else:
-            train_part, val_part = _split(_load(recorded, provenance), provenance)
-    cal_ds = _load(calibration, provenance) if calibration else train_part
-    val_ds = _load(validation, provenance) if validation else val_part
+            train_part, val_part = _split(_load(recorded, provenance, spec), provenance)
+    cal_ds = _load(calibration, provenance, spec, True) if calibration else train_part
+    val_ds = _load(validation, provenance, spec, True) if validation else val_part
     if cal_ds is None or val_ds is None:
         raise QuantizationError("the model's provenance names no data here; pass --calibration and --validation")
     _check(cal_ds, spec, "calibration")

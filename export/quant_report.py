@@ -74,8 +74,8 @@ class QuantReport:
 def format_report(report: QuantReport) -> str:
     lat, g = report.latency_us, report.gate
     lines = [
-        f"mode {report.mode}" + (f" ({report.method} calibration on {report.calibration['samples']} samples)"
-                                 if report.calibration else ""),
+        f"mode {report.mode}" + (f" ({report.method or 'its own'} calibration on {report.calibration['samples']} "
+                                 "samples)" if report.calibration else ""),
         f"size {report.size_fp32:,} -> {report.size_quantized:,} bytes ({report.size_ratio:.2f}x); int8 compute: "
         f"{', '.join(report.int8_compute_ops) or 'none'}; int8 weights only: "
         f"{', '.join(report.int8_weight_only_ops) or 'none'}; float: {', '.join(report.float_compute_ops) or 'none'}",

@@ -60,6 +60,15 @@ class RecurrentWeights(enum.Enum):
     INT8 = "int8"
 
 
+class QuantEngine(enum.Enum):
+    """Who places the int8 quantisation: onnxruntime's quantiser, or NNCF (the `openvino` extra) in its
+    accuracy-control mode, which keeps layers in float until the validation macro-F1 drop is within the limit.
+    Both write the same QDQ ONNX file, gated the same way, and run on either backend."""
+
+    ONNXRUNTIME = "onnxruntime"
+    NNCF = "nncf"
+
+
 class CalibrationMethod(enum.Enum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
@@ -172,10 +181,44 @@ def _gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> Gat
                 per_class=per_class)
 
 
+def _nncf_quantize(pre: Path, out: Path, spec: ModelSpec, calibration: Labelled, validation: Labelled,
+                   max_drop: float) -> dict[str, Any]:
+    """NNCF's accuracy-controlled int8 on the prepared ONNX graph: macro-F1 on the validation data (scored with
+    onnxruntime) may drop by at most `max_drop` points, layers reverted to float until it does."""
+    try:
+        import nncf
+    except ImportError as exc:
+        raise QuantizationError("--engine nncf needs NNCF: pip install 'edgemed[openvino]'") from exc
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    ort.set_default_logger_severity(3)
+    model = onnx.load(str(pre))
+    batches = [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)]
+    cal = nncf.Dataset(batches)
+    items = [(validation.feeds(s, s + 64, spec), validation.y[s : s + 64]) for s in range(0, len(validation.y), 64)]
+
+    def macro_f1(candidate: onnx.ModelProto, data: Iterable[tuple[dict[str, np.ndarray], np.ndarray]]) -> float:
+        sess = ort.InferenceSession(candidate.SerializeToString(), session_options(2, spinning=False),
+                                    providers=["CPUExecutionProvider"])
+        batches = list(data)
+        logits = np.concatenate([sess.run(None, f)[0] for f, _ in batches])
+        truth = np.concatenate([y for _, y in batches])
+        return float(classification_report(truth, softmax(logits.astype(np.float64)), spec.labels)["macro_f1"])
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        quantized = nncf.quantize_with_accuracy_control(
+            model, cal, nncf.Dataset(items, lambda item: item[0]), validation_fn=macro_f1,
+            max_drop=max_drop / 100, drop_type=nncf.DropType.ABSOLUTE, subset_size=min(300, len(batches)))
+    onnx.save(quantized, str(out))
+    return {"engine": "nncf", "version": nncf.__version__, "accuracy_control_max_drop_points": max_drop}
+
+
 def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
              method: CalibrationMethod = CalibrationMethod.MINMAX, max_drop: float = DEFAULT_MAX_DROP,
              force_gate: bool = False, overwrite: bool = False,
-             recurrent_weights: RecurrentWeights = RecurrentWeights.FLOAT) -> QuantResult:
+             recurrent_weights: RecurrentWeights = RecurrentWeights.FLOAT,
+             engine: QuantEngine = QuantEngine.ONNXRUNTIME) -> QuantResult:
     """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
     The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
     check_writable(out)
@@ -194,6 +237,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         raise QuantizationError(f"{fp32_path} is a streaming model; quantise the batch export")
     if mode is QuantMode.STATIC and calibration is None:
         raise QuantizationError("static quantisation needs calibration data")
+    if engine is QuantEngine.NNCF and mode is not QuantMode.STATIC:
+        raise QuantizationError("NNCF quantises to static int8 only; use --mode static")
     work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
     try:
         pre = work / "pre.onnx"
@@ -205,6 +250,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         raw = work / "quantized.onnx"
         if mode is QuantMode.DYNAMIC:
             ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)
+        elif mode is QuantMode.STATIC and engine is QuantEngine.NNCF:
+            passes["nncf"] = _nncf_quantize(pre, raw, spec, calibration, validation, max_drop)
         elif mode is QuantMode.STATIC:
             batches = [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)]
             with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
@@ -220,7 +267,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
             passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
         onnx.save(model, str(raw))
         report = QuantReport(
-            mode=mode.value, method=method.value if mode is QuantMode.STATIC else None,
+            mode=mode.value if engine is QuantEngine.ONNXRUNTIME else f"{mode.value} (nncf)",
+            method=method.value if mode is QuantMode.STATIC and engine is QuantEngine.ONNXRUNTIME else None,
             calibration=None if mode is not QuantMode.STATIC else {"source": calibration.source,
                                                                     "samples": int(len(calibration.y))},
             graph_passes=passes, size_fp32=fp32_path.stat().st_size, size_quantized=raw.stat().st_size,

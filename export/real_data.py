@@ -11,6 +11,7 @@ from edgemed.core.errors import EdgemedError
 from edgemed.core.examples import array_feeds
 from edgemed.core.spec import ModelSpec
 from edgemed.train.data import SYNTHETIC_SOURCES, load_data
+from edgemed.train.data.load import model_data_options
 from edgemed.train.data.wfdb_source import list_records
 
 
@@ -21,7 +22,7 @@ def real_windows(provenance: dict[str, Any], spec: ModelSpec, limit: int = 8
     source = provenance.get("data")
     if not source:
         return None
-    options = dict(provenance.get("data_options") or {})
+    options = model_data_options(provenance.get("data_options"), spec)
     if source in SYNTHETIC_SOURCES:
         options["samples"] = max(limit, 10)
     elif Path(source).is_dir():

@@ -29,9 +29,12 @@ class Recording:
     classes: list[str]  # each beat's class
 
 
-def beat_context(context: str | None = None, template_beats: int | None = None) -> BeatContext:
+def make_beat_context(context: str | None = None, template_beats: int | None = None,
+                 exact: BeatContext | dict | None = None) -> BeatContext:
     """The context options of the data sources: `causal` (default: only what precedes a beat) or `full` (adds the
-    next beat's interval), and how many previous beats make the template."""
+    next beat's interval), and how many previous beats make the template; or `exact`, a model's own."""
+    if exact is not None:
+        return exact if isinstance(exact, BeatContext) else BeatContext(**exact)
     if context not in (None, "causal", "full"):
         raise DataError(f"beat context {context!r}: use causal or full")
     causal = context != "full"
@@ -74,7 +77,8 @@ def beat_dataset(recordings: Iterable[Recording], fs: float, labels: tuple[str, 
 
 def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_rate_hz: float = 180.0,
                     seconds: float = 120.0, beat_window: tuple[float, float] | None = None,
-                    context: str | None = None, template_beats: int | None = None) -> Dataset:
+                    context: str | None = None, template_beats: int | None = None,
+                    beat_context: BeatContext | dict | None = None) -> Dataset:
     """Beats of `samples` synthetic recordings (one patient each, `seconds` long, sinus rhythm with premature
     atrial and ventricular beats), labelled N, S and V, with their known R peaks."""
     from edgemed.train.data.synthetic_ecg import synthetic_recording
@@ -88,8 +92,11 @@ def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_r
     before_s, after_s = beat_window or SYNTHETIC_BEAT_WINDOW
     params = (f"synthetic-beats samples={samples} seed={seed} leads={leads} fs={sampling_rate_hz} seconds={seconds} "
               f"window={before_s},{after_s} context={context} template={template_beats}")
+    ctx = make_beat_context(context, template_beats, beat_context)
+    if ctx != make_beat_context(context, template_beats):
+        params += f" beat_context={ctx}"  # the same data as the defaults give keeps the same digest
     return beat_dataset(recordings, sampling_rate_hz, ("N", "S", "V"), Window("beat", before_s=before_s,
-                        after_s=after_s, centre="R peak"), beat_context(context, template_beats),
+                        after_s=after_s, centre="R peak"), ctx,
                         Preprocessing(sampling_rate_hz=sampling_rate_hz, units="mV", causal=True),
                         tuple(f"lead{k + 1}" for k in range(leads)), params,
                         hashlib.sha256(params.encode()).hexdigest())

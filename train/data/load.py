@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.core.errors import DataError
+from edgemed.core.spec import BeatContext
 from edgemed.train.data.arrays import load_csv, load_npz
 from edgemed.train.data.beats import synthetic_beats
 from edgemed.train.data.dataset import Dataset
@@ -42,10 +43,21 @@ class DataOptions:
     beat_window: tuple[float, float] | None = None  # beats: seconds before and after the R peak
     context: str | None = None  # beats: causal or full rhythm context
     template_beats: int | None = None  # beats: previous beats in the template (0: none)
+    beat_context: BeatContext | dict | None = None  # beats: exactly this context (a model's spec), overriding both
     image_size: int | None = None  # image folders and synthetic fundus
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def model_data_options(recorded: dict[str, Any] | None, spec: Any) -> dict[str, Any]:
+    """Data options to re-read a model's data: those its provenance recorded, with a beat model's context taken
+    from its spec (the defaults may have changed since it was trained)."""
+    options = dict(recorded or {})
+    ctx = getattr(getattr(spec, "preprocessing", None), "beat_context", None)
+    if ctx is not None:
+        options["beat_context"] = dataclasses.asdict(ctx)
+    return options
 
 
 def _is_wfdb_folder(path: Path) -> bool:

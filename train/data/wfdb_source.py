@@ -13,9 +13,9 @@ from edgemed.core import wfdb
 from edgemed.core.conditioning import condition, to_conditioned
 from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import DataError
-from edgemed.core.spec import BandpassFilter, DataSpec, Preprocessing, Window
+from edgemed.core.spec import BandpassFilter, BeatContext, DataSpec, Preprocessing, Window
 from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
-from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW, Recording, beat_context, beat_dataset
+from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW, Recording, beat_dataset, make_beat_context
 from edgemed.train.data.dataset import Dataset
 
 CAUSAL_BANDPASS = BandpassFilter(low_hz=0.5, high_hz=40.0, order=2, zero_phase=False)
@@ -83,14 +83,16 @@ def load_wfdb(
     window_s: float = 10.0,
     context: str | None = None,
     template_beats: int | None = None,
+    beat_context: BeatContext | dict | None = None,
 ) -> Dataset:
     """Samples from WFDB records; groups are record names so splits stay patient-wise.
 
     task "beats": one sample per annotated beat, the window from `beat_window[0]` seconds before its R peak to
     `beat_window[1]` after (default 0.9, 0.9), labelled by its AAMI class, with its rhythm context and template
-    (`context`: causal or full, see `edgemed.train.data.beats.beat_context`). Every beat is kept: windows at a
-    record's ends are edge-padded. task "rhythm": non-overlapping `window_s` windows lying wholly inside one
-    rhythm episode (the `aux_note` of rhythm annotations, e.g. "(AFIB"), labelled by that rhythm.
+    (`context`: causal or full, see `edgemed.train.data.beats.make_beat_context`; `beat_context`: exactly a
+    model's). Every beat is kept: windows at a record's ends are edge-padded. task "rhythm": non-overlapping
+    `window_s` windows lying wholly inside one rhythm episode (the `aux_note` of rhythm annotations, e.g.
+    "(AFIB"), labelled by that rhythm.
 
     Records are conditioned causally (`edgemed.core.conditioning`): a 0.5-40 Hz Butterworth band-pass (`filtered`)
     run forward only, then resampling to `sampling_rate_hz`, exactly as the runtime does chunk by chunk. `leads`:
@@ -127,9 +129,9 @@ def load_wfdb(
             gs.extend([name] * len(y))
     if task == "beats":
         before, after = beat_window or DEFAULT_BEAT_WINDOW
-        return beat_dataset(recordings, rate, AAMI_CLASSES, Window("beat", before_s=before, after_s=after,
-                            centre="R peak"), beat_context(context, template_beats), pre, tuple(lead_names),
-                            f"wfdb:{folder.resolve()}", _digest(folder, names))
+        window = Window("beat", before_s=before, after_s=after, centre="R peak")
+        return beat_dataset(recordings, rate, AAMI_CLASSES, window, make_beat_context(context, template_beats,
+                            beat_context), pre, tuple(lead_names), f"wfdb:{folder.resolve()}", _digest(folder, names))
     if not ys:
         raise DataError(f"{folder}: no rhythm windows found in records {names}")
     labels = tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
