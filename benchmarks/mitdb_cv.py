@@ -36,6 +36,9 @@ VARIANTS = {
     "balanced sampling": ({"sampling": Sampling.BALANCED, "class_weighting": ClassWeighting.NONE}, {}, {}),
     "focal loss": ({"loss": Loss.FOCAL}, {}, {}),
     "augmentation": ({"augment": True}, {}, {}),
+    "ratios only": ({}, {}, {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
+    "small + ratios": ({}, {"channels": (8, 16, 16), "hidden": 32, "dropout": 0.3},
+                       {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
 }
 
 

@@ -262,13 +262,19 @@ def bundle_command(models, device, output, sign_key, cards, backend, precision, 
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--key", type=click.Path(path_type=Path), metavar="PUB",
               help="Require a valid Ed25519 signature by this public key (PEM).")
+@click.option("--run", "replay", is_flag=True,
+              help="Also run each model's reference inputs here and compare with the outputs validated when it was "
+                   "bundled (an on-device acceptance check).")
 @user_errors
-def verify_bundle_command(path, key):
+def verify_bundle_command(path, key, replay):
     """Check a bundle: its layout, every checksum in its manifest, each model's own sidecar and integrity record,
-    the signature (with --key), and that every model loads; exit 1 otherwise."""
+    the signature (with --key), that every model loads, and with --run that it computes here what it computed
+    when validated; exit 1 otherwise."""
     from edgemed.runtime.bundle import verify_bundle
 
-    manifest = verify_bundle(path, key=key)
+    manifest = verify_bundle(path, key=key, run=replay)
+    for result in manifest.replays:
+        click.echo(f"replayed {result.describe()}")
     sig = manifest.signature
     signed = (f"signature valid (key {sig['signed_by'][:16]}...)" if "signed_by" in sig
               else "signed, signature not checked (give --key)" if sig.get("present") else "not signed")

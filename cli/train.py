@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from edgemed.cli.options import csv_list, parse_pairs, quiet_option, seed_option, user_errors
+from edgemed.core.spec import RR_FEATURES
 from edgemed.train.data import SYNTHETIC_SOURCES
 from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW
 from edgemed.train.data.load import DataOptions
@@ -99,6 +100,8 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
               help="Beats: rhythm context from the past only (streams beat by beat), or with the next RR interval "
                    "(one beat more latency). Default causal.")
 @click.option("--template-beats", type=click.IntRange(0), help="Beats: previous beats in the template (0: none).")
+@click.option("--rr-features", metavar="NAMES", help=f"Beats: the RR features, of {', '.join(RR_FEATURES)} "
+              "(default: all the context allows).")
 @click.option("--image-size", type=click.IntRange(8, 1024),
               help="Image folders and synthetic fundus: pixels per side images are read at.")
 @click.option("--accelerator", default=DEFAULTS.accelerator, show_default=True,
@@ -112,7 +115,8 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
 def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
                   class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, validation, cv_folds,
                   loss, sampling, calibrate, abstain_below, samples, records, task, leads, sampling_rate_hz,
-                  no_filter, window_s, beat_window, context, template_beats, image_size, accelerator, overwrite,
+                  no_filter, window_s, beat_window, context, template_beats, rr_features, image_size, accelerator,
+                  overwrite,
                   seed, quiet):
     """Train a model and write model.pt, metrics.json and training.png into --out (or, with --cv, cross-validate
     and write cv.json and cv.md)."""
@@ -123,7 +127,8 @@ def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, l
     options = DataOptions(samples=samples, records=csv_list(records), task=task, leads=_leads(leads),
                           sampling_rate_hz=sampling_rate_hz, filtered=False if no_filter else None, window_s=window_s,
                           image_size=image_size, beat_window=_pair(beat_window, "--beat-window"), context=context,
-                          template_beats=template_beats)
+                          template_beats=template_beats,
+                          rr_features=tuple(csv_list(rr_features)) if rr_features else None)
     overrides = parse_pairs(config_pairs, "--config")
     if recipe_name:
         chosen = recipe(recipe_name)

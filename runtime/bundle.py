@@ -24,6 +24,7 @@ from typing import Any
 
 from edgemed.core.atomic import check_output, private_tempdir, public_mode, sidecar_path
 from edgemed.core.errors import BundleError, EdgemedError
+from edgemed.runtime.acceptance import REFERENCE_SUFFIX, reference_case, replay
 from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_card import card_model_sha256
@@ -70,6 +71,7 @@ class BundledModel:
     card: str | None = None  # its model card (written by `edgemed evaluate`), when bundled
     backend: str = "onnxruntime"  # the engine it was validated for, and runs on
     precision: str = "fp32"
+    reference: str | None = None  # reference inputs and validated outputs (`verify-bundle --run`)
 
 
 @dataclass
@@ -83,10 +85,12 @@ class Manifest:
     files: dict[str, str]
     schema: str = SCHEMA
     signature: dict[str, Any] = field(default_factory=dict)
+    replays: list[Any] = field(default_factory=list)  # filled by `verify_bundle(run=True)`, not stored
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.pop("signature")
+        out.pop("replays")
         return out
 
     def to_json(self) -> bytes:
@@ -173,18 +177,20 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
     for path in models:
         try:
             verify_file(path, strict=True)  # sidecar and integrity record both present and matching
-            EdgeModel(path, require_integrity=True, backend=backend, precision=precision)  # and loads before it ships
+            loaded = EdgeModel(path, require_integrity=True, backend=backend, precision=precision)  # it loads here
         except EdgemedError as exc:
             raise BundleError(f"{path}: not bundled: {exc}") from exc
         info = describe(path)
         meta = info.metadata
         payload[path.name] = path.read_bytes()
         payload[sidecar_path(path).name] = sidecar_path(path).read_bytes()
+        reference = path.stem + REFERENCE_SUFFIX
+        payload[reference] = reference_case(loaded)
         entries.append(BundledModel(
             file=path.name, sha256=info.sha256, size_bytes=info.size_bytes, sidecar=sidecar_path(path).name,
             labels=list(meta.spec.labels) if meta.spec else [], spec=meta.spec.to_dict() if meta.spec else None,
             parity=meta.parity, quantization=meta.quantization, exporter=meta.exporter, provenance=meta.provenance,
-            checksums=meta.checksums, backend=backend, precision=precision))
+            checksums=meta.checksums, backend=backend, precision=precision, reference=reference))
     payload.update(_cards(list(cards or []), entries))
     manifest = Manifest(created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), device=profile.to_dict(),
                         requirements=_requirements(backend), models=entries, files={})
@@ -286,17 +292,30 @@ def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
     return manifest, files
 
 
-def verify_bundle(path: Path, key: Path | None = None) -> Manifest:
+def verify_bundle(path: Path, key: Path | None = None, run: bool = False) -> Manifest:
     """The manifest, if every file is present with its sha256, the signature holds (when `key` is given), and every
-    model loads strictly (its sidecar and integrity record match); else BundleError listing every problem."""
+    model loads strictly (its sidecar and integrity record match), and with `run` reproduces its reference outputs
+    here (`edgemed.runtime.acceptance`); else BundleError listing every problem. Replays go to `manifest.replays`."""
     path = Path(path)
     manifest, files = _checked(path, key)
-    folder = private_copy({n: files[n] for m in manifest.models for n in (m.file, m.sidecar)})
+    wanted = [n for m in manifest.models for n in (m.file, m.sidecar, *([m.reference] if run and m.reference else []))]
+    folder = private_copy({n: files[n] for n in wanted})
     problems = []
     try:
         for entry in manifest.models:
             try:
-                EdgeModel(folder / entry.file, require_integrity=True, backend=entry.backend, precision=entry.precision)
+                loaded = EdgeModel(folder / entry.file, require_integrity=True, backend=entry.backend,
+                                   precision=entry.precision)
+                if run:
+                    if not entry.reference:
+                        problems.append(f"{entry.file} has no reference outputs to replay (bundled before they "
+                                        "were added); bundle it again")
+                        continue
+                    result = replay(loaded, folder / entry.reference)
+                    manifest.replays.append(result)
+                    if not result.passed:
+                        problems.append(f"{result.describe()}: this device computes something else than the "
+                                        "machine that validated the model")
             except EdgemedError as exc:
                 problems.append(f"{entry.file} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
     finally:

@@ -30,9 +30,11 @@ class Recording:
 
 
 def make_beat_context(context: str | None = None, template_beats: int | None = None,
-                 exact: BeatContext | dict | None = None) -> BeatContext:
+                      exact: BeatContext | dict | None = None, rr_features: tuple[str, ...] | None = None
+                      ) -> BeatContext:
     """The context options of the data sources: `causal` (default: only what precedes a beat) or `full` (adds the
-    next beat's interval), and how many previous beats make the template; or `exact`, a model's own."""
+    next beat's interval), how many previous beats make the template, and which RR features (default: all that
+    the context allows); or `exact`, a model's own."""
     if exact is not None:
         return exact if isinstance(exact, BeatContext) else BeatContext(**exact)
     if context not in (None, "causal", "full"):
@@ -40,6 +42,8 @@ def make_beat_context(context: str | None = None, template_beats: int | None = N
     causal = context != "full"
     past = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
     features = past if causal else (*past, "post_rr", "post_local", "post_pre")
+    if rr_features:
+        features = tuple(rr_features)
     return BeatContext(features=features, causal=causal,
                        template_beats=16 if template_beats is None else int(template_beats))
 
@@ -78,7 +82,8 @@ def beat_dataset(recordings: Iterable[Recording], fs: float, labels: tuple[str, 
 def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_rate_hz: float = 180.0,
                     seconds: float = 120.0, beat_window: tuple[float, float] | None = None,
                     context: str | None = None, template_beats: int | None = None,
-                    beat_context: BeatContext | dict | None = None) -> Dataset:
+                    beat_context: BeatContext | dict | None = None,
+                    rr_features: tuple[str, ...] | None = None) -> Dataset:
     """Beats of `samples` synthetic recordings (one patient each, `seconds` long, sinus rhythm with premature
     atrial and ventricular beats), labelled N, S and V, with their known R peaks."""
     from edgemed.train.data.synthetic_ecg import synthetic_recording
@@ -92,7 +97,7 @@ def synthetic_beats(samples: int = 40, seed: int = 0, leads: int = 1, sampling_r
     before_s, after_s = beat_window or SYNTHETIC_BEAT_WINDOW
     params = (f"synthetic-beats samples={samples} seed={seed} leads={leads} fs={sampling_rate_hz} seconds={seconds} "
               f"window={before_s},{after_s} context={context} template={template_beats}")
-    ctx = make_beat_context(context, template_beats, beat_context)
+    ctx = make_beat_context(context, template_beats, beat_context, rr_features)
     if ctx != make_beat_context(context, template_beats):
         params += f" beat_context={ctx}"  # the same data as the defaults give keeps the same digest
     return beat_dataset(recordings, sampling_rate_hz, ("N", "S", "V"), Window("beat", before_s=before_s,

@@ -43,7 +43,8 @@ class DataOptions:
     beat_window: tuple[float, float] | None = None  # beats: seconds before and after the R peak
     context: str | None = None  # beats: causal or full rhythm context
     template_beats: int | None = None  # beats: previous beats in the template (0: none)
-    beat_context: BeatContext | dict | None = None  # beats: exactly this context (a model's spec), overriding both
+    rr_features: tuple[str, ...] | None = None  # beats: which RR features (see BeatContext)
+    beat_context: BeatContext | dict | None = None  # beats: exactly this context (a model's spec), overriding all
     image_size: int | None = None  # image folders and synthetic fundus
 
     def to_dict(self) -> dict[str, Any]:

@@ -84,6 +84,7 @@ def load_wfdb(
     context: str | None = None,
     template_beats: int | None = None,
     beat_context: BeatContext | dict | None = None,
+    rr_features: tuple[str, ...] | None = None,
 ) -> Dataset:
     """Samples from WFDB records; groups are record names so splits stay patient-wise.
 
@@ -130,8 +131,9 @@ def load_wfdb(
     if task == "beats":
         before, after = beat_window or DEFAULT_BEAT_WINDOW
         window = Window("beat", before_s=before, after_s=after, centre="R peak")
-        return beat_dataset(recordings, rate, AAMI_CLASSES, window, make_beat_context(context, template_beats,
-                            beat_context), pre, tuple(lead_names), f"wfdb:{folder.resolve()}", _digest(folder, names))
+        ctx = make_beat_context(context, template_beats, beat_context, rr_features)
+        return beat_dataset(recordings, rate, AAMI_CLASSES, window, ctx, pre, tuple(lead_names),
+                            f"wfdb:{folder.resolve()}", _digest(folder, names))
     if not ys:
         raise DataError(f"{folder}: no rhythm windows found in records {names}")
     labels = tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
