@@ -139,3 +139,50 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
     if json_path:
         write_bytes_atomic(json_path, report_json(result.report))
     click.echo(f"wrote {output}" + (f" and {json_path}" if json_path else ""))
+
+
+@click.command("tune")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--device", required=True, metavar="PROFILE", help="Device profile: threads and budgets to tune for.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for tune.json, tune.md, tuned.json and model.tuned.onnx.")
+@click.option("--calibration", metavar="DATA", help="Calibration data for int8 (default: the recorded training split).")
+@click.option("--validation", metavar="DATA", help="Labelled data for the gates (default: the recorded validation).")
+@click.option("--max-drop", default=DEFAULT_MAX_DROP, show_default=True, type=click.FloatRange(min=0),
+              help="Largest allowed macro-F1 loss against the fp32 model, in points.")
+@click.option("--max-class-drop", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Largest allowed loss of any class's sensitivity, in points.")
+@click.option("--threads", "thread_list", metavar="N,M", help="Thread counts to try (default: 1 and the device's).")
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(5), help="Timed runs per survivor.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
+              help="Cache of gate results, quantised files and memory probes (default: ~/.cache/edgemed/tune).")
+@force_option
+@user_errors
+def tune_command(model, device, out_dir, calibration, validation, max_drop, max_class_drop, thread_list, runs,
+                 cache_dir, force):
+    """Search backend x precision x threads x graph options for the fastest variant of MODEL that passes parity
+    and the clinical gates on the validation data and fits the device's budgets."""
+    from edgemed.export.quant_data import quantization_data
+    from edgemed.export.tune import tune
+    from edgemed.runtime.integrity import verify_file
+    from edgemed.runtime.model_info import describe
+
+    verify_file(model)
+    meta = describe(model).metadata
+    if meta.spec is None:
+        raise click.ClickException(f"{model}: no edgemed spec; tune takes models exported by edgemed")
+    threads = None
+    if thread_list:
+        try:
+            threads = sorted({int(t) for t in thread_list.split(",")})
+        except ValueError:
+            raise click.BadParameter("give thread counts such as 1,2", param_hint="--threads") from None
+    cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation)
+    cache = cache_dir or Path.home() / ".cache" / "edgemed" / "tune"
+    result = tune(model, device, cal, val, out_dir, cache, max_drop, max_class_drop, runs, threads, force)
+    click.echo(result.markdown())
+    click.echo(f"wrote {out_dir / 'tune.json'}, {out_dir / 'tune.md'}"
+               + (f", {out_dir / 'model.tuned.onnx'} and {out_dir / 'tuned.json'}" if result.chosen else "")
+               + (f" ({result.cached} gate results from the cache)" if result.cached else ""))
+    if result.chosen is None:
+        raise click.ClickException("no candidate passed the gates within the device's budgets")

@@ -14,6 +14,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("edgemed.cli.train", "train_command", "train", "Train a model on recordings, images, arrays or CSV."),
     "export": ("edgemed.cli.export", "export_command", "export", "Export to ONNX with measured parity and metadata."),
     "quantize": ("edgemed.cli.export", "quantize_command", "export", "Quantise to int8 or fp16, gated on accuracy."),
+    "tune": ("edgemed.cli.export", "tune_command", "export",
+             "Find the fastest validated backend, precision and threads for a device."),
     "verify": ("edgemed.cli.export", "verify_command", "export", "Rerun parity between a checkpoint and its ONNX."),
     "info": ("edgemed.cli.runtime", "info_command", "runtime", "Describe an ONNX model (works without torch)."),
     "run": ("edgemed.cli.runtime", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),

@@ -237,23 +237,33 @@ def devices_show(name: str, as_json: bool) -> None:
 
 
 @click.command("bundle")
-@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--device", required=True, metavar="NAME", help="Device profile the bundle targets.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="A folder, or a file.zip.")
 @click.option("--sign", "sign_key", type=click.Path(path_type=Path), metavar="KEY",
               help="Sign manifest.json with this Ed25519 private key (PEM; needs the sign extra).")
 @click.option("--card", "cards", multiple=True, type=click.Path(path_type=Path), metavar="CARD",
               help="A model card written by `edgemed evaluate` for one of the MODELS (repeatable).")
+@click.option("--tuned", "tuned_dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="The result of `edgemed tune` (its model, backend, precision and threads) instead of MODELS.")
 @backend_option
 @force_option
 @user_errors
-def bundle_command(models, device, output, sign_key, cards, backend, precision, force):
+def bundle_command(models, device, output, sign_key, cards, tuned_dir, backend, precision, force):
     """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements),
     model cards and a README; optionally signed."""
-    from edgemed.runtime.bundle import make_bundle
+    from edgemed.runtime.bundle import make_bundle, read_tuned
 
+    tuned = None
+    if tuned_dir is not None:
+        if models:
+            raise click.UsageError("--tuned bundles the tuned model; give no MODELS beside it")
+        tuned = read_tuned(tuned_dir)
+        models, backend, precision = (tuned_dir / tuned["file"],), tuned["backend"], tuned["precision"]
+    elif not models:
+        raise click.UsageError("give MODELS, or --tuned DIR")
     manifest = make_bundle(list(models), device, output, sign_key=sign_key, force=force, cards=list(cards),
-                           backend=backend, precision=precision)
+                           backend=backend, precision=precision, tuned=tuned)
     click.echo(f"wrote {output}: {len(manifest.models)} model(s) for {manifest.device['name']}, "
                f"{len(manifest.files)} files with their sha256 in manifest.json" + (", signed" if sign_key else ""))
 

@@ -13,6 +13,9 @@ from edgemed.core.errors import EdgemedError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("fp32", "fp16", "int8")
+# Instruction-set classes int8 kernels differ on: x86 without VNNI (u8 x s8 products saturate in 16 bits), x86 with
+# VNNI (AVX512-VNNI or AVX-VNNI: exact 32-bit accumulation), and aarch64 (its own dot-product kernels).
+ISA_CLASSES = ("x86-avx2", "x86-vnni", "aarch64")
 EMULATION_NOTE = "emulated: thread count and providers only"
 
 
@@ -32,6 +35,7 @@ class DeviceProfile:
     latency_budget_ms: float
     memory_budget_mb: float
     providers: list[tuple[str, dict[str, Any]]]
+    isa: str = ""  # instruction-set class (ISA_CLASSES); int8 results depend on it
     notes: str = ""
     source: str = ""
     missing_providers: list[str] = field(default_factory=list)
@@ -91,11 +95,26 @@ def parse_profile(data: dict[str, Any], source: str) -> DeviceProfile:
                                           for k, v in options.items()}))
     if not providers:
         raise DeviceError(f"{source}: field 'providers' is empty; list at least CPUExecutionProvider")
-    unknown = sorted(set(data) - set(_FIELDS) - {"notes"})
+    isa = data.get("isa", "")
+    if isa not in (*ISA_CLASSES, "detected", ""):
+        raise DeviceError(f"{source}: field 'isa' must be one of {ISA_CLASSES}, got {isa!r}")
+    unknown = sorted(set(data) - set(_FIELDS) - {"notes", "isa"})
     if unknown:
         raise DeviceError(f"{source}: unknown field(s) {unknown}")
-    return DeviceProfile(**{k: data[k] for k in _FIELDS if k != "providers"}, providers=providers,
+    return DeviceProfile(**{k: data[k] for k in _FIELDS if k != "providers"}, providers=providers, isa=isa,
                          notes=str(data.get("notes", "")), source=source)
+
+
+def host_isa() -> str:
+    """This machine's instruction-set class (see ISA_CLASSES)."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return "aarch64"
+    try:
+        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return "x86-vnni" if (" avx512_vnni" in flags or " avx_vnni" in flags) else "x86-avx2"
 
 
 def _detect_host(profile: DeviceProfile) -> DeviceProfile:
@@ -103,6 +122,7 @@ def _detect_host(profile: DeviceProfile) -> DeviceProfile:
 
     available = ort.get_available_providers()
     profile.arch = platform.machine()
+    profile.isa = host_isa()
     profile.cores = os.cpu_count() or 1
     profile.memory_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
     preferred = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []

@@ -72,6 +72,7 @@ class BundledModel:
     backend: str = "onnxruntime"  # the engine it was validated for, and runs on
     precision: str = "fp32"
     reference: str | None = None  # reference inputs and validated outputs (`verify-bundle --run`)
+    tuned: dict[str, Any] | None = None  # the settings `edgemed tune` chose (threads, graph options, timing)
 
 
 @dataclass
@@ -130,6 +131,24 @@ def _is_bundle(path: Path) -> bool:
     return False
 
 
+TUNED_SCHEMA = "edgemed.tuned/1"
+
+
+def read_tuned(folder: Path) -> dict[str, Any]:
+    """The settings `edgemed tune` wrote to `folder` (tuned.json), checked."""
+    path = Path(folder) / "tuned.json"
+    try:
+        tuned = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable tune result ({exc}); run edgemed tune first") from exc
+    if not isinstance(tuned, dict) or tuned.get("schema") != TUNED_SCHEMA:
+        raise BundleError(f"{path}: not an edgemed tune result ({TUNED_SCHEMA})")
+    if tuned.get("backend") not in ("onnxruntime", "openvino") or not isinstance(tuned.get("file"), str):
+        raise BundleError(f"{path}: names no backend or model file")
+    check_member_name(tuned["file"], str(path))
+    return tuned
+
+
 def _cards(cards: list[Path], entries: list[BundledModel]) -> dict[str, bytes]:
     """Each model card as `<model stem>.card.md`, linked to the bundled model whose sha256 its first line names."""
     by_sha = {e.sha256: e for e in entries}
@@ -152,7 +171,7 @@ def _cards(cards: list[Path], entries: list[BundledModel]) -> dict[str, bytes]:
 
 def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | None = None,
                 force: bool = False, cards: list[Path] | None = None, backend: str = "onnxruntime",
-                precision: str = "fp32") -> Manifest:
+                precision: str = "fp32", tuned: dict[str, Any] | None = None) -> Manifest:
     """Write models (each with its sidecar and, from `cards`, its model card), manifest.json, README.md and, with
     `sign_key`, manifest.sig to folder `out` or zip `out` (ending .zip), atomically. Every model must pass its own
     integrity checks (sidecar and integrity record) and load. An existing `out` is replaced only with `force`, and
@@ -190,7 +209,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
             file=path.name, sha256=info.sha256, size_bytes=info.size_bytes, sidecar=sidecar_path(path).name,
             labels=list(meta.spec.labels) if meta.spec else [], spec=meta.spec.to_dict() if meta.spec else None,
             parity=meta.parity, quantization=meta.quantization, exporter=meta.exporter, provenance=meta.provenance,
-            checksums=meta.checksums, backend=backend, precision=precision, reference=reference))
+            checksums=meta.checksums, backend=backend, precision=precision, reference=reference, tuned=tuned))
     payload.update(_cards(list(cards or []), entries))
     manifest = Manifest(created_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), device=profile.to_dict(),
                         requirements=_requirements(backend), models=entries, files={})
@@ -338,7 +357,9 @@ def load_bundle(path: Path, model: str | None = None, key: Path | None = None, *
     try:
         device = options.pop("device", manifest.device["name"])
         entry = entries[name]
-        options = {"backend": entry.backend, "precision": entry.precision, **options}
+        tuned = entry.tuned if isinstance(entry.tuned, dict) else {}
+        chosen = {k: tuned[k] for k in ("threads", "graph_optimization") if k in tuned}
+        options = {"backend": entry.backend, "precision": entry.precision, **chosen, **options}
         loaded = EdgeModel(folder / name, device=device, require_integrity=True, **options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

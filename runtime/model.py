@@ -131,7 +131,8 @@ class EdgeModel:
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = DEFAULT_DEVICE,
                  strict: bool = False,
                  threads: int | None = None, spinning: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
-                 require_integrity: bool = False, backend: str = DEFAULT_BACKEND, precision: str = "fp32") -> None:
+                 require_integrity: bool = False, backend: str = DEFAULT_BACKEND, precision: str = "fp32",
+                 graph_optimization: str = "all") -> None:
         if not isinstance(path, str | Path | os.PathLike):
             raise InputError(f"path must be a file path, got {type(path).__name__}")
         if not isinstance(device, str):
@@ -164,8 +165,8 @@ class EdgeModel:
             if providers is None:
                 providers = self.device.providers
             try:
-                self.session, self.providers = create_session(data, providers, session_options(threads, spinning),
-                                                              self.strict)
+                opts = session_options(threads, spinning, graph=graph_optimization)
+                self.session, self.providers = create_session(data, providers, opts, self.strict)
             except _ORT_ERRORS as exc:
                 first = (str(exc).splitlines() or [""])[0]
                 raise ModelLoadError(f"{self.path}: not a loadable ONNX model (corrupt or truncated?): "

@@ -72,13 +72,21 @@ def normalise(providers: list[str | tuple[str, dict]]) -> list[tuple[str, dict]]
     return out
 
 
-def session_options(threads: int, spinning: bool, inter_threads: int = 1) -> ort.SessionOptions:
+GRAPH_OPTIMIZATIONS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                       "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                       "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
+
+
+def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph: str = "all") -> ort.SessionOptions:
     """Explicit threading: intra-op threads as asked and spinning off by default, so latency stays predictable
-    on shared cores (a spinning pool burns the other core between calls)."""
+    on shared cores (a spinning pool burns the other core between calls). `graph`: onnxruntime's graph
+    optimisation level (all, extended, basic)."""
+    if graph not in GRAPH_OPTIMIZATIONS:
+        raise InputError(f"graph optimisation must be one of {sorted(GRAPH_OPTIMIZATIONS)}, not {graph!r}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = inter_threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = GRAPH_OPTIMIZATIONS[graph]
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
