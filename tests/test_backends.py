@@ -107,3 +107,56 @@ def test_bundle_replays_its_reference_outputs(exported, tmp_path):
     (bundle / manifest["models"][0]["reference"]).write_bytes((tmp_path / "other.npz").read_bytes())
     res = runner.invoke(cli, ["verify-bundle", str(bundle), "--run"])
     assert res.exit_code == 1 and "was altered" in res.output
+
+
+def test_tune_gates_times_caches_and_bundles(exported, tmp_path):
+    runner = CliRunner()
+    out, cache = tmp_path / "tuned", tmp_path / "cache"
+    args = ["tune", str(exported["cnn_gru"]), "--device", "host", "--out", str(out), "--cache", str(cache),
+            "--runs", "5", "--threads", "1", "--max-drop", "100", "--max-class-drop", "100"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "tune.json").read_text())
+    names = {c["name"] for c in report["candidates"]}
+    assert {"onnxruntime fp32, 1 thread(s)", "onnxruntime int8-static, 1 thread(s)"} <= names
+    for c in report["candidates"]:
+        assert c["status"] in ("chosen", "passed", "rejected", "too slow", "over memory")
+        assert c["status"] == "rejected" or c["p50_us"] > 0
+    tuned = json.loads((out / "tuned.json").read_text())
+    chosen = report["chosen"]
+    assert tuned["backend"] == chosen["candidate"]["backend"] and (out / "model.tuned.onnx.sha256").is_file()
+    assert EdgeModel(out / "model.tuned.onnx", require_integrity=True).spec.labels
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 1 and "--force" in res.output  # nothing overwritten without --force
+    res = runner.invoke(cli, [*args, "--force"])
+    assert res.exit_code == 0 and "from the cache" in res.output, res.output
+    assert json.loads((out / "tune.json").read_text())["cached"] == len(report["candidates"]) - sum(
+        1 for c in report["candidates"] if c["reason"].startswith("unavailable"))
+    res = runner.invoke(cli, ["bundle", "--tuned", str(out), "--device", "host", "-o", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["models"][0]
+    assert entry["tuned"]["threads"] == 1 and entry["backend"] == tuned["backend"]
+
+
+def test_tune_rejects_a_backend_that_computes_something_else(exported, tmp_path, monkeypatch):
+    """A backend whose numbers drift (as onnxruntime's OpenVINO provider did on the vitals GRU) never passes."""
+    from edgemed.export import tune as tune_module
+    from edgemed.export.quant_data import quantization_data
+
+    model = EdgeModel(exported["gru"])
+    cal, val = quantization_data(model.spec, model.metadata.provenance, None, None)
+    original = tune_module.Tuner.load
+
+    def drifting(self, c, path):
+        loaded = original(self, c, path)
+        if c.graph == "basic":
+            run = loaded.run
+            loaded.run = lambda feeds: [run(feeds)[0] + 0.05, *run(feeds)[1:]]
+        return loaded
+
+    monkeypatch.setattr(tune_module.Tuner, "load", drifting)
+    result = tune_module.tune(exported["gru"], "host", cal, val, tmp_path / "t", tmp_path / "c", max_drop=100,
+                              max_class_drop=100, runs=5, threads=[1])
+    basic = next(o for o in result.outcomes if o.candidate.graph == "basic")
+    assert basic.status == "rejected" and basic.reason.startswith("parity")
+    assert result.chosen is not None and result.chosen.candidate.graph != "basic"
