@@ -34,6 +34,9 @@ def _ints(text: str | None) -> tuple[int, ...]:
               type=click.Choice([e.value for e in Exporter]),
               help="auto tries torchscript, then dynamo, and keeps the first that passes parity.")
 @click.option("--no-real-data", is_flag=True, help="Parity on random inputs only, even if the training data is here.")
+@click.option("--recurrent-readout", type=click.Choice(["final_state", "gather"]), default="final_state",
+              show_default=True, help="GRU/LSTM/RNN: the native op's sequence_lens and final state (lean, fastest on "
+              "onnxruntime), or a gather of the last valid step (for OpenVINO, which mis-handles sequence_lens).")
 @click.option("--input-shape", help="Foreign models: example input shape, e.g. 1,12,5000.")
 @click.option("--dynamic-axis", multiple=True, metavar="INDEX=NAME",
               help="Foreign models: a dynamic input axis, e.g. 0=batch (required) and 2=samples.")
@@ -43,8 +46,8 @@ def _ints(text: str | None) -> tuple[int, ...]:
                    "classes): only for trusted sources; recorded in the provenance.")
 @force_option
 @user_errors
-def export_command(model, output, opset, streaming, exporter, no_real_data, input_shape, dynamic_axis, labels,
-                   trust_pickle, force):
+def export_command(model, output, opset, streaming, exporter, no_real_data, recurrent_readout, input_shape,
+                   dynamic_axis, labels, trust_pickle, force):
     """Export a checkpoint (or a TorchScript / ExportedProgram file) to ONNX, proving parity with PyTorch."""
     output = output or model.with_suffix(".stream.onnx" if streaming else ".onnx")
     if file_kind(model) is FileKind.CHECKPOINT and not (input_shape or labels or dynamic_axis):
@@ -56,7 +59,7 @@ def export_command(model, output, opset, streaming, exporter, no_real_data, inpu
         target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
     if opset is None:
         opset = DYNAMO_MIN_OPSET if exporter == Exporter.DYNAMO.value else DEFAULT_OPSET
-    result = export_target(target, output, Exporter(exporter), opset, force=force)
+    result = export_target(target, output, Exporter(exporter), opset, force=force, readout=recurrent_readout)
     for attempt in result.attempts:
         click.echo(f"  {attempt['exporter']}: {attempt['outcome']}")
     click.echo(f"exporter: {result.exporter} ({result.reason})")

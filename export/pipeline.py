@@ -45,6 +45,9 @@ from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport
 from edgemed.export.real_data import real_windows
 from edgemed.runtime.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint
+from edgemed.train.models.layers import RECURRENT_READOUT
+
+READOUTS = ("final_state", "gather")
 
 
 @dataclass
@@ -116,9 +119,20 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
 
 
 def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter.AUTO,
-                  opset: int = DEFAULT_OPSET, force: bool = False) -> ExportResult:
+                  opset: int = DEFAULT_OPSET, force: bool = False, readout: str = "final_state") -> ExportResult:
     """Export, check and prove parity; write the model (and its sidecar) only if some exporter passes. An existing
-    output is replaced only with `force`; the source file never."""
+    output is replaced only with `force`; the source file never. `readout`: how recurrent stacks are read out
+    (`edgemed.train.models.layers.RECURRENT_READOUT`)."""
+    if readout not in READOUTS:
+        raise ExportError(f"recurrent readout must be one of {READOUTS}, not {readout!r}")
+    token = RECURRENT_READOUT.set(readout)
+    try:
+        return _export_target(target, out, exporter, opset, force)
+    finally:
+        RECURRENT_READOUT.reset(token)
+
+
+def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: int, force: bool) -> ExportResult:
     out = Path(out)
     check_writable(out)
     sources = [target.source] if target.source else []
@@ -183,7 +197,8 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
     set_metadata(model, {
         "spec": spec.to_dict(),
         "provenance": provenance,
-        "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset},
+        "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset,
+                     "recurrent_readout": RECURRENT_READOUT.get()},
         "parity": report.to_dict(),
         "checksums": dict(target.checksums),  # save_model adds the weights digest of the bytes it writes
     })

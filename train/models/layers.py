@@ -3,6 +3,7 @@ parameter (GRU, LSTM or plain Elman RNN), the classifier head, conv blocks and p
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
     from edgemed.train.models.base import BaseConfig
 
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+# How an ONNX export reads a recurrent stack's last valid step: "final_state" (the native op's `sequence_lens` and
+# `Y_h`: lean, onnxruntime's fastest) or "gather" (step lengths - 1 gathered from `Y`: for engines that mis-handle
+# `sequence_lens`, as OpenVINO 2026.4 does). Set around an export by `edgemed.export.pipeline`.
+RECURRENT_READOUT: contextvars.ContextVar[str] = contextvars.ContextVar("recurrent_readout", default="final_state")
 
 
 class Normalize(nn.Module):
@@ -73,7 +78,7 @@ class Recurrent(nn.Module):
         Under the TorchScript ONNX exporter this becomes the lean graph: each layer is the native ONNX op fed the
         lengths as its own `sequence_lens`, and the result is the last layer's final state `Y_h`, instead of
         gathering step `lengths - 1` from the full output `Y` (the same numbers; parity checks it)."""
-        if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():
+        if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing() and RECURRENT_READOUT.get() == "final_state":
             return _LeanRecurrent.apply(x, lengths, self.cell, self.rnn.hidden_size, self.rnn.num_layers,
                                         *_onnx_weights(self.rnn, self.cell))
         out, _ = self(x)
