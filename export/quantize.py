@@ -34,6 +34,7 @@ from edgemed.export.graph_passes import RECURRENT_OPS, fuse_pad_into_conv, recur
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_report import Gate, QuantReport
+from edgemed.export.quant_stream import StreamingData
 from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import softmax
 from edgemed.runtime.providers import session_options
@@ -139,6 +140,9 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def _logits(sess: ort.InferenceSession, data: Labelled, spec: ModelSpec, batch: int = 64) -> np.ndarray:
+    """Logits of every sample: one batch call each, or (streaming models) after streaming it chunk by chunk."""
+    if spec.streaming is not None:
+        return StreamingData(data, spec).logits(sess, batch)
     return np.concatenate([sess.run(None, data.feeds(s, min(s + batch, len(data.y)), spec))[0]
                            for s in range(0, len(data.y), batch)]).astype(np.float64)
 
@@ -233,8 +237,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
     if "spec" not in meta:
         raise QuantizationError(f"{fp32_path}: no edgemed metadata (spec, labels); export the model with edgemed")
     spec = ModelSpec.from_json(meta["spec"])
-    if spec.streaming is not None:
-        raise QuantizationError(f"{fp32_path} is a streaming model; quantise the batch export")
+    if spec.streaming is not None and engine is QuantEngine.NNCF:
+        raise QuantizationError(f"{fp32_path} is a streaming model; NNCF quantises batch exports only")
     if mode is QuantMode.STATIC and calibration is None:
         raise QuantizationError("static quantisation needs calibration data")
     if engine is QuantEngine.NNCF and mode is not QuantMode.STATIC:
@@ -253,7 +257,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         elif mode is QuantMode.STATIC and engine is QuantEngine.NNCF:
             passes["nncf"] = _nncf_quantize(pre, raw, spec, calibration, validation, max_drop)
         elif mode is QuantMode.STATIC:
-            batches = [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)]
+            batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
+                       else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
             with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
                 ortq.quantize_static(str(pre), str(raw), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
                                      per_channel=True, activation_type=ortq.QuantType.QUInt8,
@@ -274,7 +279,9 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
             graph_passes=passes, size_fp32=fp32_path.stat().st_size, size_quantized=raw.stat().st_size,
             op_types=dict(Counter(n.op_type for n in model.graph.node)), **_precision_of_ops(model),
             gate=_gate(spec, fp32_path, raw, validation),
-            latency_us=_latency_ratio(fp32_path, raw, validation.feeds(0, 1, spec)), max_drop_points=max_drop)
+            latency_us=_latency_ratio(fp32_path, raw, StreamingData(validation, spec).one_step()
+                                      if spec.streaming is not None else validation.feeds(0, 1, spec)),
+            max_drop_points=max_drop)
         if not report.passed:
             if not force_gate:
                 g = report.gate

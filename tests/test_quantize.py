@@ -135,3 +135,22 @@ def test_already_quantised_model_is_refused(ecg_onnx, tmp_path):
     result = CliRunner().invoke(cli, ["quantize", str(once), "--mode", "static", "-o", str(tmp_path / "twice.onnx")])
     assert result.exit_code == 1 and "refusing to quantise again" in result.output
     assert not (tmp_path / "twice.onnx").exists()
+
+
+@pytest.mark.parametrize("family", ["gru-stream", "cnn_gru-stream"])
+def test_streaming_exports_quantise_through_the_same_gate(exported, family, tmp_path):
+    from edgemed.export.quant_data import quantization_data
+    from edgemed.export.quant_stream import StreamingData
+
+    fp32 = EdgeModel(exported[family])
+    cal, val = quantization_data(fp32.spec, fp32.metadata.provenance, None, None)
+    result = quantize(exported[family], tmp_path / "s8.onnx", QuantMode.STATIC, cal, val, max_drop=100)
+    report = result.report.to_dict()
+    assert report["gate"] == "passed" and report["validation"]["samples"] == len(val.y)
+    int8 = EdgeModel(result.path)
+    assert int8.spec.streaming is not None and int8.metadata.quantization["mode"] == "static"
+    stream = StreamingData(val, fp32.spec)
+    x = np.ascontiguousarray(np.take(val.x[:2], range(stream.steps * stream.chunk), axis=stream.axis))
+    a = fp32.stream(chunk=stream.chunk, batch=2).push(x)[-1].probabilities
+    b = int8.stream(chunk=stream.chunk, batch=2).push(x)[-1].probabilities
+    assert np.abs(a - b).max() < 0.2  # the same stream, quantised: close, and gated on accuracy above
