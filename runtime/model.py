@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def check_outputs(logits: np.ndarray, where: str) -> np.ndarray:
     """Logits must be finite: a NaN would otherwise be reported as the first label."""
-    if logits.size and not (np.isfinite(logits.min()) and np.isfinite(logits.max())):
+    # One reduction: the sum is finite exactly when every logit is (logits near 1e38 would overflow it, and are
+    # refused as well: no label means anything there).
+    if logits.size and not math.isfinite(logits.sum()):
         bad = int(np.size(logits) - np.count_nonzero(np.isfinite(logits)))
         raise OutputError(f"{where} produced {bad} NaN/Inf logit(s); the input drives the model outside its "
                           "numeric range, so no label is given. Check the input's units and scaling")
@@ -182,6 +185,7 @@ class EdgeModel:
             warnings.warn(f"{self.path.name} has no edgemed metadata: checking inputs against the graph alone, "
                           "with no labels or preprocessing", MetadataWarning, stacklevel=2)
             self.spec = _spec_from_graph(self.session, self.path)
+        self._signal_name, self._name = self.spec.signal.name, self.path.name
         self.output_names = (self.engine.output_names if self.engine is not None
                              else [o.name for o in self.session.get_outputs()])
         # The last input signature (shape, dtype) that passed every structural check, and the other feeds
@@ -213,7 +217,7 @@ class EdgeModel:
         OutputError when the model's logits are not finite."""
         if self.spec.streaming is not None:
             raise SpecError(f"{self.path.name} is a streaming model; use EdgeModel.stream()")
-        name = self.spec.signal.name
+        name = self._signal_name
         plain = lengths is None and sampling_rate_hz is None and not other_inputs
         repeat = self._repeat_feeds(x) if plain else None
         if repeat is None:
@@ -234,7 +238,7 @@ class EdgeModel:
                 self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
                 for start in range(0, n, self.batch_size)
             ])
-        return Prediction(check_outputs(logits, self.path.name), self.labels, assessment, self.spec)
+        return Prediction(check_outputs(logits, self._name), self.labels, assessment, self.spec)
 
     def _repeat_feeds(self, x: Any) -> tuple[dict[str, np.ndarray], Assessment] | None:
         """Feeds for an array with the same shape and dtype as the last one that passed every check: rank,
@@ -245,11 +249,11 @@ class EdgeModel:
             return None
         if not x.flags.c_contiguous:
             return None
-        name = self.spec.signal.name
+        name = self._signal_name
         return {name: x, **checked[2]}, assess_input(self.spec, name, x)
 
     def _remember(self, x: Any, feeds: dict[str, np.ndarray], plain: bool) -> None:
-        name = self.spec.signal.name
+        name = self._signal_name
         norm = self.spec.preprocessing.normalization
         if plain and type(x) is np.ndarray and feeds[name] is x and not (norm and norm.applied_in == "runtime"):
             self._checked = (x.shape, x.dtype, {k: v for k, v in feeds.items() if k != name})

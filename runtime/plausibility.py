@@ -41,12 +41,28 @@ def extremes(arr: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]
     return arr.min(axis=reduce), arr.max(axis=reduce)
 
 
+def _limits(rng: InputRange) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the lowest and highest values accepted: `REFUSE_SPANS` spans outside the training range
+    (computed once per range: this runs on every prediction)."""
+    cached = rng.__dict__.get("_refuse_limits")
+    if cached is None:
+        low, high = np.asarray(rng.low), np.asarray(rng.high)
+        span = np.maximum(high - low, 1e-12)
+        cached = rng.__dict__["_refuse_limits"] = (low - REFUSE_SPANS * span, high + REFUSE_SPANS * span)
+    return cached
+
+
 def check_magnitude(name: str, mins: np.ndarray, maxs: np.ndarray, rng: InputRange | None) -> None:
-    """InputError for NaN/Inf, and for values absurdly far outside the training range."""
+    """InputError for NaN/Inf, and for values absurdly far outside the training range. The common case (all
+    fine) costs two comparisons: NaN fails them too, and only a failure works out what was wrong."""
+    if rng is not None and mins.shape[1] == len(rng.low):
+        lo, hi = _limits(rng)
+        if (mins >= lo).all() and (maxs <= hi).all():
+            return
+    elif np.isfinite(mins).all() and np.isfinite(maxs).all():
+        return
     if not (np.isfinite(mins).all() and np.isfinite(maxs).all()):
         raise InputError(f"input {name!r}: NaN/Inf value(s); impute or drop them before inference")
-    if rng is None or mins.shape[1] != len(rng.low):
-        return
     low, high = np.asarray(rng.low), np.asarray(rng.high)
     span = np.maximum(high - low, 1e-12)
     far = np.maximum((low - mins) / span, (maxs - high) / span)

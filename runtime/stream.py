@@ -37,6 +37,8 @@ class Streamer:
         self.chunk = self.streaming.chunk_multiple if chunk is None else positive_int(chunk, "chunk", 2**24)
         self.streaming.check_chunk(self.chunk)
         self.batch = positive_int(batch, "batch", 2**16)
+        self._chunk_shape = tensor_shape(self.input, {"batch": self.batch, self.streaming.chunk_axis: self.chunk})
+        self._name = model.path.name
         # OpenVINO keeps the state inside its request (a stateful model); onnxruntime's is fed back from here.
         self._stateful = model.engine.stateful(spec, self.batch) if getattr(model, "engine", None) else None
         self.reset()
@@ -60,15 +62,21 @@ class Streamer:
         A refused push (InputError) changes nothing."""
         if sampling_rate_hz is not None:
             check_rate(self.spec, sampling_rate_hz)
-        arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
-        joined = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
-        complete = joined.shape[self.axis] // self.chunk
-        pieces = [np.ascontiguousarray(joined[self._span(k * self.chunk, (k + 1) * self.chunk)])
-                  for k in range(complete)]
+        if (type(samples) is np.ndarray and samples.shape == self._chunk_shape and samples.dtype == np.float32
+                and samples.flags.c_contiguous and self._buffer.shape[self.axis] == 0):
+            # The common case, one whole chunk and nothing buffered: its shape and dtype are already right, so
+            # only its values are checked, and it is fed as it is (no copy is kept: nothing is buffered).
+            pieces, rest = [samples], None
+        else:
+            arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
+            joined = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
+            complete = joined.shape[self.axis] // self.chunk
+            pieces = [np.ascontiguousarray(joined[self._span(k * self.chunk, (k + 1) * self.chunk)])
+                      for k in range(complete)]
+            rest = joined[self._span(complete * self.chunk, None)]
         # Every value is checked (NaN/Inf, absurd magnitudes) before any state changes.
         assessments = [assess_input(self.spec, self.input.name, piece) for piece in pieces]
-        rest = joined[self._span(complete * self.chunk, None)]
-        if rest.shape[self.axis]:
+        if rest is not None and rest.shape[self.axis]:
             assess_input(self.spec, self.input.name, rest)
         feeds = {self.input.name: None, **self.state}
         state_names, logits_per_chunk = list(self.state), []
@@ -79,9 +87,10 @@ class Streamer:
                 feeds[self.input.name] = piece
                 logits, *new_state = self.model.run(feeds)
                 feeds.update(zip(state_names, new_state, strict=True))
-            logits_per_chunk.append(check_outputs(logits, self.model.path.name))
+            logits_per_chunk.append(check_outputs(logits, self._name))
         # Keep our own copy: `joined` may be (a view of) the caller's array, which they are free to reuse.
-        self._buffer = rest.copy()
+        if rest is not None:
+            self._buffer = rest.copy()
         self.state = {k: feeds[k] for k in state_names}
         out = []
         for logits, assessment in zip(logits_per_chunk, assessments, strict=True):

@@ -27,6 +27,10 @@ class ClassWeighting(enum.Enum):
     NONE = "none"
     INVERSE = "inverse"
     SQRT = "sqrt"
+    CAPPED = "capped"  # inverse frequency, but no class weighs more than CAP_WEIGHT times the commonest
+
+
+CAP_WEIGHT = 20.0
 
 
 class Loss(enum.Enum):
@@ -101,6 +105,8 @@ def class_weights(y: np.ndarray, num_classes: int, mode: ClassWeighting) -> torc
     w = np.where(counts > 0, counts.max() / np.maximum(counts, 1), 0.0)
     if mode is ClassWeighting.SQRT:
         w = np.sqrt(w)
+    elif mode is ClassWeighting.CAPPED:
+        w = np.minimum(w, CAP_WEIGHT)
     w = w / w[counts > 0].mean()
     return torch.tensor(w, dtype=torch.float32)
 

@@ -40,11 +40,15 @@ class BeatConfig(BaseConfig):
     rr_hidden: int = 16
     hidden: int = 64
     dropout: float = 0.2
+    morphology_dropout: float = 0.0  # drops whole morphology features in training: leans on the rhythm too
+    rr_skip: bool = False  # a linear path from the RR features straight to the logits
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.channels = tuple(int(c) for c in self.channels)
         self.check_positive("beat_cnn", "leads", "rr_features", "channels", "kernel_size", "rr_hidden", "hidden")
+        if not 0.0 <= self.morphology_dropout < 1.0:
+            raise ModelError(f"beat_cnn: morphology_dropout must be in [0, 1), got {self.morphology_dropout}")
 
 
 @register_model("beat_cnn")
@@ -59,8 +63,10 @@ class BeatClassifier(EdgeModule):
                                       for a, b in pairs(c.leads * (2 if c.template else 1), c.channels)))
         self.rr_norm = nn.BatchNorm1d(c.rr_features)
         self.rr = nn.Sequential(nn.Linear(c.rr_features, c.rr_hidden), nn.ReLU())
+        self.morph_drop = nn.Dropout(c.morphology_dropout)
         self.mix = nn.Sequential(nn.Linear(2 * c.channels[-1] + c.rr_hidden, c.hidden), nn.ReLU())
         self.head = head(c.hidden, c)
+        self.rr_direct = nn.Linear(c.rr_features, c.num_classes) if c.rr_skip else None
 
     @classmethod
     def context_config(cls, shapes: dict[str, tuple[int, ...]]) -> dict:
@@ -102,5 +108,10 @@ class BeatClassifier(EdgeModule):
         else:
             x = self.norm(x)
         z = self.blocks(x)
-        morphology = torch.cat([z.mean(dim=2), z.amax(dim=2)], dim=1)
-        return self.head(self.mix(torch.cat([morphology, self.rr(self.rr_norm(rr))], dim=1)))
+        morphology = self.morph_drop(torch.cat([z.mean(dim=2), z.amax(dim=2)], dim=1))
+        rhythm = self.rr_norm(rr)
+        features = self.mix(torch.cat([morphology, self.rr(rhythm)], dim=1))
+        if self.rr_direct is None:
+            return self.head(features)
+        temperature = self.head.temperature
+        return self.head(features) + self.rr_direct(rhythm) / temperature
