@@ -109,7 +109,6 @@ def batch_case(label: str, name: str, config: dict, length: int, batch: int, run
     val = Labelled(check, y, None, "random")
     static = quantize(fp32, work / f"{name}.static.onnx", QuantMode.STATIC, cal, val, max_drop=100,
                       force_gate=True, overwrite=True).path
-    variants = {"PyTorch eager": None, "raw onnxruntime fp32": None}
     ours = {"edgemed onnxruntime fp32": EdgeModel(fp32, threads=1),
             "edgemed onnxruntime int8 static": EdgeModel(static, threads=1)}
     raw_ov, gates = {}, {}
