@@ -41,6 +41,8 @@ VARIANTS = {
     "augmentation": ({"augment": True}, {}, {}),
     "ratios only": ({}, {}, {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
     "rhythm path": ({}, {"rr_skip": True, "morphology_dropout": 0.3}, {}),
+    "rhythm path + balanced": ({"sampling": Sampling.BALANCED, "class_weighting": ClassWeighting.NONE},
+                               {"rr_skip": True, "morphology_dropout": 0.3}, {}),
     "rhythm path + small": ({}, {"rr_skip": True, "morphology_dropout": 0.3, "channels": (8, 16, 16), "hidden": 32},
                             {}),
     "small + ratios": ({}, {"channels": (8, 16, 16), "hidden": 32, "dropout": 0.3},

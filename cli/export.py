@@ -11,7 +11,15 @@ from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
 from edgemed.export.foreign import FileKind, file_kind
 from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES
-from edgemed.export.quantize import DEFAULT_MAX_DROP, CalibrationMethod, QuantEngine, QuantMode, RecurrentWeights
+from edgemed.export.quantize import (
+    DEFAULT_MAX_DROP,
+    CalibrationMethod,
+    QuantEngine,
+    QuantMode,
+    QuantScheme,
+    RecurrentWeights,
+    isa_targets,
+)
 from edgemed.export.verify import to_json, verify
 
 
@@ -108,6 +116,13 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
 @click.option("--engine", default=QuantEngine.ONNXRUNTIME.value, show_default=True,
               type=click.Choice([v.value for v in QuantEngine]),
               help="Static int8 by onnxruntime's quantiser, or by NNCF with accuracy control (openvino extra).")
+@click.option("--scheme", default=QuantScheme.AUTO.value, show_default=True,
+              type=click.Choice([v.value for v in QuantScheme]),
+              help="Static int8 types; auto: the first of u8s8, u8s8-reduced, u8u8 that holds on every --isa class.")
+@click.option("--isa", "isa_text", metavar="CLASSES",
+              help="Instruction-set classes the model must give the same results on (x86-avx2, x86-vnni, aarch64, or "
+                   "all); default: this machine's, plus --device's.")
+@click.option("--device", "device_name", metavar="PROFILE", help="The device the model is for: adds its class.")
 @click.option("--recurrent-weights", default=RecurrentWeights.FLOAT.value, show_default=True,
               type=click.Choice([v.value for v in RecurrentWeights]),
               help="GRU/LSTM/RNN weights: float (pre-packed by onnxruntime, fastest) or int8 storage (4x smaller, "
@@ -117,7 +132,7 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
 @force_option
 @user_errors
 def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate,
-                     engine, recurrent_weights, output, json_path, force):
+                     engine, scheme, isa_text, device_name, recurrent_weights, output, json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
     from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic
     from edgemed.export.quant_data import quantization_data
@@ -137,7 +152,8 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
     cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation, calibration_samples)
     result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
                       overwrite=force, recurrent_weights=RecurrentWeights(recurrent_weights),
-                      engine=QuantEngine(engine))
+                      engine=QuantEngine(engine), scheme=QuantScheme(scheme),
+                      isa_classes=isa_targets(isa_text, device_name))
     click.echo(format_report(result.report))
     if json_path:
         write_bytes_atomic(json_path, report_json(result.report))

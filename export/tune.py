@@ -40,7 +40,7 @@ from edgemed.core.examples import example_inputs, example_sizes
 from edgemed.core.limits import max_threads
 from edgemed.core.metrics import classification_report
 from edgemed.export.quant_data import Labelled
-from edgemed.export.quantize import QuantEngine, QuantMode, quantize
+from edgemed.export.quantize import QuantEngine, QuantMode, isa_targets, quantize
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.providers import resolve_device
 from edgemed.runtime.timing import interleaved
@@ -179,7 +179,7 @@ class Tuner:
     def __init__(self, model: Path, device: str, calibration: Labelled, validation: Labelled, cache: Path,
                  max_drop: float, max_class_drop: float = DEFAULT_MAX_CLASS_DROP, runs: int = 200) -> None:
         self.path, self.cache = Path(model), Path(cache)
-        self.device = resolve_device(device)
+        self.device, self.device_name = resolve_device(device), device
         self.calibration, self.validation = calibration, validation
         self.max_drop, self.max_class_drop, self.runs = max_drop, max_class_drop, runs
         self.reference = EdgeModel(self.path, threads=1)
@@ -211,7 +211,7 @@ class Tuner:
                 "nncf": QuantMode.STATIC}[kind]
         engine = QuantEngine.NNCF if kind == "nncf" else QuantEngine.ONNXRUNTIME
         quantize(self.path, out, mode, self.calibration, self.validation, max_drop=self.max_drop, force_gate=True,
-                 overwrite=True, engine=engine)
+                 overwrite=True, engine=engine, isa_classes=isa_targets(None, self.device_name))
         return out
 
     def load(self, c: Candidate, path: Path) -> EdgeModel:

@@ -131,6 +131,18 @@ def _is_bundle(path: Path) -> bool:
     return False
 
 
+def _check_isa(path: Path, quantization: dict[str, Any] | None, profile: Any) -> None:
+    """An int8 model ships only to a device whose instruction-set class its quantiser checked it on."""
+    scheme = ((quantization or {}).get("graph_passes") or {}).get("scheme")
+    isa = getattr(profile, "isa", "")
+    if not isinstance(scheme, dict) or not isa or isa == "detected":
+        return
+    targets = scheme.get("targets") or []
+    if isa not in targets:
+        raise BundleError(f"{path}: quantised for {', '.join(targets)} CPUs, but {profile.name} is {isa}, where its "
+                          f"int8 results may differ; quantise it again with --device {profile.name}")
+
+
 TUNED_SCHEMA = "edgemed.tuned/1"
 
 
@@ -201,6 +213,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
             raise BundleError(f"{path}: not bundled: {exc}") from exc
         info = describe(path)
         meta = info.metadata
+        _check_isa(path, meta.quantization, profile)
         payload[path.name] = path.read_bytes()
         payload[sidecar_path(path).name] = sidecar_path(path).read_bytes()
         reference = path.stem + REFERENCE_SUFFIX
