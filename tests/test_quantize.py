@@ -154,3 +154,54 @@ def test_streaming_exports_quantise_through_the_same_gate(exported, family, tmp_
     a = fp32.stream(chunk=stream.chunk, batch=2).push(x)[-1].probabilities
     b = int8.stream(chunk=stream.chunk, batch=2).push(x)[-1].probabilities
     assert np.abs(a - b).max() < 0.2  # the same stream, quantised: close, and gated on accuracy above
+
+
+def test_int8_scheme_is_chosen_per_instruction_set_class(exported, tmp_path, monkeypatch):
+    """Without a way to check x86 CPUs lacking VNNI, auto skips u8s8 (which saturates there) when that class is a
+    target; with only this machine's class it keeps u8s8."""
+    from edgemed.devices.profile import host_isa
+    from edgemed.export import isa as isa_module
+    from edgemed.export.quant_data import quantization_data
+    from edgemed.export.quantize import QuantScheme, isa_targets
+
+    fp32 = EdgeModel(exported["gru"])
+    cal, val = quantization_data(fp32.spec, fp32.metadata.provenance, None, None)
+    here = quantize(exported["gru"], tmp_path / "a.onnx", QuantMode.STATIC, cal, val, max_drop=100).report
+    assert here.graph_passes["scheme"]["chosen"] == "u8s8" and here.graph_passes["scheme"]["targets"] == [host_isa()]
+    monkeypatch.setattr(isa_module, "reachable", lambda classes: {c: "not here" for c in classes})
+    others = tuple(c for c in ("x86-avx2", "aarch64") if c != host_isa())
+    report = quantize(exported["gru"], tmp_path / "b.onnx", QuantMode.STATIC, cal, val, max_drop=100,
+                      isa_classes=(host_isa(), *others)).report
+    scheme = report.graph_passes["scheme"]
+    assert scheme["chosen"] == "u8s8-reduced" and scheme["tried"][0]["result"].startswith("skipped")
+    assert all(not scheme["tried"][1]["classes"][c]["checked"] for c in others)
+    assert isa_targets("all") [0] == host_isa() and len(isa_targets("all")) == 3
+    with pytest.raises(QuantizationError, match="unknown instruction-set"):
+        isa_targets("sparc")
+    assert QuantScheme("u8u8") is QuantScheme.U8U8
+
+
+@pytest.mark.skipif(not __import__("shutil").which("qemu-x86_64-static"), reason="needs qemu-user-static")
+def test_int8_results_on_an_x86_cpu_without_vnni_are_measured(exported, tmp_path):
+    from edgemed.export.isa import logits_on
+
+    fp32 = EdgeModel(exported["gru"])
+    x = np.random.default_rng(0).normal(size=(8, 12, fp32.spec.signal.shape[2])).astype(np.float32)
+    feeds = {"x": x, "lengths": np.full(8, 12, np.int64)}
+    emulated = logits_on("x86-avx2", exported["gru"], feeds)
+    np.testing.assert_allclose(emulated, fp32.predict(x).logits, atol=1e-5)  # fp32 is the same everywhere
+
+
+def test_bundle_refuses_int8_not_checked_on_the_device_class(exported, tmp_path):
+    from click.testing import CliRunner
+
+    from edgemed.cli.main import cli
+    from edgemed.devices.profile import host_isa
+    from edgemed.export.quant_data import quantization_data
+
+    fp32 = EdgeModel(exported["gru"])
+    cal, val = quantization_data(fp32.spec, fp32.metadata.provenance, None, None)
+    quantize(exported["gru"], tmp_path / "q.onnx", QuantMode.STATIC, cal, val, max_drop=100)
+    other = "raspberry-pi-5" if host_isa() != "aarch64" else "bedside-x86"
+    res = CliRunner().invoke(cli, ["bundle", str(tmp_path / "q.onnx"), "--device", other, "-o", str(tmp_path / "b")])
+    assert res.exit_code == 1 and "quantise it again with --device" in res.output
