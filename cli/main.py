@@ -21,6 +21,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "run": ("edgemed.cli.runtime", "run_command", "runtime", "Run an ONNX model on a file, by batch or stream."),
     "evaluate": ("edgemed.cli.runtime", "evaluate_command", "runtime",
                  "Evaluate a beat model on annotated records (AAMI EC57)."),
+    "score": ("edgemed.cli.runtime", "score_command", "runtime",
+              "Score an archive on Ray Data, resumably (the scale extra)."),
     "profile": ("edgemed.cli.runtime", "profile_command", "runtime", "Profile latency, cold start and memory."),
     "devices": ("edgemed.cli.runtime", "devices_group", "runtime", "List and show device profiles."),
     "bundle": ("edgemed.cli.runtime", "bundle_command", "runtime", "Bundle models for a device, with a manifest."),

@@ -144,6 +144,41 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
         click.echo("wrote " + ", ".join(str(p) for p in [*written, card]))
 
 
+@click.command("score")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for predictions/*.parquet, failures/ and summary.json; a re-run resumes it.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="Ray actors scoring at once, each with its own runtime session.")
+@click.option("--address", metavar="RAY_ADDRESS", help="An existing Ray cluster (default: a local Ray, started and "
+              "stopped here).")
+@click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=0, min_open=True),
+              help="Beat models: the rate (Hz) of raw .npy or CSV signals.")
+@click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
+              help="Beat models: detected beats, or the records' reference annotations.")
+@quiet_option
+@user_errors
+def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beats, quiet):
+    """Score an archive (WFDB folders or records, .npz shards, images) on Ray Data: one Parquet part per item with
+    the columns of `edgemed run`, a summary.json with per-item counts, failures and throughput. Bad items are
+    reported and skipped; a re-run with the same --out scores only what is missing."""
+    from edgemed.runtime.score import list_items, score
+
+    total = len(list_items(list(data)))
+    with click.progressbar(length=total, label="items", file=io.StringIO() if quiet else None,
+                           item_show_func=lambda name: name) as bar:
+        summary = score(model, list(data), out_dir, workers, address,
+                        {"sampling_rate_hz": sampling_rate_hz, "beats": beats}, progress=lambda n: bar.update(1, n))
+    s = summary.to_dict()
+    click.echo(f"{s['items']} items: {s['scored_now']} scored now ({s['rows_now']:,} rows), {s['already_done']} "
+               f"already done, {len(s['failed'])} failed; {s['seconds']:.1f} s with {workers} worker(s)"
+               + (f", {s['items_per_minute']:.1f} items/min" if s["items_per_minute"] else ""))
+    for f in s["failed"]:
+        click.echo(f"failed: {f['item']}: {f['error']}", err=True)
+    click.echo(f"wrote {out_dir / 'predictions'}/ and {out_dir / 'summary.json'}")
+
+
 @click.command("profile")
 @click.argument("model", type=click.Path(path_type=Path))
 @device_option

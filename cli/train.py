@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -13,6 +15,7 @@ from edgemed.core.spec import RR_FEATURES
 from edgemed.train.data import SYNTHETIC_SOURCES
 from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW
 from edgemed.train.data.load import DataOptions
+from edgemed.train.distributed import world
 from edgemed.train.models import list_models
 from edgemed.train.recipes import RECIPES, recipe
 from edgemed.train.run import run_cross_validation, run_training
@@ -30,6 +33,35 @@ def _leads(text: str | None) -> int | list[str] | None:
             raise click.BadParameter("needs at least one lead", param_hint="--leads")
         return int(text)
     return csv_list(text)
+
+
+def _given_args(ctx: click.Context, leave_out: tuple[str, ...]) -> list[str]:
+    """The options given on the command line, written back as arguments (what torchrun passes to every rank)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if name in leave_out or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[name]
+        if isinstance(param, click.Option) and param.is_flag:
+            if param.secondary_opts and not value:
+                args.append(param.secondary_opts[0])
+            elif value:
+                args.append(param.opts[0])
+            continue
+        for v in (value if param.multiple else (value,)):
+            args += [param.opts[0], str(v)]
+    return args
+
+
+def _launch(ctx: click.Context, nproc: int) -> None:
+    """Run this same command under torchrun with `nproc` processes (without --nproc), and exit with its status."""
+    args = _given_args(ctx, ("nproc",))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "edgemed.train", *args]
+    code = subprocess.run(command).returncode
+    if code:
+        raise click.ClickException(f"torchrun with {nproc} processes exited with status {code}")
 
 
 def _pair(text: str | None, option: str) -> tuple[float, float] | None:
@@ -104,6 +136,9 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
               "(default: all the context allows).")
 @click.option("--image-size", type=click.IntRange(8, 1024),
               help="Image folders and synthetic fundus: pixels per side images are read at.")
+@click.option("--nproc", type=click.IntRange(1), metavar="N",
+              help="Train with N processes on this machine (torchrun, DistributedDataParallel: gloo on CPU, NCCL on "
+                   "GPUs); for several machines run torchrun yourself with -m edgemed.train.")
 @click.option("--accelerator", default=DEFAULTS.accelerator, show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where PyTorch trains: CUDA when present (auto).")
 @click.option("--overwrite", is_flag=True,
@@ -115,11 +150,14 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
 def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
                   class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, validation, cv_folds,
                   loss, sampling, calibrate, abstain_below, samples, records, task, leads, sampling_rate_hz,
-                  no_filter, window_s, beat_window, context, template_beats, rr_features, image_size, accelerator,
-                  overwrite,
+                  no_filter, window_s, beat_window, context, template_beats, rr_features, image_size, nproc,
+                  accelerator, overwrite,
                   seed, quiet):
     """Train a model and write model.pt, metrics.json and training.png into --out (or, with --cv, cross-validate
     and write cv.json and cv.md)."""
+    if nproc and nproc > 1:
+        _launch(ctx, nproc)
+        return
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
     train_values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                     "grad_clip": grad_clip, "patience": patience, "class_weighting": ClassWeighting(class_weighting),
@@ -160,6 +198,8 @@ def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, l
         val_fraction=val_fraction, val_groups=None if outside else csv_list(validation),
         validation_data=validation if outside else None, overwrite=overwrite,
     )
+    if not world().is_main:
+        return  # under torchrun: rank 0 reports
     held_out = ", ".join(summary.val_groups[:12]) + (" ..." if len(summary.val_groups) > 12 else "")
     click.echo(f"trained {model_name} on {data}: {summary.train_size} training / {summary.val_size} validation "
                f"samples; held out {held_out}")

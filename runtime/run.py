@@ -167,6 +167,16 @@ def quality_summary(result: RunResult) -> str | None:
             "data, or a beat window padded at a recording's edge); see the output's quality column")
 
 
+def flat_rows(result: RunResult) -> list[dict[str, Any]]:
+    """One flat dict per prediction, the columns of `edgemed run`'s CSV: for beats record, sample, time_s, label;
+    otherwise index, id (end_s when streamed), label (true when known); then p_<class> and quality."""
+    if result.rows and "record" in result.rows[0]:  # beats: already flat
+        return result.rows
+    keys = [k for k in ("index", "id", "end_s", "label", "true") if any(k in r for r in result.rows)]
+    return [{**{k: r.get(k, "") for k in keys}, **{f"p_{n}": float(r["probabilities"][n]) for n in result.labels},
+             "quality": ";".join(r.get("quality", ())) or "ok"} for r in result.rows]
+
+
 def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
     """JSON (with a summary) or CSV (one row per prediction), by suffix. Non-finite numbers are refused, never
     written as invalid JSON."""
@@ -177,21 +187,13 @@ def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
                                **result.extra}, indent=1, allow_nan=False)
         except ValueError as exc:
             raise InputError(f"predictions hold non-finite numbers ({exc}); nothing written") from exc
-    if suffix == ".csv" and result.rows and "record" in result.rows[0]:  # beats: flat rows
+    if suffix == ".csv":
+        rows = flat_rows(result)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["label"])
         writer.writeheader()
         writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) and k.startswith("p_") else v) for k, v in r.items()}
-                         for r in result.rows)
-        return buf.getvalue()
-    if suffix == ".csv":
-        buf = io.StringIO()
-        keys = [k for k in ("index", "id", "end_s", "label", "true") if any(k in r for r in result.rows)]
-        writer = csv.writer(buf)
-        writer.writerow(keys + [f"p_{name}" for name in result.labels] + ["quality"])
-        for r in result.rows:
-            writer.writerow([r.get(k, "") for k in keys] + [f"{r['probabilities'][n]:.6g}" for n in result.labels]
-                            + [";".join(r.get("quality", ())) or "ok"])
+                         for r in rows)
         return buf.getvalue()
     raise InputError(f"--out: use a .json or .csv file name, not {suffix or 'no suffix'}")
 

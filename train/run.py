@@ -21,6 +21,8 @@ from edgemed.train.checkpoint import save_checkpoint
 from edgemed.train.cross_validation import CrossValidation, cross_validate
 from edgemed.train.data import Dataset, load_data
 from edgemed.train.data.load import DataOptions
+from edgemed.train.distributed import stop as stop_world
+from edgemed.train.distributed import world
 from edgemed.train.plots import plot_history
 from edgemed.train.provenance import provenance
 from edgemed.train.run_folder import check_replaceable_run, publish_run, write_marker
@@ -84,6 +86,14 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
     ds, train_ds, val_ds = split_data(data, train_cfg.seed, data_options, val_fraction, val_groups, validation_data)
     seed_everything(train_cfg.seed)  # before the model exists: its initial weights come from this seed
     model = build_for_data(model_name, train_ds, model_overrides)
+    w = world()
+    if not w.is_main:  # under torchrun: train with the others, rank 0 writes the run
+        try:
+            result = train(model, train_ds, val_ds, train_cfg)
+            w.barrier()
+        finally:
+            stop_world(w)
+        return _summary(out, result, train_ds, val_ds)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -114,12 +124,20 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         write_marker(tmp)
         os.chmod(tmp, public_mode(directory=True))  # mkdtemp makes it owner-only
         publish_run(tmp, out, overwrite)
+        w.barrier()
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        stop_world(w)
+    return _summary(out, result, train_ds, val_ds)
+
+
+def _summary(out: Path, result: Any, train_ds: Dataset, val_ds: Dataset) -> RunSummary:
+    seconds = [h["seconds"] for h in result.history]
     return RunSummary(out=out, report=result.val_report, best_epoch=result.best_epoch,
-                      epochs_run=len(result.history), seconds_per_epoch=metrics["seconds_per_epoch"],
-                      train_size=len(train_ds), val_size=len(val_ds), val_groups=held_out)
+                      epochs_run=len(result.history), seconds_per_epoch=sum(seconds) / len(seconds),
+                      train_size=len(train_ds), val_size=len(val_ds),
+                      val_groups=sorted(set(val_ds.groups.astype(str).tolist())))
 
 
 def run_cross_validation(model_name: str, data: str, out: Path | str, folds: int, *, train_cfg: TrainConfig,

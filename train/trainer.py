@@ -18,6 +18,8 @@ from edgemed.core.errors import EdgemedError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import Calibration
 from edgemed.train.data.dataset import Dataset
+from edgemed.train.distributed import World, world
+from edgemed.train.distributed import start as start_world
 
 
 class ClassWeighting(enum.Enum):
@@ -185,37 +187,55 @@ def calibrate(model: nn.Module, val_ds: Dataset, abstain_below: float | None, de
     return cal
 
 
+def _val_probs(model: nn.Module, val_ds: Dataset, device: torch.device, w: World) -> np.ndarray:
+    """Validation probabilities, each rank predicting its share and all gathering the whole."""
+    idx = w.shard(np.arange(len(val_ds)))
+    return w.gather(predict_proba(model, val_ds.subset(idx), device=device), len(val_ds))
+
+
 def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
-    """Train `model` in place and return it with the weights of its best validation epoch."""
+    """Train `model` in place and return it with the weights of its best validation epoch. Under torchrun the
+    processes train one model together (DistributedDataParallel; see `edgemed.train.distributed`)."""
     seed_everything(cfg.seed)
     device = resolve_accelerator(cfg.accelerator)
+    w = world()
+    if w.active and device.type == "cuda":
+        device = torch.device("cuda", w.local_rank)
+    start_world(w, device)
     augment = cfg.augment if cfg.augment is not None else model.traits.augments_by_default
     model.to(device)
+    module = model
+    if w.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(module, device_ids=[w.local_rank] if device.type == "cuda" else None)
     rng = np.random.default_rng(cfg.seed)
-    steps = -(-len(train_ds) // cfg.batch_size)
+    batch_size = max(cfg.batch_size // w.size, 2)  # each rank's share of the global batch
+    steps = -(-len(w.shard(np.arange(len(train_ds)))) // batch_size)
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps * cfg.epochs, pct_start=0.2)
     weights = class_weights(train_ds.y, len(train_ds.labels), cfg.class_weighting).to(device)
     loss_fn = loss_function(cfg.loss, weights)
-    result = TrainResult(model=model, device=str(device))
-    aug_gen = torch.Generator().manual_seed(cfg.seed)
+    result = TrainResult(model=module, device=str(device) + (f" x {w.size} processes" if w.active else ""))
+    aug_gen = torch.Generator().manual_seed(cfg.seed + w.rank)
     best_score, best_state, stale = -np.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         start = time.perf_counter()
-        order = epoch_order(train_ds.y, cfg.sampling, rng)
+        order = w.shard(epoch_order(train_ds.y, cfg.sampling, rng))
         losses = []
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress or None)
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not cfg.progress or not w.is_main or None)
         for step in bar:
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             if len(idx) < 2 and step > 0:
                 break  # batch norm cannot train on a batch of one; the order changes every epoch
             y = torch.from_numpy(train_ds.y[idx]).to(device)
-            inputs = _inputs(model, train_ds, idx, device)
+            inputs = _inputs(module, train_ds, idx, device)
             if augment:
-                inputs = (model.augment(inputs[0], aug_gen), *inputs[1:])
+                inputs = (module.augment(inputs[0], aug_gen), *inputs[1:])
             loss = loss_fn(model(*inputs), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -225,29 +245,30 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         train_seconds = time.perf_counter() - start
-        probs = predict_proba(model, val_ds, device=device)
+        train_loss = w.mean(float(np.mean(losses)))
+        probs = _val_probs(module, val_ds, device, w)
         report = classification_report(val_ds.y, probs, val_ds.labels)
         val_loss = float(nn.functional.cross_entropy(
             torch.log(torch.from_numpy(probs).clamp_min(1e-12)), torch.from_numpy(val_ds.y), weight=weights.cpu()
         ))
         score = report[cfg.monitor] if report[cfg.monitor] is not None else -np.inf
         result.history.append({
-            "epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+            "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
             "val_macro_f1": report["macro_f1"], "val_accuracy": report["accuracy"],
             "lr": sched.get_last_lr()[0], "seconds": train_seconds,
         })
-        if cfg.progress:
-            tqdm.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}  val loss {val_loss:.4f}  "
+        if cfg.progress and w.is_main:
+            tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                        f"val {cfg.monitor} {score:.4f}  ({train_seconds:.1f} s)")
         if score > best_score:
-            best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
+            best_score, best_state, stale = score, copy.deepcopy(module.state_dict()), 0
             result.best_epoch, result.val_report = epoch, report
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
-    model.load_state_dict(best_state)
+    module.load_state_dict(best_state)
     if cfg.calibrate:
-        result.calibration = calibrate(model, val_ds, cfg.abstain_below, device)
-    model.to("cpu").eval()
+        result.calibration = calibrate(module, val_ds, cfg.abstain_below, device)
+    module.to("cpu").eval()
     return result
