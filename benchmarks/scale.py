@@ -31,9 +31,9 @@ def _archive(work: Path, count: int) -> tuple[list[Path], str]:
         names = (MITDB / "RECORDS").read_text().split()[:count]
         return [MITDB / n for n in names], f"{len(names)} MIT-BIH records (30 min each, 2 leads, 360 Hz)"
     sys.path.insert(0, str(ROOT / "tests"))
-    from helpers import write_wfdb
-
     from edgemed.train.data.synthetic_ecg import synthetic_recording
+
+    from helpers import write_wfdb
 
     paths = []
     for i in range(count):
