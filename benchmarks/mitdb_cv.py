@@ -28,25 +28,17 @@ MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 # name: (change to the training config, change to the model config, change to the data options)
 VARIANTS = {
     "recipe": ({}, {}, {}),
-    "no-amplitude-scaling": ({}, {"scale_by_template": False}, {}),
-    "no-template": ({}, {"template": False}, {"template_beats": 0}),
+    "no rhythm path": ({}, {"rr_skip": False, "morphology_dropout": 0.0}, {}),
+    "no template": ({}, {"template": False}, {"template_beats": 0}),
+    "no amplitude scaling": ({}, {"scale_by_template": False}, {}),
     "next-beat (full context)": ({}, {}, {"context": "full"}),
-    "sqrt weights": ({"class_weighting": ClassWeighting.SQRT}, {}, {}),
-    "capped weights": ({"class_weighting": ClassWeighting.CAPPED}, {}, {}),
-    "capped + rhythm path": ({"class_weighting": ClassWeighting.CAPPED}, {"rr_skip": True, "morphology_dropout": 0.3},
-                             {}),
-    "no weights": ({"class_weighting": ClassWeighting.NONE}, {}, {}),
-    "balanced sampling": ({"sampling": Sampling.BALANCED, "class_weighting": ClassWeighting.NONE}, {}, {}),
+    "shuffled batches, inverse weights": ({"sampling": Sampling.SHUFFLE, "class_weighting": ClassWeighting.INVERSE},
+                                          {}, {}),
+    "shuffled batches, capped weights": ({"sampling": Sampling.SHUFFLE, "class_weighting": ClassWeighting.CAPPED},
+                                         {}, {}),
     "focal loss": ({"loss": Loss.FOCAL}, {}, {}),
     "augmentation": ({"augment": True}, {}, {}),
     "ratios only": ({}, {}, {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
-    "rhythm path": ({}, {"rr_skip": True, "morphology_dropout": 0.3}, {}),
-    "rhythm path + balanced": ({"sampling": Sampling.BALANCED, "class_weighting": ClassWeighting.NONE},
-                               {"rr_skip": True, "morphology_dropout": 0.3}, {}),
-    "rhythm path + small": ({}, {"rr_skip": True, "morphology_dropout": 0.3, "channels": (8, 16, 16), "hidden": 32},
-                            {}),
-    "small + ratios": ({}, {"channels": (8, 16, 16), "hidden": 32, "dropout": 0.3},
-                       {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
 }
 
 
