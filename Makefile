@@ -30,8 +30,11 @@ demo: $(STAMP)
 	$(BIN)/edgemed run $(DEMO)/model.int8.onnx $(DEMO)/heldout.npz
 	$(BIN)/edgemed profile $(DEMO)/model.onnx --device host --compare $(DEMO)/model.int8.onnx \
 		--torch $(DEMO)/train/model.pt --runs 200 --json $(DEMO)/profile.json --plot $(DEMO)/latency.png --force
+	$(BIN)/edgemed tune $(DEMO)/model.onnx --device host --out $(DEMO)/tuned --cache $(DEMO)/tune-cache \
+		--threads 1 --runs 20 --force
 	$(BIN)/edgemed bundle $(DEMO)/model.onnx $(DEMO)/model.int8.onnx --device host -o $(DEMO)/bundle --force
-	$(BIN)/edgemed verify-bundle $(DEMO)/bundle
+	$(BIN)/edgemed verify-bundle $(DEMO)/bundle --run
+	cd benchmarks && ../$(BIN)/python peers.py --quick --runs 20
 	$(BIN)/python scripts/demo_report.py $(DEMO)
 
 # The recommended beat classifier on MIT-BIH DS1 (about 10 minutes on 2 cores): train, export, int8, evaluate.

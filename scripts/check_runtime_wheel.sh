@@ -33,4 +33,8 @@ out=$("$tmp/venv/bin/edgemed" verify-bundle tests/data --key tests/data/tiny_gru
 echo "$out" | grep -q "Traceback" && { echo "traceback: $out"; exit 1; }
 out=$("$tmp/venv/bin/edgemed" train --model gru --data x --out y 2>&1 || true)
 echo "$out" | grep -q "pip install 'edgemed\[train\]'" || { echo "heavy command did not name its extra: $out"; exit 1; }
+out=$("$tmp/venv/bin/edgemed" score tests/data/tiny_gru.onnx tests/data --out "$tmp/score" 2>&1 || true)
+echo "$out" | grep -q "pip install 'edgemed\[scale\]'" || { echo "score without Ray did not name its extra: $out"; exit 1; }
+out=$("$tmp/venv/bin/edgemed" run tests/data/tiny_gru.onnx tests/data/tiny_vitals.npz --backend openvino 2>&1 || true)
+echo "$out" | grep -q "pip install 'edgemed\[openvino\]'" || { echo "openvino backend did not name its extra: $out"; exit 1; }
 echo "runtime-only wheel: 1 passed, 0 failed"
