@@ -57,7 +57,7 @@ def check_magnitude(name: str, mins: np.ndarray, maxs: np.ndarray, rng: InputRan
     fine) costs two comparisons: NaN fails them too, and only a failure works out what was wrong."""
     if rng is not None and mins.shape[1] == len(rng.low):
         lo, hi = _limits(rng)
-        if (mins >= lo).all() and (maxs <= hi).all():
+        if ((mins >= lo) & (maxs <= hi)).all():
             return
     elif np.isfinite(mins).all() and np.isfinite(maxs).all():
         return

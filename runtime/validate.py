@@ -140,6 +140,14 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
     axis = rng.axis if rng is not None and rng.axis < arr.ndim and arr.shape[rng.axis] == len(rng.low) else None
     if arr.size == 0:
         return Assessment(np.zeros((arr.shape[0] if arr.ndim else 0, 1)), np.zeros((0, 1)), None, 0)
+    if axis is None and lengths is None:
+        # No training range to compare with: only finiteness matters, and one sum proves it (a NaN or Inf makes
+        # it non-finite; so would float32 overflow, which the exact check below then tells apart).
+        if not math.isfinite(arr.sum()):
+            mins, maxs = extremes(arr, None)
+            check_magnitude(name, mins, maxs, None)
+        nothing = np.zeros((arr.shape[0] if arr.ndim else 1, 0))
+        return Assessment(nothing, nothing, None, 0)
     if lengths is not None and arr.ndim >= 2 and int(lengths.min()) < arr.shape[1]:
         steps = np.arange(arr.shape[1]).reshape((1, -1) + (1,) * (arr.ndim - 2))
         valid = steps < lengths.reshape((-1,) + (1,) * (arr.ndim - 1))
