@@ -74,3 +74,19 @@ def test_score_real_records(mitdb, tmp_path):
     assert res.exit_code == 0, res.output
     rows = _parquet_rows(tmp_path / "out")
     assert len(rows) == 1953 + 2476  # every annotated beat of 115 and 122
+
+
+def test_score_npz_shards_with_the_run_columns(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for k in range(2):
+        shutil.copy(data / "tiny_vitals.npz", shards / f"part{k}.npz")
+    res = CliRunner().invoke(cli, ["score", str(data / "tiny_gru.onnx"), str(shards), "--out", str(tmp_path / "o"),
+                                   "-q"])
+    assert res.exit_code == 0, res.output
+    rows = _parquet_rows(tmp_path / "o")
+    assert len(rows) == 24 and {"index", "id", "label", "true", "quality", "item"} <= set(rows[0])
