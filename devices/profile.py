@@ -111,7 +111,8 @@ def host_isa() -> str:
     if machine in ("aarch64", "arm64"):
         return "aarch64"
     try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
     except OSError:
         flags = ""
     return "x86-vnni" if (" avx512_vnni" in flags or " avx_vnni" in flags) else "x86-avx2"

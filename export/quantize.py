@@ -12,6 +12,7 @@ import contextlib
 import enum
 import io
 import json
+import logging
 import shutil
 import tempfile
 from collections import Counter
@@ -261,9 +262,17 @@ def isa_targets(text: str | None, device: str | None = None) -> tuple[str, ...]:
 
 def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
             scheme: QuantScheme) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
-        ortq.quantize_static(str(pre), str(out), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
-                             per_channel=True, calibrate_method=_ORT_METHODS[method], **_SCHEMES[scheme])
+    # The histogram calibrators print progress, and the quantiser logs (at WARNING) that a 1-D batch-norm weight
+    # has no per-channel axis 1 (it then quantises it per tensor, which is right).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ortq.quantize_static(str(pre), str(out), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
+                                 per_channel=True, calibrate_method=_ORT_METHODS[method], **_SCHEMES[scheme])
+    finally:
+        root.setLevel(level)
 
 
 def _static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
