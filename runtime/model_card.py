@@ -38,7 +38,8 @@ def _training(prov: dict[str, Any]) -> list[str]:
     metrics = prov.get("metrics") or {}
     if metrics.get("macro_f1") is not None:
         lines.append(f"- Validation macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics.get('accuracy') or 0:.3f}")
-    lines.append(f"- Seed {prov.get('seed')}, edgemed {prov.get('edgemed_version', 'unknown')}")
+    version = (prov.get("packages") or {}).get("edgemed") or "unknown"
+    lines.append(f"- Seed {prov.get('seed')}, edgemed {version}, trained {prov.get('created_utc', 'at an unknown time')}")
     return lines
 
 
