@@ -39,7 +39,8 @@ def _training(prov: dict[str, Any]) -> list[str]:
     if metrics.get("macro_f1") is not None:
         lines.append(f"- Validation macro-F1 {metrics['macro_f1']:.3f}, accuracy {metrics.get('accuracy') or 0:.3f}")
     version = (prov.get("packages") or {}).get("edgemed") or "unknown"
-    lines.append(f"- Seed {prov.get('seed')}, edgemed {version}, trained {prov.get('created_utc', 'at an unknown time')}")
+    when = prov.get("created_utc", "at an unknown time")
+    lines.append(f"- Seed {prov.get('seed')}, edgemed {version}, trained {when}")
     return lines
 
 
