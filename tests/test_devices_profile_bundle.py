@@ -133,13 +133,14 @@ def test_bundle_round_trip_and_tampering(onnx_models, tmp_path, suffix):
     out = tmp_path / f"bundle{suffix}"
     manifest = make_bundle([onnx_models["cnn_gru"], onnx_models["gru"]], "bedside-x86", out)
     assert manifest.device["name"] == "bedside-x86" and len(manifest.models) == 2
-    assert set(manifest.files) == {"cnn_gru.onnx", "gru.onnx", "README.md", "cnn_gru.onnx.sha256", "gru.onnx.sha256"}
+    assert set(manifest.files) == {"cnn_gru.onnx", "gru.onnx", "README.md", "cnn_gru.onnx.sha256", "gru.onnx.sha256",
+                                   "cnn_gru.reference.npz", "gru.reference.npz"}
     assert any(r.startswith("onnxruntime==") for r in manifest.requirements)
     assert manifest.models[0].parity["passed"] is True and manifest.models[0].provenance
     assert verify_bundle(out).schema == "edgemed.bundle/1"
     assert load_bundle(out, "gru.onnx").threads == 1
     result = invoke("verify-bundle", out)
-    assert result.exit_code == 0 and "5 files match" in result.output
+    assert result.exit_code == 0 and "7 files match" in result.output
     if suffix:
         with zipfile.ZipFile(out) as z:
             members = {n: z.read(n) for n in z.namelist()}
