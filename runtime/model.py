@@ -215,42 +215,35 @@ class EdgeModel:
         """Check `x` (and `lengths` for padded sequences) against the spec and classify every sample,
         running at most `batch_size` samples per session call. Raises InputError for inputs that do not fit,
         OutputError when the model's logits are not finite."""
+        name = self._signal_name
+        checked = self._checked
+        if (checked is not None and lengths is None and sampling_rate_hz is None and not other_inputs
+                and x.__class__ is np.ndarray and x.shape == checked[0] and x.dtype == checked[1]
+                and x.flags.c_contiguous):
+            # The same shape and dtype as the last input that passed every check: rank, sizes and dtype are
+            # functions of those alone, so only the values are checked again.
+            feeds = dict(checked[2])
+            feeds[name] = x
+            logits = self.run(feeds)[0] if x.shape[0] <= self.batch_size else self._run_batches(feeds)
+            return Prediction(check_outputs(logits, self._name), self.labels, assess_input(self.spec, name, x),
+                              self.spec)
         if self.spec.streaming is not None:
             raise SpecError(f"{self.path.name} is a streaming model; use EdgeModel.stream()")
-        name = self._signal_name
         plain = lengths is None and sampling_rate_hz is None and not other_inputs
-        repeat = self._repeat_feeds(x) if plain else None
-        if repeat is None:
-            inputs = {name: x, **other_inputs}
-            if lengths is not None:
-                if self.spec.lengths is None:
-                    raise InputError(f"{self.path.name} takes no sequence lengths; drop `lengths`")
-                inputs[self.spec.lengths.name] = lengths
-            feeds, assessment = prepare_inputs(self.spec, inputs, sampling_rate_hz)
-            self._remember(x, feeds, plain)
-        else:
-            feeds, assessment = repeat
-        n = feeds[name].shape[0]
-        if n <= self.batch_size:
-            logits = self.run(feeds)[0]
-        else:
-            logits = np.concatenate([
-                self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
-                for start in range(0, n, self.batch_size)
-            ])
+        inputs = {name: x, **other_inputs}
+        if lengths is not None:
+            if self.spec.lengths is None:
+                raise InputError(f"{self.path.name} takes no sequence lengths; drop `lengths`")
+            inputs[self.spec.lengths.name] = lengths
+        feeds, assessment = prepare_inputs(self.spec, inputs, sampling_rate_hz)
+        self._remember(x, feeds, plain)
+        logits = self.run(feeds)[0] if feeds[name].shape[0] <= self.batch_size else self._run_batches(feeds)
         return Prediction(check_outputs(logits, self._name), self.labels, assessment, self.spec)
 
-    def _repeat_feeds(self, x: Any) -> tuple[dict[str, np.ndarray], Assessment] | None:
-        """Feeds for an array with the same shape and dtype as the last one that passed every check: rank,
-        sizes and dtype are functions of those alone, so only the values are checked again. None when the
-        fast path does not apply; the caller then runs the full checks."""
-        checked = self._checked
-        if checked is None or type(x) is not np.ndarray or x.shape != checked[0] or x.dtype != checked[1]:
-            return None
-        if not x.flags.c_contiguous:
-            return None
-        name = self._signal_name
-        return {name: x, **checked[2]}, assess_input(self.spec, name, x)
+    def _run_batches(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        n = feeds[self._signal_name].shape[0]
+        return np.concatenate([self.run({k: v[start : start + self.batch_size] for k, v in feeds.items()})[0]
+                               for start in range(0, n, self.batch_size)])
 
     def _remember(self, x: Any, feeds: dict[str, np.ndarray], plain: bool) -> None:
         name = self._signal_name

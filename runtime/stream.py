@@ -17,6 +17,8 @@ from edgemed.core.examples import tensor_shape
 from edgemed.runtime.model import Prediction, check_outputs
 from edgemed.runtime.validate import assess_input, check_array, check_rate, positive_int
 
+_F32 = np.dtype(np.float32)
+
 
 class StreamPrediction(Prediction):
     """A prediction after one chunk: `chunk_index` counts from 0; `end_sample` is the number of samples (along
@@ -38,7 +40,8 @@ class Streamer:
         self.streaming.check_chunk(self.chunk)
         self.batch = positive_int(batch, "batch", 2**16)
         self._chunk_shape = tensor_shape(self.input, {"batch": self.batch, self.streaming.chunk_axis: self.chunk})
-        self._name = model.path.name
+        self._name, self._input_name, self._labels = model.path.name, self.input.name, spec.labels
+        self._state_names = [t.name for t in self.streaming.state_inputs]
         # OpenVINO keeps the state inside its request (a stateful model); onnxruntime's is fed back from here.
         self._stateful = model.engine.stateful(spec, self.batch) if getattr(model, "engine", None) else None
         self.reset()
@@ -47,11 +50,19 @@ class Streamer:
         """Forget buffered samples and return to the zero initial state."""
         sizes = {"batch": self.batch, self.streaming.chunk_axis: 0}
         self._buffer = np.zeros(tensor_shape(self.input, sizes), np.float32)
-        self.state = ({} if self._stateful is not None else
-                      {t.name: np.zeros(tensor_shape(t, sizes), np.float32) for t in self.streaming.state_inputs})
+        # The feeds of the next step: the chunk (filled in by each step) and the state the last step returned.
+        self._feeds: dict[str, np.ndarray | None] = {self._input_name: None}
         if self._stateful is not None:
             self._stateful.reset()
+        else:
+            self._feeds.update({t.name: np.zeros(tensor_shape(t, sizes), np.float32)
+                                for t in self.streaming.state_inputs})
         self.chunks_done = 0
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The state the next chunk starts from (empty on OpenVINO, which keeps it inside its request)."""
+        return {k: self._feeds[k] for k in self._state_names if k in self._feeds}
 
     @property
     def buffered(self) -> int:
@@ -59,47 +70,62 @@ class Streamer:
 
     def push(self, samples: Any, sampling_rate_hz: float | None = None) -> list[StreamPrediction]:
         """Append samples (any length along the chunk axis) and return a prediction per completed chunk.
-        A refused push (InputError) changes nothing."""
+        A refused push (InputError, OutputError) changes nothing."""
         if sampling_rate_hz is not None:
             check_rate(self.spec, sampling_rate_hz)
-        if (type(samples) is np.ndarray and samples.shape == self._chunk_shape and samples.dtype == np.float32
+        if (samples.__class__ is np.ndarray and samples.shape == self._chunk_shape and samples.dtype == _F32
                 and samples.flags.c_contiguous and self._buffer.shape[self.axis] == 0):
             # The common case, one whole chunk and nothing buffered: its shape and dtype are already right, so
             # only its values are checked, and it is fed as it is (no copy is kept: nothing is buffered).
-            pieces, rest = [samples], None
-        else:
-            arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
-            joined = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
-            complete = joined.shape[self.axis] // self.chunk
-            pieces = [np.ascontiguousarray(joined[self._span(k * self.chunk, (k + 1) * self.chunk)])
-                      for k in range(complete)]
-            rest = joined[self._span(complete * self.chunk, None)]
+            assessment = assess_input(self.spec, self._input_name, samples)
+            logits, state = self._run(samples)
+            self._commit(state)
+            return [self._prediction(logits, assessment)]
+        arr = check_array(self.input, samples, {"batch": self.batch}, stream_axis=self.streaming.chunk_axis)
+        joined = arr if self.buffered == 0 else np.concatenate([self._buffer, arr], axis=self.axis)
+        complete = joined.shape[self.axis] // self.chunk
+        pieces = [np.ascontiguousarray(joined[self._span(k * self.chunk, (k + 1) * self.chunk)])
+                  for k in range(complete)]
+        rest = joined[self._span(complete * self.chunk, None)]
         # Every value is checked (NaN/Inf, absurd magnitudes) before any state changes.
-        assessments = [assess_input(self.spec, self.input.name, piece) for piece in pieces]
-        if rest is not None and rest.shape[self.axis]:
-            assess_input(self.spec, self.input.name, rest)
-        feeds = {self.input.name: None, **self.state}
-        state_names, logits_per_chunk = list(self.state), []
-        for piece in pieces:
-            if self._stateful is not None:
-                logits = self._stateful.run(piece)
-            else:
-                feeds[self.input.name] = piece
-                logits, *new_state = self.model.run(feeds)
-                feeds.update(zip(state_names, new_state, strict=True))
-            logits_per_chunk.append(check_outputs(logits, self._name))
+        assessments = [assess_input(self.spec, self._input_name, piece) for piece in pieces]
+        if rest.shape[self.axis]:
+            assess_input(self.spec, self._input_name, rest)
+        saved = dict(self._feeds)
+        results = []
+        try:
+            for piece in pieces:
+                logits, state = self._run(piece)
+                self._commit(state)
+                results.append(logits)
+        except Exception:
+            self._feeds = saved  # nothing of a refused push stays (OpenVINO's request state excepted)
+            raise
         # Keep our own copy: `joined` may be (a view of) the caller's array, which they are free to reuse.
-        if rest is not None:
-            self._buffer = rest.copy()
-        self.state = {k: feeds[k] for k in state_names}
-        out = []
-        for logits, assessment in zip(logits_per_chunk, assessments, strict=True):
-            pred = StreamPrediction(logits, self.spec.labels, assessment, self.spec)
-            pred.chunk_index = self.chunks_done
-            self.chunks_done += 1
-            pred.end_sample = self.chunks_done * self.chunk
-            out.append(pred)
-        return out
+        self._buffer = rest.copy()
+        return [self._prediction(logits, a) for logits, a in zip(results, assessments, strict=True)]
+
+    def _run(self, piece: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits (checked finite) and next state for one chunk; nothing is committed here."""
+        if self._stateful is not None:
+            return check_outputs(self._stateful.run(piece), self._name), []
+        feeds = self._feeds
+        feeds[self._input_name] = piece
+        logits, *state = self.model.run(feeds)
+        return check_outputs(logits, self._name), state
+
+    def _commit(self, state: list[np.ndarray]) -> None:
+        if state:  # OpenVINO's stateful request returns none: it keeps its own
+            feeds = self._feeds
+            for name, value in zip(self._state_names, state, strict=True):
+                feeds[name] = value
+
+    def _prediction(self, logits: np.ndarray, assessment: Any) -> StreamPrediction:
+        pred = StreamPrediction(logits, self._labels, assessment, self.spec)
+        pred.chunk_index = self.chunks_done
+        self.chunks_done += 1
+        pred.end_sample = self.chunks_done * self.chunk
+        return pred
 
     def _span(self, start: int, stop: int | None) -> tuple[slice, ...]:
         """An index selecting start:stop along the chunk axis (a view, no copy)."""
