@@ -35,6 +35,7 @@ RUNS = {  # (data, data options, model config): small models of each family on i
     "cnn_lstm": ("synthetic-ecg", {"samples": 800, "leads": 2, "sampling_rate_hz": 125.0}, {"causal": True}),
     "cnn_gru_frames": ("synthetic-frames", {"samples": 600}, {}),
     "cnn2d": ("synthetic-fundus", {"samples": 800, "image_size": 64}, {}),
+    "beat_cnn": ("synthetic-beats", {"samples": 60}, {}),
 }
 
 
@@ -66,8 +67,9 @@ def main() -> None:
         int8 = EdgeModel(work / f"{name}.int8.onnx", threads=1)
         feeds = example_inputs(runtime.spec, example_sizes(runtime.spec, 1), seed=1, mixed_lengths=False)
         x = feeds[runtime.spec.signal.name]
-        t = interleaved({"fp32": lambda m=runtime, x=x: m.predict(x), "int8": lambda m=int8, x=x: m.predict(x)},
-                        args.runs)
+        context = {t.name: feeds[t.name] for t in runtime.spec.inputs if t.role == "context"}
+        t = interleaved({"fp32": lambda m=runtime, x=x, c=context: m.predict(x, **c),
+                         "int8": lambda m=int8, x=x, c=context: m.predict(x, **c)}, args.runs)
         shape = "x".join(str(s) for s in x.shape)
         rows.append([name, f"{exported.parity.to_dict()['max_abs']:.1e}", streaming,
                      f"{q.verdict}: macro-F1 {q.gate.macro_f1[0]:.3f} -> {q.gate.macro_f1[1]:.3f} "
