@@ -176,6 +176,9 @@ def list_recordings(path: Path | str, records: list[str] | None = None) -> list[
     if not path.is_dir():
         if records:
             raise InputError(f"{path}: --records picks records of a folder; give the folder")
+        if not is_recording(path):
+            raise InputError(f"{path}: no such recording: give a WFDB record (its path without extension), a "
+                             "folder of records, or a .npy, .csv or .edf signal")
         return [path]
     if records:
         bad = [n for n in records if not wfdb.is_record_name(n)]
