@@ -94,3 +94,12 @@ def backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "file's own precision.")(func)
     return click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
                         show_default=True, help="The engine: onnxruntime, or OpenVINO (the openvino extra).")(func)
+
+
+def recording_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--sampling-rate and --beats: how a beat model reads raw recordings (run, score)."""
+    func = click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
+                        help="Beat models: beats found by the detector, or a WFDB record's reference "
+                             "annotations.")(func)
+    return click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=0, min_open=True),
+                        help="Beat models: the rate (Hz) of a raw .npy or CSV signal.")(func)

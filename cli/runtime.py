@@ -16,6 +16,7 @@ from edgemed.cli.options import (
     device_option,
     force_option,
     quiet_option,
+    recording_options,
     threads_option,
     user_errors,
 )
@@ -62,10 +63,7 @@ def info_command(model: Path, as_json: bool) -> None:
 @click.option("--chunk-seconds", default=DEFAULT_CHUNK_SECONDS, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Streaming: seconds of signal per push (the model step is the largest allowed size within it).")
-@click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=0, min_open=True),
-              help="Beat models: the rate (Hz) of a raw .npy or CSV signal.")
-@click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
-              help="Beat models: beats found by the detector, or a WFDB record's reference annotations.")
+@recording_options
 @backend_option
 @force_option
 @user_errors
@@ -153,10 +151,7 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
               help="Ray actors scoring at once, each with its own runtime session.")
 @click.option("--address", metavar="RAY_ADDRESS", help="An existing Ray cluster (default: a local Ray, started and "
               "stopped here).")
-@click.option("--sampling-rate", "sampling_rate_hz", type=click.FloatRange(min=0, min_open=True),
-              help="Beat models: the rate (Hz) of raw .npy or CSV signals.")
-@click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
-              help="Beat models: detected beats, or the records' reference annotations.")
+@recording_options
 @quiet_option
 @user_errors
 def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beats, quiet):
