@@ -353,6 +353,7 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         raise QuantizationError("static quantisation needs calibration data")
     if engine is QuantEngine.NNCF and mode is not QuantMode.STATIC:
         raise QuantizationError("NNCF quantises to static int8 only; use --mode static")
+    ort.set_default_logger_severity(3)  # onnxruntime's notes on unused initialisers of the pre-processed graph
     work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
     try:
         pre = work / "pre.onnx"
