@@ -8,6 +8,7 @@ edgemed's own models normalise in the graph, so for them nothing is applied twic
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -133,6 +134,17 @@ class Assessment:
         return assess(self.mins, self.maxs, spec.preprocessing.input_range, self.clips, self.samples)
 
 
+_F32 = np.dtype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _nothing(n: int) -> np.ndarray:
+    """An empty [n, 0] array (no per-channel facts), shared and read-only: made once per batch size."""
+    arr = np.zeros((n, 0))
+    arr.flags.writeable = False
+    return arr
+
+
 def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarray | None = None) -> Assessment:
     """Finite values, no absurd magnitudes (InputError), and the facts behind the quality marks. With `lengths`
     shorter than the time axis, only each sequence's valid steps count (padding is not signal)."""
@@ -141,12 +153,14 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
     if arr.size == 0:
         return Assessment(np.zeros((arr.shape[0] if arr.ndim else 0, 1)), np.zeros((0, 1)), None, 0)
     if axis is None and lengths is None:
-        # No training range to compare with: only finiteness matters, and one sum proves it (a NaN or Inf makes
-        # it non-finite; so would float32 overflow, which the exact check below then tells apart).
-        if not math.isfinite(arr.sum()):
+        # No training range to compare with: only finiteness matters, and one reduction proves it (a NaN or Inf
+        # makes it non-finite; so would float32 overflow, which the exact check below then tells apart). For
+        # float32 the dot product with itself is that reduction, cheaper than a sum on small arrays.
+        screen = np.vdot(arr, arr) if arr.dtype == _F32 else arr.sum()
+        if not math.isfinite(screen):
             mins, maxs = extremes(arr, None)
             check_magnitude(name, mins, maxs, None)
-        nothing = np.zeros((arr.shape[0] if arr.ndim else 1, 0))
+        nothing = _nothing(arr.shape[0] if arr.ndim else 1)
         return Assessment(nothing, nothing, None, 0)
     if lengths is not None and arr.ndim >= 2 and int(lengths.min()) < arr.shape[1]:
         steps = np.arange(arr.shape[1]).reshape((1, -1) + (1,) * (arr.ndim - 2))

@@ -617,3 +617,15 @@ def test_bundle_force_replaces_only_an_earlier_bundle(site, exported):
         assert len(verify_bundle(out).models) == 2
     _fails_closed(site, lambda: make_bundle([exported["gru"]], "host", site / "deployed", force=True), BundleError,
                   "not an edgemed bundle")
+
+
+@pytest.mark.parametrize("size", [4, 5000])  # the Python-float path for a few logits, the numpy one for many
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_outputs_refuses_any_non_finite_logit(size, bad):
+    from edgemed.runtime.model import check_outputs
+
+    logits = np.zeros((1, size), np.float32)
+    assert check_outputs(logits, "m.onnx") is logits
+    logits[0, size // 2] = bad
+    with pytest.raises(OutputError, match="m.onnx produced 1 NaN/Inf"):
+        check_outputs(logits, "m.onnx")
