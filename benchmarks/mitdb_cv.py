@@ -5,13 +5,16 @@ sampling, focal loss, per-patient amplitude scaling, the template, the next-beat
 Each variant is trained K times (folds of whole records, balanced per class by `patient_folds`); every beat is
 predicted once by the model that did not train on its record. The table gives per-class sensitivity and positive
 predictivity pooled over all beats (gross), and the spread of the per-fold values.
-Usage: python benchmarks/mitdb_cv.py [--variants recipe,no-template] [--folds 5] [--epochs 12] [--docs]
+Usage: python benchmarks/mitdb_cv.py [--variants "recipe,no template"] [--folds 5] [--epochs 12] [--docs]
+Each finished variant is also saved under build/mitdb_cv/, so variants can run in separate processes (one core
+each) and `--collect --docs` then writes the table of every saved variant without training again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 
 import torch
@@ -24,6 +27,8 @@ from edgemed.train.trainer import ClassWeighting, Loss, Sampling
 from common import ROOT, markdown_table, write_results
 
 MITDB = ROOT.parent / "shared" / "data" / "mitdb"
+SAVED = ROOT / "build" / "mitdb_cv"
+HEADER = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %", "macro-F1 %", "minutes"]
 
 # name: (change to the training config, change to the model config, change to the data options)
 VARIANTS = {
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=MITDB_RECIPE.train.epochs)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--docs", action="store_true", help="write docs/results/mitdb_cv.md")
+    parser.add_argument("--collect", action="store_true", help="no training: tabulate the variants saved earlier")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,31 +66,54 @@ def main() -> None:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {list(VARIANTS)}")
-    rows, details, cache = [], [], {}
-    for name in names:
-        train_change, model_change, data_change = VARIANTS[name]
-        options = {**MITDB_RECIPE.data, **data_change}
-        key = repr(sorted(options.items()))
-        if key not in cache:
-            cache[key] = load_wfdb(MITDB, **options)
-        ds = cache[key]
-        cfg = dataclasses.replace(MITDB_RECIPE.train, epochs=args.epochs, progress=False, **train_change)
-        start = time.perf_counter()
-        cv = cross_validate(MITDB_RECIPE.model, ds, args.folds, cfg, {**MITDB_RECIPE.model_config, **model_change})
-        minutes = (time.perf_counter() - start) / 60
-        s = cv.summary()
-        rows.append([name] + [f"{pct(s[c]['sensitivity']['pooled'])} / {pct(s[c]['ppv']['pooled'])}"
-                              for c in ("N", "S", "V", "F")]
-                    + [pct(cv.pooled["macro_f1"]), f"{minutes:.1f}"])
-        details.append(f"### {name}\n\n{cv.markdown()}")
-        print(" | ".join(str(c) for c in rows[-1]), flush=True)
-    header = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %", "macro-F1 %", "minutes"]
-    table = markdown_table(header, rows)
+    results = _collect(args) if args.collect else [_run(name, args) for name in names]
+    table = markdown_table(HEADER, [r["row"] for r in results])
     print(table)
     if args.docs:
         write_results("mitdb_cv", "Beat classification: patient-wise cross-validation on MIT-BIH DS1",
                       f"{args.folds} folds of whole records, {args.epochs} epochs at most, pooled (gross) figures; "
-                      f"the recipe: {MITDB_RECIPE.describe()}.\n\n{table}\n\n" + "\n".join(details))
+                      f"the recipe: {MITDB_RECIPE.describe()}.\n\n{table}\n\n"
+                      + "\n".join(r["details"] for r in results))
+
+
+_CACHE: dict[str, object] = {}
+
+
+def _run(name: str, args: argparse.Namespace) -> dict:
+    """Cross-validate one variant, print its row and save it for --collect."""
+    train_change, model_change, data_change = VARIANTS[name]
+    options = {**MITDB_RECIPE.data, **data_change}
+    key = repr(sorted(options.items()))
+    if key not in _CACHE:
+        _CACHE[key] = load_wfdb(MITDB, **options)
+    cfg = dataclasses.replace(MITDB_RECIPE.train, epochs=args.epochs, progress=False, **train_change)
+    start = time.perf_counter()
+    cv = cross_validate(MITDB_RECIPE.model, _CACHE[key], args.folds, cfg,
+                        {**MITDB_RECIPE.model_config, **model_change})
+    minutes = (time.perf_counter() - start) / 60
+    s = cv.summary()
+    row = ([name] + [f"{pct(s[c]['sensitivity']['pooled'])} / {pct(s[c]['ppv']['pooled'])}"
+                     for c in ("N", "S", "V", "F")] + [pct(cv.pooled["macro_f1"]), f"{minutes:.1f}"])
+    result = {"name": name, "folds": args.folds, "epochs": args.epochs, "row": row,
+              "details": f"### {name}\n\n{cv.markdown()}"}
+    SAVED.mkdir(parents=True, exist_ok=True)
+    (SAVED / f"{_slug(name)}.json").write_text(json.dumps(result))
+    print(" | ".join(str(c) for c in row), flush=True)
+    return result
+
+
+def _collect(args: argparse.Namespace) -> list[dict]:
+    """Every saved variant run with the same folds and epochs, in the order of VARIANTS."""
+    found = [json.loads((SAVED / f"{_slug(n)}.json").read_text()) for n in VARIANTS
+             if (SAVED / f"{_slug(n)}.json").exists()]
+    found = [r for r in found if r["folds"] == args.folds and r["epochs"] == args.epochs]
+    if not found:
+        raise SystemExit(f"no saved variants with {args.folds} folds and {args.epochs} epochs in {SAVED}")
+    return found
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,21 @@ import numpy as np
 
 
 def interleaved(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 20) -> dict[str, np.ndarray]:
-    """Microseconds per call for each callable over `runs` rounds, after `warmup` untimed calls each."""
+    """Microseconds per call for each callable over `runs` rounds, after `warmup` untimed calls each.
+
+    The order within a round is shuffled (seeded, so a rerun times the same sequence): an engine whose worker
+    threads keep spinning after a call (OpenVINO's do) slows whatever runs next, and a fixed order would charge
+    that to one neighbour."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {k: np.empty(runs) for k in fns}
-    for i in range(runs):
-        for k, fn in fns.items():
+    names = list(fns)
+    times = {k: np.empty(runs) for k in names}
+    orders = np.random.default_rng(0).permuted(np.tile(np.arange(len(names)), (runs, 1)), axis=1)
+    for i, order in enumerate(orders):
+        for j in order:
+            k = names[j]
+            fn = fns[k]
             t0 = time.perf_counter_ns()
             fn()
             times[k][i] = (time.perf_counter_ns() - t0) / 1e3
