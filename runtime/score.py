@@ -135,11 +135,12 @@ class ScoreSummary:
     seconds: float
     workers: int
     per_item: list[dict[str, Any]] = field(default_factory=list)
+    scoring_seconds: float = 0.0  # from the started Ray to the last result: `seconds` less Ray's start and stop
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "edgemed.score/1", "items": self.items, "scored_now": self.scored,
                 "already_done": self.skipped_done, "failed": self.failed, "rows_now": self.rows,
-                "seconds": self.seconds, "workers": self.workers,
+                "seconds": self.seconds, "scoring_seconds": self.scoring_seconds, "workers": self.workers,
                 "items_per_minute": 60 * self.scored / self.seconds if self.seconds else None,
                 "rows_per_second": self.rows / self.seconds if self.seconds else None, "per_item": self.per_item}
 
@@ -161,6 +162,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
     start = time.perf_counter()
     per_item: list[dict[str, Any]] = []
     started_here = False
+    scoring_seconds = 0.0
     if todo:
         if not ray.is_initialized():
             if address:
@@ -169,6 +171,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
                 started_here = True
+        ready = time.perf_counter()
         try:
             from ray.data import DataContext
 
@@ -184,6 +187,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
                 per_item.append(row)
                 if progress is not None:
                     progress(Path(row["item"]).name)
+            scoring_seconds = time.perf_counter() - ready
         finally:
             if started_here:
                 ray.shutdown()
@@ -191,7 +195,8 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
     failed = [{"item": r["item"], "error": r["error"]} for r in per_item if r["error"]]
     summary = ScoreSummary(len(items), sum(1 for r in per_item if not r["error"]), done, failed,
                            sum(int(r["rows"]) for r in per_item), seconds, workers,
-                           [{k: r[k] for k in ("item", "rows", "seconds", "error")} for r in per_item])
+                           [{k: r[k] for k in ("item", "rows", "seconds", "error")} for r in per_item],
+                           scoring_seconds)
     _atomic_write(out / "summary.json", lambda t: t.write_text(json.dumps(summary.to_dict(), indent=1)))
     return summary
 

@@ -65,3 +65,11 @@ def test_heavy_command_without_its_extra_says_what_to_install():
     assert proc.returncode == 1
     assert "pip install 'edgemed[train]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgemed.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Usage: edgemed" in proc.stdout

@@ -42,6 +42,7 @@ def test_score_an_archive_resumably_with_a_bad_record(exported, tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["items"] == 4 and summary["scored_now"] == 3 and len(summary["failed"]) == 1
+    assert 0 < summary["scoring_seconds"] <= summary["seconds"]
     assert "bad" in summary["failed"][0]["item"] and (tmp_path / "out" / "failures").is_dir()
     rows = _parquet_rows(tmp_path / "out")
     expected = []
