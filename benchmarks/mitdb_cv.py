@@ -72,7 +72,9 @@ def main() -> None:
     if args.docs:
         write_results("mitdb_cv", "Beat classification: patient-wise cross-validation on MIT-BIH DS1",
                       f"{args.folds} folds of whole records, {args.epochs} epochs at most, pooled (gross) figures; "
-                      f"the recipe: {MITDB_RECIPE.describe()}.\n\n{table}\n\n"
+                      f"the recipe: {MITDB_RECIPE.describe()}."
+                      + (" The variants were trained in separate processes (`--variants NAME`, one core each) and "
+                         "tabulated from their saved results." if args.collect else "") + f"\n\n{table}\n\n"
                       + "\n".join(r["details"] for r in results))
 
 
