@@ -80,7 +80,10 @@ def format_report(report: QuantReport) -> str:
         f"{', '.join(report.int8_compute_ops) or 'none'}; int8 weights only: "
         f"{', '.join(report.int8_weight_only_ops) or 'none'}; float: {', '.join(report.float_compute_ops) or 'none'}",
         f"latency batch 1, 1 thread: fp32 {lat['fp32_us'] / 1000:.3f} ms, quantised "
-        f"{lat['quantized_us'] / 1000:.3f} ms ({lat['speedup']:.2f}x)",
+        f"{lat['quantized_us'] / 1000:.3f} ms ({lat['speedup']:.2f}x)"
+        + ("; NOT faster on this machine (too little of the model runs in int8 to pay for its quantise and "
+           "dequantise steps): `edgemed tune` keeps fp32 unless int8 is at least 5 % faster"
+           if lat["speedup"] < 1.0 else ""),
         f"validation {g.samples} samples: top-1 agreement {g.top1_agreement:.2%}, max abs logit diff "
         f"{g.max_abs_logit_diff:.3g}",
         f"macro-F1 fp32 {g.macro_f1[0]:.4f} -> {g.macro_f1[1]:.4f} (drop {g.macro_f1_drop_points:.2f} points, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from edgemed.core.errors import QuantizationError
 from edgemed.export.graph_passes import fuse_pad_into_conv, recurrent_weights_int8
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.export.quant_data import quantization_data
+from edgemed.export.quant_report import format_report
 from edgemed.export.quantize import QuantMode, RecurrentWeights, quantize
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model_info import describe
@@ -56,8 +58,12 @@ def test_graph_passes_keep_the_function(ecg_onnx, tmp_path):
 def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
     cal, val = _data(ecg_onnx)
     out = tmp_path / "static.onnx"
-    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=100).report.to_dict()
+    result = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=100).report
+    report = result.to_dict()
     assert report["gate"] == "passed" and report["size_ratio"] < 0.8
+    slower = dataclasses.replace(result, latency_us={"fp32_us": 100.0, "quantized_us": 110.0, "speedup": 100 / 110})
+    assert "NOT faster" in format_report(slower) and "NOT faster" not in format_report(
+        dataclasses.replace(result, latency_us={"fp32_us": 100.0, "quantized_us": 50.0, "speedup": 2.0}))
     assert {"Conv", "MaxPool"} <= set(report["int8_compute_ops"]) and report["float_compute_ops"] == ["GRU"]
     assert "recurrent_weight_bytes_saved" not in report["graph_passes"]  # float GRU weights: pre-packed, fastest
     small = quantize(ecg_onnx, tmp_path / "small.onnx", QuantMode.STATIC, cal, val, max_drop=100,
