@@ -13,8 +13,6 @@ umask), so a model written by one account can be read by the service that runs i
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -57,6 +55,8 @@ def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | 
 
 
 def _temp_beside(path: Path) -> Path:
+    import tempfile  # here, not at the top: loading a model (the runtime's cold start) writes nothing
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)
@@ -83,6 +83,8 @@ def write_bytes_atomic(path: Path, data: bytes | str, mode: int | None = None) -
 def write_together(files: dict[Path, bytes]) -> None:
     """Publish every file or none: each is written to a temporary file first; the renames then run in order,
     and a failure (or Ctrl-C) part-way restores the files already replaced to their previous content."""
+    import shutil
+
     staged: list[tuple[Path, Path]] = []
     published: list[tuple[Path, Path | None]] = []
     try:
@@ -119,4 +121,6 @@ def sidecar_path(path: Path) -> Path:
 
 def private_tempdir(parent: Path | None = None, prefix: str = ".edgemed-") -> Path:
     """A fresh folder only this user can read (mkdtemp's 0700); the caller removes it."""
+    import tempfile
+
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

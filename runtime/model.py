@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -19,8 +19,11 @@ from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.integrity import verify_model
 from edgemed.runtime.metadata import ModelMetadata
 from edgemed.runtime.model_info import read_model_file
-from edgemed.runtime.providers import DEFAULT_DEVICE, create_session, resolve_device, session_options
+from edgemed.runtime.providers import DEFAULT_DEVICE, PRESETS, create_session, resolve_device, session_options
 from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
+
+if TYPE_CHECKING:
+    from edgemed.devices.profile import DeviceProfile
 
 DEFAULT_BATCH_SIZE = 64
 BACKENDS = ("onnxruntime", "openvino")
@@ -146,8 +149,14 @@ class EdgeModel:
         if not isinstance(device, str):
             raise InputError(f"device must be a name such as 'cpu', got {device!r}")
         self.path = Path(path)
-        self.device = resolve_device(device)
-        threads = self.device.threads if threads is None else positive_int(threads, "threads")
+        self._device_name = device
+        # A preset (`cpu`, `cuda`) needs no profile file to load a model: its profile, read from TOML, is built on
+        # first use of `device` (profiling and tuning read its budgets), which keeps TOML off the cold start.
+        preset = PRESETS.get(device)
+        if preset is None:
+            threads = self.device.threads if threads is None else positive_int(threads, "threads")
+        else:
+            threads = 1 if threads is None else positive_int(threads, "threads")
         check_threads(threads)
         self.batch_size = positive_int(batch_size, "batch_size")
         self.threads, self.strict = threads, bool(strict)
@@ -171,7 +180,7 @@ class EdgeModel:
                 raise InputError("onnxruntime runs the file's own precision; quantise it (edgemed quantize) instead "
                                  f"of asking for {precision}")
             if providers is None:
-                providers = self.device.providers
+                providers = [(p, {}) for p in preset] if preset is not None else self.device.providers
             try:
                 opts = session_options(threads, spinning, graph=graph_optimization)
                 self.session, self.providers = create_session(data, providers, opts, self.strict)
@@ -196,6 +205,11 @@ class EdgeModel:
         # The last input signature (shape, dtype) that passed every structural check, and the other feeds
         # (filled lengths) that went with it; see `predict`.
         self._checked: tuple[tuple, np.dtype, dict[str, np.ndarray]] | None = None
+
+    @functools.cached_property
+    def device(self) -> DeviceProfile:
+        """The device profile the model was loaded for (`cpu` and `cuda` describe this machine)."""
+        return resolve_device(self._device_name)
 
     @property
     def labels(self) -> tuple[str, ...]:
