@@ -20,7 +20,7 @@ from edgemed.cli.options import (
     threads_option,
     user_errors,
 )
-from edgemed.core.atomic import check_output, write_bytes_atomic
+from edgemed.core.atomic import check_output, check_output_folder, write_bytes_atomic
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN, EdgeModel
 from edgemed.runtime.model_info import describe, format_info
@@ -118,10 +118,12 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
     EC57 rules: per record and gross, per class Se, +P, FPR and F1, the confusion matrix, and with --beats detect
     the detection Se and +P. Every reference beat is counted."""
     from edgemed.runtime.evaluate import evaluate
-    from edgemed.runtime.evaluate_report import markdown, write_evaluation
+    from edgemed.runtime.evaluate_report import EVALUATION_FILES, markdown, write_evaluation
     from edgemed.runtime.model_card import model_card
     from edgemed.runtime.recording import list_recordings
 
+    if out_dir is not None:  # before the work, not after it
+        check_output_folder(out_dir, (*EVALUATION_FILES, "model_card.md"), force, (model,))
     loaded = load_model(model, device=device, threads=threads, backend=backend, precision=precision)
     names = csv_list(records)
     paths = list_recordings(data, names)

@@ -54,6 +54,21 @@ def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | 
     return path
 
 
+def check_output_folder(folder: Path | str, names: Iterable[str] = (), force: bool = False,
+                        inputs: Iterable[Path | str] = (), what: str = "output folder") -> Path:
+    """Before any work: `folder` must be a folder or not exist yet, and none of `names` in it may be replaced
+    without `force` (nor be one of `inputs`)."""
+    folder = Path(folder)
+    if folder.is_symlink() and not folder.is_dir():
+        raise OverwriteError(f"{what} {folder} is a broken symbolic link; give a folder")
+    if folder.exists() and not folder.is_dir():
+        raise OverwriteError(f"{what} {folder} exists and is not a folder; give a folder for the results")
+    inputs = tuple(inputs)
+    for name in names:
+        check_output(folder / name, force, inputs)
+    return folder
+
+
 def _temp_beside(path: Path) -> Path:
     import tempfile  # here, not at the top: loading a model (the runtime's cold start) writes nothing
 

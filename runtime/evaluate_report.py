@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.atomic import check_output, write_bytes_atomic
+from edgemed.core.atomic import check_output, check_output_folder, write_bytes_atomic
 from edgemed.runtime.evaluate import Evaluation
 
 
@@ -104,8 +104,12 @@ def confusion_png(ev: Evaluation) -> bytes | None:
     return buf.getvalue()
 
 
+EVALUATION_FILES = ("evaluation.json", "evaluation.md", "confusion.png")
+
+
 def write_evaluation(ev: Evaluation, out: Path, force: bool = False, inputs: tuple[Path, ...] = ()) -> list[Path]:
     """evaluation.json, evaluation.md and confusion.png (when matplotlib is there) in folder `out`."""
+    check_output_folder(out, EVALUATION_FILES, force, inputs)
     out.mkdir(parents=True, exist_ok=True)
     files = {"evaluation.json": json.dumps(ev.to_dict(), indent=1, allow_nan=False),
              "evaluation.md": markdown(ev)}

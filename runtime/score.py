@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgemed.core.atomic import check_output_folder
 from edgemed.core.errors import EdgemedError, InputError
 
 PREDICTIONS, FAILURES = "predictions", "failures"
@@ -152,8 +153,8 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
 
     ray = _ray()
     sha = EdgeModel(model, require_integrity=True).sha256  # checked here, and again on every worker
+    out = check_output_folder(out, what="--out")  # what is in it is this job's own: a re-run resumes
     items = list_items(data)
-    out = Path(out)
     (out / PREDICTIONS).mkdir(parents=True, exist_ok=True)
     (out / FAILURES).mkdir(parents=True, exist_ok=True)
     keys = {str(p): item_key(p) for p in items}

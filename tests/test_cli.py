@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from edgemed.cli.main import LAZY_COMMANDS, cli
@@ -73,3 +74,24 @@ def test_python_dash_m_runs_the_cli():
 
     proc = subprocess.run([sys.executable, "-m", "edgemed.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "Usage: edgemed" in proc.stdout
+
+
+def test_output_folders_are_checked_before_any_work(tmp_path):
+    """A file where a results folder belongs, or results that would be replaced without --force, stop the command
+    before it loads a model or reads a record."""
+    from edgemed.core.atomic import check_output_folder
+    from edgemed.core.errors import OverwriteError
+
+    taken = tmp_path / "taken"
+    taken.write_text("someone's file")
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "no-model.onnx"), str(tmp_path), "--out", str(taken)])
+    assert result.exit_code == 1 and "exists and is not a folder" in result.output
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "evaluation.md").write_text("earlier results")
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "no-model.onnx"), str(tmp_path),
+                                      "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 1 and "already exists" in result.output and "--force" in result.output
+    assert (tmp_path / "ev" / "evaluation.md").read_text() == "earlier results"
+    assert check_output_folder(tmp_path / "new", ["a.json"]) == tmp_path / "new"
+    with pytest.raises(OverwriteError, match="not a folder"):
+        check_output_folder(taken, what="--out")
