@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic, write_together
+from edgemed.core.atomic import check_output_folder, sidecar_path, write_bytes_atomic, write_together
 from edgemed.core.calibration import softmax
 from edgemed.core.errors import EdgemedError, QuantizationError
 from edgemed.core.examples import example_inputs, example_sizes
@@ -297,8 +297,8 @@ def tune(model: Path, device: str, calibration: Labelled, validation: Labelled, 
          threads: list[int] | None = None, force: bool = False) -> TuneResult:
     from edgemed.runtime import openvino_backend
 
-    for name in ("tune.json", "tune.md", "tuned.json", "model.tuned.onnx", "model.tuned.onnx.sha256"):
-        check_output(out / name, force, (model,))
+    check_output_folder(out, ("tune.json", "tune.md", "tuned.json", "model.tuned.onnx", "model.tuned.onnx.sha256"),
+                        force, (model,), what="--out")
     tuner = Tuner(model, device, calibration, validation, cache, max_drop, max_class_drop, runs)
     if tuner.spec.streaming is not None:
         raise QuantizationError("tune takes the batch export; streaming models are tuned through their batch model")
