@@ -37,6 +37,7 @@ import numpy as np
 from edgemed.core.beat_context import locate_r
 from edgemed.core.errors import InputError
 from edgemed.core.signal import butter_bandpass_sos, sosfilt
+from edgemed.runtime.validate import positive_rate
 
 REFRACTORY_S = 0.2
 T_WAVE_S = 0.36
@@ -85,7 +86,8 @@ class QRSDetector:
     _slope_ratio = 0.5  # rule 3: a T wave has under this share of the previous beat's slope
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.fs) or self.fs < MIN_RATE_HZ:
+        self.fs = positive_rate(self.fs, "the ECG's sampling rate")
+        if self.fs < MIN_RATE_HZ:
             raise InputError(f"QRS detection needs at least {MIN_RATE_HZ:g} Hz; the signal is sampled at {self.fs} Hz")
         high = min(15.0, 0.45 * self.fs)
         self._sos = butter_bandpass_sos(2, 5.0, high, self.fs)
@@ -126,9 +128,8 @@ class QRSDetector:
 
     def push(self, x: np.ndarray) -> list[int]:
         """Process a chunk; returns the beats decided so far that were not returned before."""
-        x = np.asarray(x, dtype=np.float64)
-        x = x[None] if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[0] != self.leads:
+        x = as_leads(x)
+        if x.shape[0] != self.leads:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
         if not x.shape[1]:
             return []
@@ -286,9 +287,8 @@ class BeatDetector:
         self._emitted = -1
 
     def push(self, x: np.ndarray) -> list[int]:
-        x = np.asarray(x, dtype=np.float64)
-        x = x[None] if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[0] != self.leads:
+        x = as_leads(x)
+        if x.shape[0] != self.leads:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
         self._first = np.concatenate([self._first, x[0]])
         self._primary += self.primary.push(x[:1])
@@ -325,7 +325,20 @@ class BeatDetector:
 
 def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
     """R-peak sample positions of the beats in ECG [leads, samples] or [samples], the whole record at once."""
-    x = np.asarray(signal, dtype=np.float64)
-    x = x[None] if x.ndim == 1 else x
+    x = as_leads(signal)
     det = BeatDetector(fs, leads=x.shape[0])
+    if not x.shape[1]:
+        return np.zeros(0, dtype=np.int64)
     return np.array(det.push(x) + det.flush(), dtype=np.int64)
+
+
+def as_leads(signal: object) -> np.ndarray:
+    """ECG as float64 [leads, samples] (one lead may come as [samples]); anything else is an InputError."""
+    arr = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"the ECG must be a real numeric array, not {arr.dtype} values")
+    if arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape[0] == 0):
+        raise InputError(f"the ECG must be [leads, samples] or [samples] with at least one lead; got shape "
+                         f"{arr.shape}")
+    x = arr.astype(np.float64, copy=False)
+    return x[None] if x.ndim == 1 else x

@@ -219,3 +219,57 @@ def test_run_cli_never_shows_a_traceback(exported, seeds, tmp_path_factory, kind
 
 def test_fuzz_profile_is_known():
     assert FUZZ.max_examples >= 100 and str(ROOT)
+
+
+signals = st.one_of(
+    hnp.arrays(st.sampled_from(["float32", "float64"]),
+               hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=600),
+               elements=st.floats(width=32) | st.sampled_from([1e30, -1e38, 0.0, 1.0])),
+    anything)
+
+
+@FUZZ
+@given(signal=signals, fs=st.one_of(scalars, st.sampled_from([50.0, 125.0, 360.0, 1e6, 1e-3])))
+def test_beat_detector_accepts_or_refuses(signal, fs):
+    from edgemed.runtime.qrs import detect_beats
+
+    beats = call("detect_beats", detect_beats, signal, fs)
+    if beats is not None:
+        n = np.asarray(signal).shape[-1]
+        assert beats.ndim == 1 and (np.diff(beats) > 0).all()
+        assert beats.size == 0 or 0 <= beats.min() <= beats.max() < n
+
+
+@pytest.fixture(scope="module")
+def beat_seeds(tmp_path_factory):
+    """A synthetic annotated record (WFDB) and the same signal as .npy and CSV, to mutate."""
+    from edgemed.train.data.synthetic_ecg import synthetic_recording
+
+    root = tmp_path_factory.mktemp("beatseeds")
+    sig, beats, kinds = synthetic_recording("mixed", 20, 360.0, 1, seed=5)
+    write_wfdb(root, "r", sig, 360.0, ["lead1"], beats, [{"N": "N", "S": "A", "V": "V"}[k] for k in kinds])
+    (root / "RECORDS").write_text("r\n")
+    np.save(root / "r.npy", sig.astype(np.float32))
+    (root / "r.csv").write_text("lead1\n" + "\n".join(f"{v:.4f}" for v in sig[0]) + "\n")
+    return root
+
+
+@FUZZ
+@given(kind=st.sampled_from(["r.hea", "r.dat", "r.atr", "r.npy", "r.csv", "RECORDS"]), edit=edits,
+       command=st.sampled_from(["run", "run --stream", "evaluate", "evaluate --beats detect"]))
+def test_beat_commands_never_show_a_traceback(exported, beat_seeds, tmp_path_factory, kind, edit, command):
+    work = tmp_path_factory.mktemp("bc")
+    for f in beat_seeds.iterdir():
+        shutil.copy(f, work / f.name)
+    (work / kind).write_bytes(_mutate((beat_seeds / kind).read_bytes(), edit))
+    name, *options = command.split()
+    if name == "run":
+        target = work / kind if kind in ("r.npy", "r.csv") else work / "r"
+        options += ["--sampling-rate", "360"] if kind in ("r.npy", "r.csv") else []
+        args = ["run", str(exported["beat_cnn"]), str(target), *options, "--out", str(work / "p.csv")]
+    else:
+        args = ["evaluate", str(exported["beat_cnn"]), str(work), *options, "--out", str(work / "ev"), "-q"]
+    result = call(f"edgemed {command}", CliRunner().invoke, cli, args)
+    assert result.exit_code in (0, 1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
