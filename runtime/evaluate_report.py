@@ -84,6 +84,8 @@ def confusion_png(ev: Evaluation) -> bytes | None:
         return None
     conf = ev.gross
     keep = conf.counts.sum(axis=1) > 0
+    if not keep.any():  # no beat at all (an unannotated record): draw the empty matrix, every row at zero
+        keep[:] = True
     counts, rows = conf.counts[keep], [r for r, k in zip(conf.rows, keep, strict=True) if k]
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(1.1 * len(conf.columns) + 2, 0.7 * len(rows) + 1.8))

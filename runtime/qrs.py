@@ -334,7 +334,10 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
 
 def as_leads(signal: object) -> np.ndarray:
     """ECG as float64 [leads, samples] (one lead may come as [samples]); anything else is an InputError."""
-    arr = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
+    try:
+        arr = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
+    except (TypeError, ValueError, UnicodeError, OverflowError) as exc:  # ragged lists, undecodable bytes...
+        raise InputError(f"the ECG must be a numeric array [leads, samples] or [samples] ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise InputError(f"the ECG must be a real numeric array, not {arr.dtype} values")
     if arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape[0] == 0):
