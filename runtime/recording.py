@@ -110,6 +110,9 @@ def _csv(path: Path, spec: ModelSpec, fs: float | None) -> Recording:
     if len(set(header)) != len(header):
         raise InputError(f"{path}: duplicate column names in the header {header}")
     names = [h for h in header if h.lower() not in TIME_COLUMNS]
+    if not names:
+        raise InputError(f"{path}: no lead columns; the first row must name the leads (e.g. MLII,V1), one column "
+                         "each, with an optional time column")
     cols = [header.index(n) for n in names]
     try:
         values = np.array([[float(r[c]) if r[c].strip() else np.nan for c in cols] for r in rows], np.float64)
