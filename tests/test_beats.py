@@ -277,12 +277,12 @@ def test_edf_recordings_are_read_by_lead_name(beat_model, tmp_path):
     assert res.exit_code == 1 and "not a readable EDF" in res.output
 
 
-@pytest.mark.parametrize("text", ["", "time\n0\n1\n", "MLII\n"])
+@pytest.mark.parametrize("text", ["", "time\n0\n1\n", "LEAD\n"])
 def test_csv_recordings_without_leads_or_samples_are_refused(beat_model, tmp_path, text):
     """Found by the long fuzz run: an empty CSV reached numpy as a ValueError."""
     from edgemed.core.errors import InputError
     from edgemed.runtime.recording import read_recording
 
-    (tmp_path / "r.csv").write_text(text)
+    (tmp_path / "r.csv").write_text(text.replace("LEAD", beat_model.spec.channel_names[0]))
     with pytest.raises(InputError, match="no lead columns|no samples"):
         read_recording(tmp_path / "r.csv", beat_model.spec, 360.0)
