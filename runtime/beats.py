@@ -20,7 +20,7 @@ from edgemed.core.errors import InputError
 from edgemed.core.spec import BeatContext
 from edgemed.runtime.inputs import check_raw_rate
 from edgemed.runtime.model import EdgeModel, Prediction
-from edgemed.runtime.qrs import BeatDetector, detect_beats
+from edgemed.runtime.qrs import BeatDetector, as_leads, detect_beats
 
 EDGE = "edge"  # quality mark: the beat's window was padded past the recording's start or end
 DETECTOR_LATENCY_RR = 1.0  # the detector confirms a beat about one RR interval plus this many seconds after it
@@ -221,9 +221,11 @@ class BeatStream:
             self._base = keep_from
 
     def push(self, chunk: np.ndarray) -> BeatRows:
-        x = np.asarray(chunk, dtype=np.float64)
-        x = x[None] if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[0] != self.leads:
+        try:
+            x = as_leads(chunk)
+        except InputError as exc:
+            raise InputError(f"stream {self.record}: {exc}") from None
+        if x.shape[0] != self.leads:
             raise InputError(f"stream {self.record}: chunks are [{self.leads} leads, samples], got {list(x.shape)}")
         if not np.isfinite(x).all():
             raise InputError(f"stream {self.record}: the chunk holds invalid (missing) samples")

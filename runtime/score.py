@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.atomic import check_output_folder
+from edgemed.core.atomic import check_output_folder, write_atomic, write_bytes_atomic
 from edgemed.core.errors import EdgemedError, InputError
 
 PREDICTIONS, FAILURES = "predictions", "failures"
@@ -69,17 +67,6 @@ def item_key(path: Path) -> str:
     return f"{safe}-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class Scorer:
     """A Ray actor: one model session, scoring one item per call and writing its Parquet part."""
 
@@ -102,7 +89,7 @@ class Scorer:
             except (EdgemedError, OSError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {str(exc)[:500]}"
                 failure = self.out / FAILURES / f"{key}.json"
-                _atomic_write(failure, lambda t, e=error, i=item: t.write_text(json.dumps({"item": i, "error": e})))
+                write_bytes_atomic(failure, json.dumps({"item": item, "error": error}))
             for name, value in (("key", key), ("item", item), ("rows", rows),
                                 ("seconds", time.perf_counter() - start), ("error", error)):
                 results[name].append(value)
@@ -119,7 +106,7 @@ class Scorer:
         for r in rows:
             r.setdefault("item", str(item))
         table = pa.Table.from_pylist(rows)
-        _atomic_write(self.out / PREDICTIONS / f"{key}.parquet", lambda t: pq.write_table(table, t))
+        write_atomic(self.out / PREDICTIONS / f"{key}.parquet", lambda t: pq.write_table(table, t))
         stale = self.out / FAILURES / f"{key}.json"
         if stale.exists():
             stale.unlink()
@@ -198,7 +185,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
                            sum(int(r["rows"]) for r in per_item), seconds, workers,
                            [{k: r[k] for k in ("item", "rows", "seconds", "error")} for r in per_item],
                            scoring_seconds)
-    _atomic_write(out / "summary.json", lambda t: t.write_text(json.dumps(summary.to_dict(), indent=1)))
+    write_bytes_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
     return summary
 
 
