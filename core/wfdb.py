@@ -305,6 +305,11 @@ def is_record_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def is_record_folder(folder: Path) -> bool:
+    """A folder of WFDB records: it has a RECORDS index or at least one `.hea` header."""
+    return (folder / "RECORDS").is_file() or any(folder.glob("*.hea"))
+
+
 def record_names(folder: Path) -> list[str]:
     """Record names from the RECORDS file, or every `.hea` header in the folder."""
     index = folder / "RECORDS"

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgemed.core import wfdb
 from edgemed.core.arrays_io import npy_ndim
 from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.ec57 import reference_beats
@@ -59,7 +60,7 @@ def is_beat_input(model: EdgeModel, path: Path) -> bool:
         return False
     path = Path(path)
     if path.is_dir():
-        return any(path.glob("*.hea")) or (path / "RECORDS").is_file()
+        return wfdb.is_record_folder(path)
     if path.suffix == ".npy" and path.is_file():
         return npy_ndim(path) <= 2
     return is_recording(path)

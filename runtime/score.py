@@ -43,7 +43,7 @@ def list_items(paths: list[Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            if (p / "RECORDS").is_file() or any(p.glob("*.hea")):
+            if wfdb.is_record_folder(p):
                 items += [p / n for n in wfdb.record_names(p)]
             else:
                 found = sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".npz"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgemed.core import wfdb
 from edgemed.core.errors import DataError
 from edgemed.core.spec import BeatContext
 from edgemed.train.data.arrays import load_csv, load_npz
@@ -61,10 +62,6 @@ def model_data_options(recorded: dict[str, Any] | None, spec: Any) -> dict[str, 
     return options
 
 
-def _is_wfdb_folder(path: Path) -> bool:
-    return (path / "RECORDS").is_file() or any(path.glob("*.hea"))
-
-
 def load_data(source: str, seed: int = 0, options: DataOptions | dict | None = None, **extra: Any) -> Dataset:
     """Load `source`: a synthetic generator name, a WFDB folder, an image folder (one sub-folder per class), a
     `.npz`/`.npy` file or a `.csv` file. `options` (and keyword `extra`) go to the matching source; those that do
@@ -81,7 +78,7 @@ def load_data(source: str, seed: int = 0, options: DataOptions | dict | None = N
                 f"of {', '.join(SYNTHETIC_SOURCES)}"
             )
         if path.is_dir():
-            loader = load_wfdb if _is_wfdb_folder(path) else load_image_folder
+            loader = load_wfdb if wfdb.is_record_folder(path) else load_image_folder
             opts = {"folder": path, **opts}
         elif path.suffix in (".npz", ".npy"):
             loader, opts = load_npz, {"path": path, **opts}
