@@ -194,6 +194,7 @@ class Tuner:
             sizes.append({**example_sizes(self.spec, 2), axis: max(2 * sizes[0][axis] + 1,
                                                                    self.spec.signal.min_sizes.get(axis, 1))})
         self.random_cases = [example_inputs(self.spec, s, seed=11 + i) for i, s in enumerate(sizes)]
+        self.random_refs = [self.reference.run(case)[0].astype(np.float64) for case in self.random_cases]
         self.cached = 0
 
     def _cache_file(self, kind: str, key: str, suffix: str) -> Path:
@@ -224,18 +225,19 @@ class Tuner:
         """Both gates for one candidate (cached); the loaded model when it passes."""
         key = _key("gate", c, self.data_key, self.max_drop, self.max_class_drop, _versions())
         cached = self._cache_file("gate", key, ".json")
+        if cached.is_file():
+            for k, v in json.loads(cached.read_text()).items():
+                setattr(o, k, v)
+            self.cached += 1
+            if o.status != "passed":  # a rejected candidate is not built or loaded again
+                return None
         try:
-            path = self.variant_file(c)
-            model = self.load(c, path)
+            model = self.load(c, self.variant_file(c))
         except EdgemedError as exc:
             o.status, o.reason = "rejected", f"unavailable: {str(exc)[:160]}"
             return None
         if cached.is_file():
-            saved = json.loads(cached.read_text())
-            for k, v in saved.items():
-                setattr(o, k, v)
-            self.cached += 1
-            return model if o.status == "passed" else None
+            return model
         self._gate(c, model, o)
         cached.write_text(json.dumps({k: getattr(o, k) for k in ("status", "reason", "parity_max_abs", "agreement",
                                                                    "macro_f1", "macro_f1_drop_points",
@@ -245,9 +247,8 @@ class Tuner:
     def _gate(self, c: Candidate, model: EdgeModel, o: Outcome) -> None:
         exact = c.precision == "fp32"
         worst = 0.0
-        for case in self.random_cases:
+        for case, ref in zip(self.random_cases, self.random_refs, strict=True):
             got = model.run(case)[0].astype(np.float64)
-            ref = self.reference.run(case)[0].astype(np.float64)
             worst = max(worst, float(np.abs(got - ref).max()))
             if exact and not np.allclose(got, ref, atol=FLOAT_ATOL, rtol=FLOAT_RTOL):
                 o.parity_max_abs = worst
