@@ -82,6 +82,7 @@ def batch_case(label: str, name: str, config: dict, length: int, batch: int, run
 
     from edgemed.export.quant_data import Labelled
     from edgemed.export.quantize import QuantMode, quantize
+    from edgemed.runtime.acceptance import FLOAT_ATOL, FLOAT_RTOL
     from edgemed.runtime.model import EdgeModel
     from edgemed.train.models import create_model
 
@@ -123,7 +124,7 @@ def batch_case(label: str, name: str, config: dict, length: int, batch: int, run
     for key, model in ours.items():
         got = np.concatenate([model.predict(check[i : i + 32]).logits for i in range(0, len(check), 32)])
         exact = "fp32" in key
-        ok = (np.allclose(got, check_logits, atol=1e-4, rtol=1e-3) if exact
+        ok = (np.allclose(got, check_logits, atol=FLOAT_ATOL, rtol=FLOAT_RTOL) if exact
               else _agreement(got, check_logits) >= 0.98)
         gates[key] = {"passed": bool(ok), "max_abs": float(np.abs(got - check_logits).max()),
                       "agreement": _agreement(got, check_logits)}

@@ -41,11 +41,11 @@ from edgemed.core.limits import max_threads
 from edgemed.core.metrics import classification_report
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantEngine, QuantMode, isa_targets, quantize
+from edgemed.runtime.acceptance import FLOAT_ATOL, FLOAT_RTOL  # float variants: the on-device replay's tolerance
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.providers import resolve_device
 from edgemed.runtime.timing import interleaved
 
-FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3
 MIN_AGREEMENT = 0.98
 MIN_GAIN = 0.05  # a reduced-precision variant must be this much faster than the best fp32 one to be chosen
 DEFAULT_MAX_CLASS_DROP = 2.0  # points of sensitivity
