@@ -13,8 +13,10 @@ ECE_BINS = 15
 T_RANGE = (0.05, 20.0)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
+def softmax(logits: np.ndarray, dtype: type | None = np.float64) -> np.ndarray:
+    """Row-wise softmax, stable (max subtracted first), computed in `dtype`; None keeps the logits' own (the
+    runtime stays in float32)."""
+    z = np.asarray(logits, dtype=dtype)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

@@ -28,6 +28,7 @@ from onnxruntime import quantization as ortq
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgemed.core.atomic import check_output, sidecar_path
+from edgemed.core.calibration import softmax
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
@@ -37,7 +38,6 @@ from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_report import Gate, QuantReport
 from edgemed.export.quant_stream import StreamingData
 from edgemed.runtime.integrity import verify_file
-from edgemed.runtime.model import softmax
 from edgemed.runtime.providers import session_options
 from edgemed.runtime.timing import interleaved
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
+from edgemed.core.calibration import softmax
 from edgemed.core.errors import InputError, ModelLoadError, OutputError, SpecError
 from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec, TensorSpec
@@ -40,12 +41,6 @@ class MetadataWarning(UserWarning):
     """The model carries no edgemed metadata: inputs are checked against the graph alone."""
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable (max subtracted first) in the logits' own float32."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def check_outputs(logits: np.ndarray, where: str) -> np.ndarray:
     """Logits must be finite: a NaN would otherwise be reported as the first label."""
     # The sum is finite exactly when every logit is. A few logits are summed as Python floats (doubles: no
@@ -71,7 +66,7 @@ class Prediction:
 
     @functools.cached_property
     def probabilities(self) -> np.ndarray:
-        return softmax(self.logits)
+        return softmax(self.logits, dtype=None)
 
     @property
     def predicted(self) -> list[str]:
