@@ -7,15 +7,15 @@ reordered file is read in the model's order.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgemed.core.csv_table import read_table
 from edgemed.core.errors import DataError
-from edgemed.core.limits import check, check_file_size
+from edgemed.core.limits import check
 
 RESERVED = ("group",)
 
@@ -52,51 +52,53 @@ def read_sequence_csv(path: Path, id_column: str = "sequence_id", label_column: 
     given (matched by name), else every column except the id, label, time and `group` columns. Empty cells
     become NaN, which callers refuse."""
     path = Path(path)
-    check_file_size(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            if len(set(header)) != len(header):
-                raise DataError(f"{path}: duplicate column names in the header {header}")
-            rows = []
-            for row in reader:
-                rows.append(row)
-                if len(rows) % 65536 == 0:
-                    check("csv_rows", len(rows), str(path))
-            check("csv_rows", len(rows), str(path))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from exc
+    skip = {id_column, label_column, time_column, *RESERVED}
+    found: dict[str, list[str]] = {}
+
+    def choose(header: list[str]) -> tuple[list[str], list[str]]:
+        for col in [id_column] + ([label_column] if require_label else []):
+            if col not in header:
+                raise DataError(f"{path}: no {col!r} column; columns are {header}")
+        found["columns"] = _feature_columns(path, header, skip, features)
+        numeric = found["columns"] + ([time_column] if time_column in header else [])
+        return numeric, [c for c in (id_column, label_column, "group") if c in header]
+
+    table = read_table(path, choose, DataError)
+    rows = len(table.numbers)
     if not rows:
         raise DataError(f"{path}: no data rows")
-    needed = [id_column] + ([label_column] if require_label else [])
-    for col in needed:
-        if col not in header:
-            raise DataError(f"{path}: no {col!r} column; columns are {header}")
-    has_label = label_column in header
-    columns = _feature_columns(path, header, {id_column, label_column, time_column, *RESERVED}, features)
-    seqs: dict[str, list] = {}
-    for line, row in enumerate(rows, start=2):
-        if None in row or any(row.get(c) is None for c in header):
-            raise DataError(f"{path}, line {line}: {len(header)} columns expected; the row has a different count")
-        try:
-            values = [float(row[c]) if row[c] != "" else float("nan") for c in columns]
-            t = float(row[time_column]) if time_column in header else line
-        except ValueError as exc:
-            raise DataError(f"{path}, line {line}: non-numeric feature value ({exc})") from exc
-        seqs.setdefault(row[id_column], []).append((t, values, row.get(label_column), row.get("group")))
-    longest = max(len(s) for s in seqs.values())
+    columns = found["columns"]
+    has_label = label_column in table.header
+    if time_column in table.header:
+        times = table.column(time_column)
+        bad = np.flatnonzero(~np.isfinite(times))
+        if bad.size:
+            raise DataError(f"{path}, line {int(bad[0]) + 2}: the {time_column!r} value is not a finite number; "
+                            "every row needs its time to be ordered by")
+    else:
+        times = np.arange(rows, dtype=np.float64)
+    ids, labels_of, groups_of = table.text[id_column], table.text.get(label_column), table.text.get("group")
+    first: dict[str, int] = {}
+    codes = np.fromiter((first.setdefault(v, len(first)) for v in ids), np.int64, rows)
+    by_sequence = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(first))
+    seqs = dict(zip(first, np.split(by_sequence, np.cumsum(counts)[:-1]), strict=True))
+    longest = int(counts.max())
     check("array_mb", len(seqs) * longest * len(columns) * 4, f"{path}: padded sequences", scale=2**20)
     X = np.zeros((len(seqs), longest, len(columns)), np.float32)
     lengths = np.zeros(len(seqs), np.int64)
     labels, groups = [], []
+    values = table.numbers[:, : len(columns)]
     for i, (sid, steps) in enumerate(seqs.items()):
-        steps.sort(key=lambda s: s[0])
-        seen = {s[2] for s in steps}
+        order = steps[np.argsort(times[steps], kind="stable")]
+        if np.any(np.diff(times[order]) == 0):
+            raise DataError(f"{path}: sequence {sid!r} has two rows with the same {time_column!r}; each time step "
+                            "once")
+        seen = {labels_of[r] for r in steps.tolist()} if has_label else set()
         if has_label and len(seen) != 1:
             raise DataError(f"{path}: sequence {sid!r} has several labels {sorted(map(str, seen))}; one per sequence")
-        X[i, : len(steps)] = [s[1] for s in steps]
+        X[i, : len(steps)] = values[order]
         lengths[i] = len(steps)
-        labels.append(steps[0][2])
-        groups.append(steps[0][3] or sid)
+        labels.append(labels_of[steps[0]] if has_label else None)
+        groups.append((groups_of[steps[0]] if groups_of else "") or sid)
     return CsvSequences(X, lengths, list(seqs), labels if has_label else None, groups, tuple(columns))

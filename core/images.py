@@ -8,6 +8,7 @@ readable PNG or JPEG images are named in the error; decompression bombs are refu
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +40,16 @@ def read_image(path: Path, channels: int = 3, size: tuple[int, int] | None = Non
     check_file_size(path)
     Image.MAX_IMAGE_PIXELS = int(limit("image_megapixels") * 1e6)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the size is refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             if img.format not in ("PNG", "JPEG"):
                 raise DataError(f"{path}: a {img.format} image; edgemed reads PNG and JPEG")
+            # Pillow only warns between 1x and 2x its pixel limit: the header's size is checked here, before a
+            # pixel is decoded.
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img = img.convert(MODES[channels])
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)

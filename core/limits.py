@@ -21,6 +21,8 @@ class Limit:
     what: str
 
 
+MAX_SETTING = 1e12  # the largest value a limit variable may take: past it no bound is left (and inf breaks sums)
+
 LIMITS: dict[str, Limit] = {
     "model_mb": Limit(2048, "EDGEMED_MAX_MODEL_MB", "MB", "ONNX model file size"),
     "input_mb": Limit(2048, "EDGEMED_MAX_INPUT_MB", "MB", "input file size"),
@@ -49,13 +51,18 @@ def limit(name: str) -> float:
         value = float(raw)
     except ValueError:
         raise LimitError(f"{spec.env}={raw!r} is not a number") from None
-    if not value > 0:
-        raise LimitError(f"{spec.env}={raw!r} must be a positive number")
+    if not 0 < value <= MAX_SETTING:
+        raise LimitError(f"{spec.env}={raw!r} must be a positive number of at most {MAX_SETTING:g} {spec.unit}")
     return value
 
 
 def limit_bytes(name: str) -> int:
     return int(limit(name) * 2**20)
+
+
+def limit_count(name: str) -> int:
+    """A count limit (rows, files, lines) as an int."""
+    return int(limit(name))
 
 
 def check(name: str, value: float, where: str, scale: float = 1.0) -> None:

@@ -8,7 +8,6 @@ The recording keeps every other named lead after the model's: the beat detector 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import numpy as np
 
 from edgemed.core import wfdb
 from edgemed.core.arrays_io import load_npy
+from edgemed.core.csv_table import read_table
 from edgemed.core.errors import DataError, InputError
-from edgemed.core.limits import check, check_file_size
+from edgemed.core.limits import check_file_size
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import positive_rate
 
@@ -95,30 +95,22 @@ def _npy(path: Path, spec: ModelSpec, fs: float | None) -> Recording:
 
 
 def _csv(path: Path, spec: ModelSpec, fs: float | None) -> Recording:
-    check_file_size(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = [h.strip() for h in next(reader, [])]
-            rows = []
-            for row in reader:
-                rows.append(row)
-                if len(rows) % 65536 == 0:
-                    check("csv_rows", len(rows), str(path))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read CSV ({exc})") from exc
-    if len(set(header)) != len(header):
-        raise InputError(f"{path}: duplicate column names in the header {header}")
-    names = [h for h in header if h.lower() not in TIME_COLUMNS]
-    if not names:
-        raise InputError(f"{path}: no lead columns; the first row must name the leads (e.g. MLII,V1), one column "
-                         "each, with an optional time column")
-    cols = [header.index(n) for n in names]
-    try:
-        values = np.array([[float(r[c]) if r[c].strip() else np.nan for c in cols] for r in rows], np.float64)
-    except (ValueError, IndexError) as exc:
-        raise InputError(f"{path}: every row needs a number in each lead column {names} ({exc})") from exc
-    sig, count = _ordered(values.T.reshape(len(names), -1), names, spec, str(path))
+    def choose(header: list[str]) -> tuple[list[str], list[str]]:
+        names = [h for h in header if h.lower() not in TIME_COLUMNS]
+        if not names:
+            raise InputError(f"{path}: no lead columns; the first row must name the leads (e.g. MLII,V1), one "
+                             "column each, with an optional time column")
+        return names + [h for h in header if h.lower() in TIME_COLUMNS], []
+
+    table = read_table(path, choose, InputError)
+    names = [h for h in table.numeric if h.lower() not in TIME_COLUMNS]
+    for column in table.numeric[len(names):]:
+        times = table.column(column)
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+            raise InputError(f"{path}: the {column!r} column must hold finite, increasing times (a NaN, a repeat or "
+                             "a step back was found); fix the file or drop the column")
+    values = table.numbers[:, : len(names)]
+    sig, count = _ordered(np.ascontiguousarray(values.T), names, spec, str(path))
     return Recording(path.stem, _finite(sig, str(path)), _rate(fs, str(path)), count)
 
 

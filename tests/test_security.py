@@ -552,7 +552,8 @@ def test_resource_limits_name_themselves(exported, tmp_path, monkeypatch):
     with pytest.raises(LimitError, match="zip bomb"):
         load_npz(tmp_path / "bomb.npz")
     monkeypatch.setenv("EDGEMED_MAX_CSV_ROWS", "5")
-    (tmp_path / "v.csv").write_text("sequence_id,heart_rate\n" + "".join(f"s,{i}\n" for i in range(10)))
+    cols = "heart_rate,spo2,resp_rate,sbp,dbp,temperature"
+    (tmp_path / "v.csv").write_text(f"sequence_id,{cols}\n" + "".join(f"s,{i},1,1,1,1,1\n" for i in range(10)))
     result = invoke("run", exported["gru"], tmp_path / "v.csv")
     assert result.exit_code == 1 and "EDGEMED_MAX_CSV_ROWS" in result.output
     with pytest.raises(LimitError, match="core"):
