@@ -33,6 +33,7 @@ LIMITS: dict[str, Limit] = {
     "bundle_members": Limit(256, "EDGEMED_MAX_BUNDLE_FILES", "files", "files in a bundle"),
     "zip_ratio": Limit(200, "EDGEMED_MAX_ZIP_RATIO", "x", "compression ratio of a zip member"),
     "metadata_mb": Limit(64, "EDGEMED_MAX_METADATA_MB", "MB", "ONNX metadata size"),
+    "graph_nodes": Limit(1_000_000, "EDGEMED_MAX_GRAPH_NODES", "nodes", "ONNX graph nodes, local functions inlined"),
     "header_lines": Limit(4096, "EDGEMED_MAX_HEADER_LINES", "lines", "WFDB header length"),
     "channels": Limit(1024, "EDGEMED_MAX_CHANNELS", "channels", "signals in one record"),
     "rate_hz": Limit(100_000, "EDGEMED_MAX_RATE_HZ", "Hz", "sampling rate"),

@@ -12,6 +12,7 @@ from edgemed.core.limits import check_file_size
 from edgemed.runtime.integrity import check_record, read_sidecar
 from edgemed.runtime.metadata import PREFIX, ModelMetadata
 from edgemed.runtime.onnx_proto import ModelSummary, ValueInfo, read_summary
+from edgemed.runtime.onnx_walk import check_model
 
 
 def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
@@ -22,7 +23,9 @@ def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
     check_file_size(path, "model_mb")
     data = path.read_bytes()
     try:
-        return data, read_summary(data)
+        summary = read_summary(data)
+        check_model(memoryview(data), path.name)
+        return data, summary
     except InputError as exc:
         raise ModelLoadError(f"{path}: not a loadable ONNX model (corrupt or truncated?): {exc}") from exc
 

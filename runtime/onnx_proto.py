@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from edgemed.core.errors import InputError
+from edgemed.core.limits import check
 
 ELEM_TYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
@@ -179,6 +180,7 @@ def read_summary(data: bytes) -> ModelSummary:
     buf = memoryview(data)
     summary = ModelSummary()
     graph = None
+    metadata_bytes = 0
     for f in fields(buf):
         if f.number == 1:
             summary.ir_version = f.integer("ir_version")
@@ -201,6 +203,11 @@ def read_summary(data: bytes) -> ModelSummary:
                     key = m.text("metadata key")
                 elif m.number == 2:
                     value = m.text("metadata value")
+            if key in summary.metadata:
+                raise InputError(f"not a plain ONNX model (metadata key {key!r} is given twice; readers would "
+                                 "disagree on its value)")
+            metadata_bytes += f.end - f.start
+            check("metadata_mb", metadata_bytes, "ONNX metadata_props", scale=2**20)
             summary.metadata[key] = value
             summary.metadata_spans[key] = (f.start, f.end)
     if graph is None or not summary.opsets:
