@@ -9,10 +9,13 @@ re-declares these facts, and every window length comes from `Window.length`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from edgemed.core.bounds import MAX_COUNT, MAX_DIM, MAX_LABELS, MAX_SECONDS, number, text, whole
 from edgemed.core.errors import SpecError
+from edgemed.core.limits import check, limit
 
 SPEC_VERSION = 2
 DTYPES = ("float32", "float16", "int64", "int32")
@@ -21,6 +24,19 @@ CONTEXT_SOURCES = ("rr_features", "beat_template")  # computed by edgemed.core.b
 SIGNAL_CHECKS = ("range", "flat", "clipping")
 WINDOW_KINDS = ("beat", "rhythm", "stay", "clip", "image")
 CHANNEL_AXES = ("lead", "feature", "channel")  # layout words naming the channel axis
+MAX_RANK = 64
+MAX_IMAGE_SIDE = 32_768
+ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4}
+
+
+def _numbers(values: Any, what: str, low: float = -math.inf, high: float = math.inf) -> tuple[float, ...]:
+    if not isinstance(values, list | tuple) or len(values) > MAX_COUNT:
+        raise SpecError(f"{what} must be a list of at most {MAX_COUNT:,} numbers")
+    return tuple(number(v, what, low, high) for v in values)
+
+
+def _optional(value: Any, what: str, low: float, high: float, low_open: bool = False) -> float | None:
+    return None if value is None else number(value, what, low, high, low_open)
 
 
 def _known(cls, data: dict[str, Any], what: str) -> dict[str, Any]:
@@ -53,18 +69,29 @@ class TensorSpec:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        self.shape = tuple(self.shape)
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"tensor name {self.name!r} must be a non-empty string")
+        text(self.name, "tensor name")
+        if not isinstance(self.shape, list | tuple) or len(self.shape) > MAX_RANK:
+            raise SpecError(f"tensor {self.name!r}: shape must be a list of at most {MAX_RANK} dimensions")
+        self.shape = tuple(self.shape)
         if self.dtype not in DTYPES:
             raise SpecError(f"tensor {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        fixed = 1
         for dim in self.shape:
-            if not (isinstance(dim, str) and dim) and not (isinstance(dim, int) and not isinstance(dim, bool)
-                                                           and dim > 0):
-                raise SpecError(f"tensor {self.name!r}: dimension {dim!r} must be a positive int or an axis name")
+            if isinstance(dim, str) and dim:
+                text(dim, f"tensor {self.name!r}: axis name")
+                continue
+            fixed *= whole(dim, f"tensor {self.name!r}: dimension", 1, MAX_DIM)
+        check("array_mb", fixed * ITEMSIZE[self.dtype], f"tensor {self.name!r}: its fixed dimensions",
+              scale=2**20)
         if not isinstance(self.min_sizes, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and v >= 1 for k, v in self.min_sizes.items()):
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_DIM
+                for k, v in self.min_sizes.items()):
             raise SpecError(f"tensor {self.name!r}: min_sizes must map axis names to positive ints")
+        for name in ("layout", "description"):
+            if not isinstance(getattr(self, name), str):
+                raise SpecError(f"tensor {self.name!r}: {name} must be a string")
         if self.role not in ROLES:
             raise SpecError(f"tensor {self.name!r}: role {self.role!r} is not one of {ROLES}")
         if (self.role == "lengths") != (self.counts is not None):
@@ -93,8 +120,11 @@ class Normalization:
     applied_in: str = "graph"
 
     def __post_init__(self) -> None:
-        self.mean = tuple(float(v) for v in self.mean)
-        self.std = tuple(float(v) for v in self.std)
+        self.mean = _numbers(self.mean, "normalization mean")
+        self.std = _numbers(self.std, "normalization std")
+        self.axis = whole(self.axis, "normalization axis", -MAX_RANK, MAX_RANK)
+        if self.applied_in not in ("graph", "runtime"):
+            raise SpecError(f"normalization applied_in must be 'graph' or 'runtime', got {self.applied_in!r}")
         if len(self.mean) != len(self.std):
             raise SpecError(f"normalization: {len(self.mean)} means but {len(self.std)} stds")
         if any(not s > 0 for s in self.std):
@@ -109,6 +139,13 @@ class BandpassFilter:
     high_hz: float
     order: int = 2
     zero_phase: bool = True
+
+    def __post_init__(self) -> None:
+        self.low_hz = number(self.low_hz, "band-pass low_hz", 0, limit("rate_hz"), low_open=True)
+        self.high_hz = number(self.high_hz, "band-pass high_hz", self.low_hz, limit("rate_hz"))
+        self.order = whole(self.order, "band-pass order", 1, 16)
+        if not isinstance(self.zero_phase, bool):
+            raise SpecError("band-pass zero_phase must be true or false")
 
 
 @dataclass
@@ -130,9 +167,9 @@ class Window:
         if self.kind not in WINDOW_KINDS:
             raise SpecError(f"window kind {self.kind!r} is not one of {WINDOW_KINDS}")
         for name in ("before_s", "after_s", "seconds", "period_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise SpecError(f"window {name} must be a non-negative number, got {value!r}")
+            setattr(self, name, number(getattr(self, name), f"window {name}", 0, MAX_SECONDS))
+        self.frames = whole(self.frames, "window frames", 0, MAX_COUNT)
+        text(self.centre, "window centre")
         if self.kind == "beat" and not self.before_s + self.after_s > 0:
             raise SpecError("a beat window needs before_s + after_s > 0")
         if self.kind == "rhythm" and not self.seconds > 0:
@@ -180,7 +217,15 @@ class BeatContext:
     causal: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.features, list | tuple) or not all(isinstance(f, str) for f in self.features):
+            raise SpecError("beat context: features must be a list of names")
         self.features = tuple(self.features)
+        self.local_beats = whole(self.local_beats, "beat context local_beats", 1, MAX_COUNT)
+        self.template_beats = whole(self.template_beats, "beat context template_beats", 0, MAX_COUNT)
+        self.long_window_s = number(self.long_window_s, "beat context long_window_s", 0, MAX_SECONDS, low_open=True)
+        self.align_s = number(self.align_s, "beat context align_s", 0, 10)
+        if not isinstance(self.causal, bool):
+            raise SpecError("beat context: causal must be true or false")
         unknown = set(self.features) - set(RR_FEATURES)
         if unknown or not self.features:
             raise SpecError(f"beat context: unknown RR features {sorted(unknown)}; known: {RR_FEATURES}")
@@ -204,9 +249,12 @@ class Calibration:
     coverage: float | None = None  # share of the validation data answered at abstain_below
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, int | float) and self.temperature > 0):
-            raise SpecError(f"calibration temperature must be positive, got {self.temperature!r}")
-        if self.abstain_below is not None and not 0 < self.abstain_below < 1:
+        self.temperature = number(self.temperature, "calibration temperature", 0, 1e6, low_open=True)
+        self.ece_before = _optional(self.ece_before, "calibration ece_before", 0, 1)
+        self.ece_after = _optional(self.ece_after, "calibration ece_after", 0, 1)
+        self.coverage = _optional(self.coverage, "calibration coverage", 0, 1)
+        text(self.fitted_on, "calibration fitted_on")
+        if self.abstain_below is not None and not 0 < number(self.abstain_below, "abstain_below", 0, 1) < 1:
             raise SpecError(f"abstain_below must be between 0 and 1, got {self.abstain_below!r}")
 
 
@@ -222,8 +270,11 @@ class InputRange:
     checks: tuple[str, ...] = ("range",)
 
     def __post_init__(self) -> None:
-        self.low = tuple(float(v) for v in self.low)
-        self.high = tuple(float(v) for v in self.high)
+        self.low = _numbers(self.low, "input_range low")
+        self.high = _numbers(self.high, "input_range high")
+        self.axis = whole(self.axis, "input_range axis", -MAX_RANK, MAX_RANK)
+        if not isinstance(self.checks, list | tuple):
+            raise SpecError("input_range: checks must be a list")
         self.checks = tuple(self.checks)
         if len(self.low) != len(self.high) or not self.low:
             raise SpecError(f"input_range: {len(self.low)} lows but {len(self.high)} highs")
@@ -265,15 +316,22 @@ class Preprocessing:
             self.input_range = InputRange(**_known(InputRange, self.input_range, "input_range"))
         if isinstance(self.beat_context, dict):
             self.beat_context = BeatContext(**_known(BeatContext, self.beat_context, "beat_context"))
+        top = limit("rate_hz")
+        self.sampling_rate_hz = _optional(self.sampling_rate_hz, "sampling_rate_hz", 0, top, low_open=True)
+        self.frame_rate_hz = _optional(self.frame_rate_hz, "frame_rate_hz", 0, top, low_open=True)
+        if self.units is not None:
+            text(self.units, "units")
         if self.rate_range_hz is not None:
-            lo, hi = (float(v) for v in self.rate_range_hz)
-            if not 0 < lo <= hi:
+            rates = _numbers(self.rate_range_hz, "rate_range_hz", 0, top)
+            if len(rates) != 2 or not 0 < rates[0] <= rates[1]:
                 raise SpecError(f"rate_range_hz must be two positive rates, low first; got {self.rate_range_hz}")
-            self.rate_range_hz = (lo, hi)
+            self.rate_range_hz = rates
         if self.resize is not None:
-            self.resize = tuple(int(v) for v in self.resize)
-            if len(self.resize) != 2 or min(self.resize) < 1:
-                raise SpecError(f"resize must be (height, width), got {self.resize}")
+            if not isinstance(self.resize, list | tuple) or len(self.resize) != 2:
+                raise SpecError(f"resize must be (height, width), got {self.resize!r}")
+            self.resize = tuple(whole(v, "resize", 1, MAX_IMAGE_SIDE) for v in self.resize)
+        if not isinstance(self.causal, bool):
+            raise SpecError("preprocessing causal must be true or false")
         if self.causal and self.bandpass is not None and self.bandpass.zero_phase:
             raise SpecError("causal preprocessing cannot use a zero-phase band-pass (it needs future samples)")
 
@@ -302,13 +360,16 @@ class StreamingSpec:
     state_outputs: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.state_inputs, list | tuple) or not isinstance(self.state_outputs, list | tuple):
+            raise SpecError("streaming: state_inputs and state_outputs must be lists")
         self.state_inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t)
                                   for t in self.state_inputs)
-        self.state_outputs = tuple(self.state_outputs)
+        self.state_outputs = tuple(text(o, "streaming state output") for o in self.state_outputs)
+        text(self.chunk_input, "streaming chunk_input")
+        text(self.chunk_axis, "streaming chunk_axis")
         if len(self.state_inputs) != len(self.state_outputs):
             raise SpecError("streaming: every state input needs exactly one state output")
-        if isinstance(self.chunk_multiple, bool) or not isinstance(self.chunk_multiple, int) or self.chunk_multiple < 1:
-            raise SpecError(f"streaming: chunk_multiple must be an int >= 1, got {self.chunk_multiple!r}")
+        self.chunk_multiple = whole(self.chunk_multiple, "streaming: chunk_multiple", 1, MAX_COUNT)
 
     def check_chunk(self, length: int) -> None:
         if length < self.chunk_multiple or length % self.chunk_multiple:
@@ -367,18 +428,27 @@ class ModelSpec:
             self.streaming = StreamingSpec(**_known(StreamingSpec, self.streaming, "streaming"))
         if isinstance(self.preprocessing, dict):
             self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+        for name in ("inputs", "outputs", "labels", "channel_names"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple) or len(value) > MAX_LABELS:
+                raise SpecError(f"{name} must be a list of at most {MAX_LABELS:,} entries")
         self.inputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t) for t in self.inputs)
         self.outputs = tuple(t if isinstance(t, TensorSpec) else TensorSpec.from_dict(t) for t in self.outputs)
         self.labels = tuple(self.labels)
-        self.channel_names = tuple(self.channel_names)
-        self.example_sizes = dict(self.example_sizes)
+        self.channel_names = tuple(text(c, "channel name") for c in self.channel_names)
+        if not isinstance(self.example_sizes, dict):
+            raise SpecError("example_sizes must map axis names to sizes")
+        self.example_sizes = {text(k, "example size axis"): whole(v, f"example size of {k!r}", 1, MAX_COUNT * 16)
+                              for k, v in self.example_sizes.items()}
+        text(self.architecture, "architecture")
         if not self.inputs or not self.outputs:
             raise SpecError(f"{self.architecture}: a model needs at least one input and one output")
         if sum(t.role == "signal" for t in self.inputs) != 1:
             raise SpecError(f"{self.architecture}: exactly one input must have the role 'signal'")
         if len(self.labels) < 2:
             raise SpecError(f"{self.architecture}: a classifier needs at least two labels, got {self.labels}")
-        if len(set(self.labels)) != len(self.labels) or not all(isinstance(v, str) for v in self.labels):
+        if not all(isinstance(v, str) and len(v) <= 200 for v in self.labels) or len(set(self.labels)) != len(
+                self.labels):
             raise SpecError(f"{self.architecture}: labels must be distinct strings, got {self.labels}")
         names = [t.name for t in self.inputs]
         if len(set(names)) != len(names):
@@ -415,7 +485,7 @@ class ModelSpec:
         malformed."""
         try:
             data = dict(_known(cls, data, "model spec"))
-            version = int(data.get("version", SPEC_VERSION))
+            version = whole(data.get("version", SPEC_VERSION), "spec version", 1, 10**6)
             if version > SPEC_VERSION:
                 raise SpecError(f"spec version {version} is newer than this edgemed understands ({SPEC_VERSION})")
             data["version"] = SPEC_VERSION
@@ -428,8 +498,8 @@ class ModelSpec:
             return cls(**data)
         except SpecError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SpecError(f"malformed model spec: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
+            raise SpecError(f"malformed model spec: {type(exc).__name__} {str(exc)[:200]}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:

@@ -4,9 +4,10 @@ These carry no edgemed spec, so the caller states the input shape, which axes ar
 
 One trust rule: a file whose loading can run code from it loads only with `trust_pickle` (`--trust-pickle`):
 a pickled object (its classes are imported and called while unpickling), an ExportedProgram (`torch.export.load`
-unpickles), and a TorchScript file with custom classes (their `__setstate__` runs while loading). What the file
-would run is found by reading it as data first, and said in the refusal; a trusted load is recorded in the
-exported model's provenance.
+unpickles), and every TorchScript file (TorchScript is a program: its `forward()` runs during the parity check and
+can read or write files, and custom classes run their `__setstate__` while loading). What the file would run is
+found by reading it as data first, and said in the refusal; a trusted load is recorded in the exported model's
+provenance.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.export.exporters import Exporter
 
 TRUST_HINT = ("pass --trust-pickle only if you trust its source (the choice is recorded in the exported model's "
-              "provenance), or save the model with torch.jit.save without custom classes")
+              "provenance), or train and save the model with edgemed (checkpoints hold data only)")
 
 
 class FileKind(enum.Enum):
@@ -47,24 +48,38 @@ def _archive(path: Path) -> zipfile.ZipFile:
         raise CheckpointError(f"{path}: not a PyTorch file (not a torch.save, TorchScript or .pt2 archive)") from exc
 
 
+def _torchscript_why(z: zipfile.ZipFile, names: list[str]) -> str:
+    """Why loading a TorchScript archive runs code: always its program, and custom classes' `__setstate__`."""
+    custom = []
+    for n in names:
+        if "/code/" in n and n.endswith(".py"):
+            text = z.read(n).decode("utf-8", errors="replace")
+            if re.search(r"\bdef\s+__setstate__\b|torch\s*\.\s*classes\b", text):
+                custom.append(n.split("/code/", 1)[1])
+    why = "it is a TorchScript program, whose code runs when it is loaded and run (its forward() runs for parity)"
+    if custom:
+        why += f"; its custom classes also run __setstate__ while loading ({', '.join(custom[:3])})"
+    return why
+
+
 def inspect_file(path: Path) -> tuple[FileKind, str | None]:
     """The file's kind and, when loading it would run code from it, why; read as data only, nothing loaded."""
     with _archive(path) as z:
         names = z.namelist()
-        if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
-            custom = []
-            for n in names:
-                if "/code/" in n and n.endswith(".py"):
-                    text = z.read(n).decode("utf-8", errors="replace")
-                    if re.search(r"def __setstate__|torch\.classes\.", text):
-                        custom.append(n.split("/code/", 1)[1])
-            why = f"its TorchScript code defines custom classes whose __setstate__ runs on load ({', '.join(custom)})"
-            return FileKind.TORCHSCRIPT, why if custom else None
-        if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
+        if len(set(names)) != len(names):
+            raise UnsafeFileError(f"{path}: refused: the archive holds two members with one name (readers would "
+                                  "disagree on which one is loaded)")
+        if any(n.endswith("/archive_format") or n.endswith("/models/model.json") or "/serialized_" in n
+               for n in names):
             return FileKind.EXPORTED_PROGRAM, "torch.export.load unpickles objects from an ExportedProgram (.pt2)"
+        if any(n.rsplit("/", 1)[-1] == "constants.pkl" or n.split("/", 1)[-1].startswith("code/") for n in names):
+            return FileKind.TORCHSCRIPT, _torchscript_why(z, names)
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(pickles) > 1:
+            raise UnsafeFileError(f"{path}: refused: an ambiguous archive ({len(pickles)} data.pkl members): what is "
+                                  "checked might not be what loads")
         if not pickles:
-            raise CheckpointError(f"{path}: unrecognised PyTorch archive layout")
+            raise CheckpointError(f"{path}: unrecognised PyTorch archive layout (no data.pkl)")
         found = code_globals(z.read(pickles[0]))
     if found:
         shown = ", ".join(sorted(set(found))[:3]) + (" ..." if len(set(found)) > 3 else "")

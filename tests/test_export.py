@@ -227,8 +227,12 @@ class _Foreign(torch.nn.Module):
 
 def test_foreign_torchscript_export(tmp_path):
     torch.jit.save(torch.jit.script(_Foreign().eval()), tmp_path / "ts.pt")
-    result = invoke("export", tmp_path / "ts.pt", "--input-shape", "2,3,100", "--dynamic-axis", "0=batch",
-                    "--dynamic-axis", "2=samples", "--labels", "a,b,c,d", "-o", tmp_path / "ts.onnx")
+    args = ["export", tmp_path / "ts.pt", "--input-shape", "2,3,100", "--dynamic-axis", "0=batch",
+            "--dynamic-axis", "2=samples", "--labels", "a,b,c,d", "-o", tmp_path / "ts.onnx"]
+    refused = invoke(*args)  # TorchScript is a program: it runs only with the opt-in
+    assert refused.exit_code == 1 and "TorchScript program" in refused.output and "--trust-pickle" in refused.output
+    assert not (tmp_path / "ts.onnx").exists()
+    result = invoke(*args, "--trust-pickle")
     assert result.exit_code == 0, result.output
     assert "parity PASS" in result.output and "3x3x33" in result.output
     info = invoke("info", tmp_path / "ts.onnx")
@@ -266,10 +270,10 @@ def test_pickled_module_needs_trust_pickle(tmp_path):
 
 def test_foreign_model_needs_its_description(tmp_path):
     torch.jit.save(torch.jit.script(_Foreign().eval()), tmp_path / "ts.pt")
-    result = invoke("export", tmp_path / "ts.pt")
+    result = invoke("export", tmp_path / "ts.pt", "--trust-pickle")
     assert result.exit_code == 1 and "give --input-shape" in result.output
     result = invoke("export", tmp_path / "ts.pt", "--input-shape", "2,3,100", "--dynamic-axis", "0=batch",
-                    "--labels", "a,b")
+                    "--labels", "a,b", "--trust-pickle")
     assert result.exit_code == 1 and "outputs shape [2, 4], but --labels names 2 classes" in result.output
 
 

@@ -47,10 +47,19 @@ def save_checkpoint(path: Path | str, model: nn.Module, provenance: dict[str, An
 
 
 def _code_in(path: Path) -> list[str]:
-    """Globals beyond plain data and tensors that the file's pickle names (read as data, nothing run)."""
+    """Globals beyond plain data and tensors that the file's pickle names (read as data, nothing run). A TorchScript
+    archive is code through and through, and an archive whose pickle is ambiguous (two data.pkl, two members of
+    one name) is refused: the scan must read exactly what torch.load would."""
     try:
         with zipfile.ZipFile(path) as z:
-            pickles = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            names = z.namelist()
+            pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(set(names)) != len(names) or len(pickles) > 1:
+                raise UnsafeFileError(f"{path}: refused: an ambiguous archive (two data.pkl, or two members of one "
+                                      "name): what is checked might not be what loads")
+            if any(n.rsplit("/", 1)[-1] == "constants.pkl" or n.split("/", 1)[-1].startswith("code/")
+                   for n in names):
+                return ["TorchScript code"]
             if not pickles:
                 raise CheckpointError(f"{path}: not an edgemed checkpoint (a zip archive without data.pkl)")
             return code_globals(z.read(pickles[0]))
@@ -96,6 +105,8 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
 
 def _config_and_weights(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The full model config (hyper-parameters plus what the spec holds) and the state dict, from either format."""
+    if not isinstance(ckpt["config"], dict):
+        raise CheckpointError("the config is not a mapping")
     config = dict(ckpt["config"])
     if ckpt["format_version"] >= 2:
         spec = ModelSpec.from_dict(ckpt["spec"])
@@ -112,15 +123,34 @@ def _config_and_weights(ckpt: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return config, weights
 
 
+def _check_sizes(architecture: str, config: dict[str, Any], weights: dict[str, Any], path: Path) -> None:
+    """Build the model on the meta device (no memory) and compare every tensor's shape with the file's, so a
+    small file whose config asks for a huge model is refused before anything is allocated."""
+    with torch.device("meta"):
+        probe = create_model(architecture, **config)
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    if expected != found:
+        wrong = sorted(k for k in set(expected) | set(found) if expected.get(k) != found.get(k))
+        shown = ", ".join(f"{k} {list(expected.get(k, ()))} vs {list(found.get(k, ()))}" for k in wrong[:3])
+        raise CheckpointError(f"{path}: the weights do not fit the {architecture} config ({len(wrong)} tensor(s) "
+                              f"differ: config vs file {shown})")
+
+
 def load_checkpoint(path: Path | str) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model in eval mode from its architecture name, config, spec and weights."""
     ckpt = read_checkpoint(path)
     try:
         config, weights = _config_and_weights(ckpt)
+        if not isinstance(ckpt["architecture"], str) or not isinstance(weights, dict):
+            raise CheckpointError(f"{path}: not an edgemed checkpoint (architecture or state_dict of the wrong type)")
+        _check_sizes(ckpt["architecture"], config, weights, Path(path))
         model = create_model(ckpt["architecture"], **config)
         model.load_state_dict(weights)
+    except CheckpointError:
+        raise
     except EdgemedError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the {ckpt['architecture']} config ({exc})") from exc
     return model.eval(), ckpt

@@ -25,6 +25,7 @@ from edgemed.core.errors import ExportError, ModelError
 from edgemed.core.spec import Calibration, ModelSpec, Preprocessing, StreamingSpec, TensorSpec
 from edgemed.train.models.layers import CELLS, Normalize
 
+MAX_LAYERS = 64
 SPEC_FIELDS = ("labels", "preprocessing", "channel_names", "calibration")  # in the spec, not the hyper-parameters
 
 
@@ -78,6 +79,8 @@ class CellConfig(BaseConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_positive(self.cell, "hidden_size", "num_layers")
+        if self.num_layers > MAX_LAYERS:
+            raise ModelError(f"{self.cell}: num_layers {self.num_layers} is more than {MAX_LAYERS}")
         if self.cell not in CELLS:
             raise ModelError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
 

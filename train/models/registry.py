@@ -7,13 +7,16 @@ same recurrent family with `cell` fixed to each.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from edgemed.core.errors import ModelError
 from edgemed.core.spec import Preprocessing
-from edgemed.train.models.base import EdgeModule
+from edgemed.train.models.base import SPEC_FIELDS, EdgeModule
 
 _REGISTRY: dict[str, tuple[type[EdgeModule], dict[str, Any]]] = {}
+MAX_CONFIG_INT = 2**16  # no size, width or count of a model here comes near it; a crafted config would
+MAX_CONFIG_ITEMS = 64
 
 
 def register_model(name: str, **fixed: Any):
@@ -41,6 +44,18 @@ def _lookup(name: str) -> tuple[type[EdgeModule], dict[str, Any]]:
     return _REGISTRY[name]
 
 
+def _check_bounds(name: str, key: str, value: Any) -> None:
+    """Numbers in a config (from a checkpoint, maybe crafted) must be finite and of a plausible size."""
+    values = value if isinstance(value, list | tuple) else [value]
+    if len(values) > MAX_CONFIG_ITEMS:
+        raise ModelError(f"{name}: config {key} lists {len(values)} values (at most {MAX_CONFIG_ITEMS})")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if not math.isfinite(v) or abs(v) > MAX_CONFIG_INT:
+            raise ModelError(f"{name}: config {key}={v!r} is out of range (at most {MAX_CONFIG_INT:,})")
+
+
 def _coerce(field: dataclasses.Field, value: Any) -> Any:
     """Turn plain values (from JSON, a checkpoint or the CLI) into the field's declared type."""
     if field.name == "preprocessing" and isinstance(value, dict):
@@ -64,9 +79,12 @@ def model_config(name: str, **config: Any):
     unknown = sorted(set(merged) - set(fields))
     if unknown:
         raise ModelError(f"{name}: unknown config key(s) {unknown}; valid keys: {sorted(set(fields) - set(fixed))}")
+    for key, value in merged.items():
+        if key not in SPEC_FIELDS:
+            _check_bounds(name, key, value)
     try:
         return config_cls(**{k: _coerce(fields[k], v) for k, v in merged.items()})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelError(f"{name}: invalid config: {exc}") from exc
 
 
