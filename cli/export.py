@@ -134,7 +134,7 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
 def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate,
                      engine, scheme, isa_text, device_name, recurrent_weights, output, json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
-    from edgemed.core.atomic import check_output, sidecar_path, write_bytes_atomic
+    from edgemed.core.atomic import check_outputs, sidecar_path, write_bytes_atomic
     from edgemed.export.quant_data import quantization_data
     from edgemed.export.quant_report import format_report
     from edgemed.export.quantize import quantize, report_json
@@ -146,9 +146,9 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
     if meta.spec is None:
         raise click.ClickException(f"{model}: no edgemed spec; quantize takes models exported by edgemed")
     output = output or model.with_suffix(f".{mode}.onnx")
-    for path, what in ((output, "output"), (sidecar_path(output), "sidecar"), (json_path, "--json")):
-        if path is not None:
-            check_output(path, force, [model], what=what)
+    data_paths = [Path(d) for d in (calibration, validation) if d and Path(d).exists()]
+    check_outputs({"-o": output, "its sidecar": sidecar_path(output), "--json": json_path}, force,
+                  [model, sidecar_path(model), *data_paths])
     cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation, calibration_samples)
     result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
                       overwrite=force, recurrent_weights=RecurrentWeights(recurrent_weights),
@@ -156,7 +156,7 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
                       isa_classes=isa_targets(isa_text, device_name))
     click.echo(format_report(result.report))
     if json_path:
-        write_bytes_atomic(json_path, report_json(result.report))
+        write_bytes_atomic(json_path, report_json(result.report), replace=force)
     click.echo(f"wrote {output}" + (f" and {json_path}" if json_path else ""))
 
 

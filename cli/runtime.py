@@ -20,7 +20,7 @@ from edgemed.cli.options import (
     threads_option,
     user_errors,
 )
-from edgemed.core.atomic import check_output, check_output_folder, write_bytes_atomic
+from edgemed.core.atomic import check_output, check_output_folder, check_outputs, write_bytes_atomic
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN, EdgeModel
 from edgemed.runtime.model_info import describe, format_info
@@ -140,7 +140,7 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
         written = write_evaluation(ev, out_dir, force, inputs=(model,))
         card = out_dir / "model_card.md"
         check_output(card, force, (model,), what="model card")
-        write_bytes_atomic(card, model_card(loaded, ev))
+        write_bytes_atomic(card, model_card(loaded, ev), replace=force)
         click.echo("wrote " + ", ".join(str(p) for p in [*written, card]))
 
 
@@ -207,9 +207,7 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
     for path in inputs:
         if not Path(path).is_file():
             raise click.ClickException(f"{path}: no such file")
-    for path, what in ((json_path, "--json"), (plot_path, "--plot")):
-        if path is not None:
-            check_output(path, force, [*inputs, *([data_path] if data_path else [])], what=what)
+    check_outputs({"--json": json_path, "--plot": plot_path}, force, [*inputs, data_path])
     references = {}
     if torch_checkpoint:
         references["pytorch"] = _torch_reference(torch_checkpoint)
@@ -219,10 +217,10 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
                      with_cold_start=not no_cold_start)
     click.echo(format_profile(report))
     if json_path:
-        write_bytes_atomic(json_path, report.to_json())
+        write_bytes_atomic(json_path, report.to_json(), replace=force)
         click.echo(f"wrote {json_path}")
     if plot_path:
-        plot_latency(report.times, plot_path, f"{model.name} on {report.device['name']}")
+        plot_latency(report.times, plot_path, f"{model.name} on {report.device['name']}", replace=force)
         click.echo(f"wrote {plot_path}")
 
 

@@ -94,3 +94,13 @@ def check_threads(threads: int, where: str = "threads") -> None:
         raise LimitError(f"{where} {threads} is more than this machine's {os.cpu_count()} core(s) allow "
                          f"({allowed}); oversubscribed threads only add latency. Set "
                          f"{LIMITS['threads_per_core'].env} (threads per core) to raise the limit")
+
+
+def read_bounded(path: os.PathLike | str, max_bytes: int, what: str) -> bytes:
+    """At most `max_bytes` of a small file (a sidecar, key, manifest, header or settings file), refused with
+    LimitError when it is longer: nothing larger than the file's purpose is ever read into memory."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise LimitError(f"{path}: {what} is longer than {max_bytes:,} bytes; it is not one edgemed wrote")
+    return data

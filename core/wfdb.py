@@ -166,7 +166,8 @@ def read_header(base: Path) -> Header:
         raise DataError(f"record {base.name}: header {path} not found")
     check_file_size(path)
     try:
-        text = path.read_bytes()[: 2**20].decode("latin-1")
+        with open(path, "rb") as f:
+            text = f.read(2**20).decode("latin-1")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
     return parse_header(text, str(path))

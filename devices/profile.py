@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.core.errors import EdgemedError
+from edgemed.core.limits import read_bounded
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -140,9 +141,7 @@ def load_profile(name_or_path: str) -> DeviceProfile:
                               "or give a profile .toml file")
         path = PROFILE_DIR / f"{name_or_path}.toml"
     try:
-        if path.stat().st_size > 1 << 20:
-            raise DeviceError(f"{path}: a device profile is a small TOML file; this one is over 1 MB")
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_bounded(path, 1 << 20, "a device profile (a small TOML file)").decode())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DeviceError(f"{path}: not a readable TOML profile ({exc})") from exc
     profile = parse_profile(data, str(path))

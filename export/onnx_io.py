@@ -78,14 +78,14 @@ def seal(model: onnx.ModelProto) -> bytes:
     return data
 
 
-def save_model(model: onnx.ModelProto, path: Path) -> str:
+def save_model(model: onnx.ModelProto, path: Path, replace: bool = False) -> str:
     """Seal the model and publish one self-contained file (weights inline) with its `.sha256` sidecar, both or
-    neither. Returns the file's sha256."""
+    neither, over existing ones only when `replace`. Returns the file's sha256."""
     data = seal(model)
     if len(data) >= 2**31:
         raise ExportError(f"model is {len(data) / 2**30:.1f} GiB; ONNX files over 2 GiB need external data")
     digest = hashlib.sha256(data).hexdigest()
-    write_together({path: data, sidecar_path(path): f"{digest}  {path.name}\n".encode()})
+    write_together({path: data, sidecar_path(path): f"{digest}  {path.name}\n".encode()}, replace=replace)
     return digest
 
 

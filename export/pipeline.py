@@ -65,6 +65,7 @@ class ExportTarget:
     provenance: dict[str, Any] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     source: Path | None = None  # the file it came from: never overwritten by the export
+    data_source: Path | None = None  # the data file or folder its parity reads: never overwritten either
 
 
 @dataclass
@@ -135,7 +136,7 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
 def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: int, force: bool) -> ExportResult:
     out = Path(out)
     check_writable(out)
-    sources = [target.source] if target.source else []
+    sources = [p for p in (target.source, target.data_source) if p is not None]
     check_output(out, force, sources)
     check_output(sidecar_path(out), force, sources, what="sidecar")
     order = target.exporters if exporter is Exporter.AUTO else (exporter,)
@@ -177,7 +178,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
             reason = (f"first in auto order ({', '.join(e.value for e in order)}) to pass parity"
                       if exporter is Exporter.AUTO else "asked for with --exporter")
             _annotate(model, target, candidate, reason, attempts, report, use_opset)
-            digest = save_model(model, out)
+            digest = save_model(model, out, replace=force)
             return ExportResult(out, digest, candidate.value, reason, attempts, report, spec)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -229,7 +230,10 @@ def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: b
     if provenance.get("data_sha256"):
         checksums["data_sha256"] = provenance["data_sha256"]
     real = real_windows(provenance, model.spec) if use_real_data else None
-    return target_from_model(model, streaming, real, provenance=provenance, checksums=checksums, source=Path(path))
+    data = provenance.get("data")
+    data_source = Path(data) if isinstance(data, str) and data and Path(data).exists() else None
+    return target_from_model(model, streaming, real, provenance=provenance, checksums=checksums, source=Path(path),
+                             data_source=data_source)
 
 
 def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: tuple[str, ...],

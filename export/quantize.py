@@ -37,7 +37,7 @@ from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_report import Gate, QuantReport
 from edgemed.export.quant_stream import StreamingData
-from edgemed.runtime.integrity import verify_file
+from edgemed.runtime.integrity import verified_copy
 from edgemed.runtime.providers import session_options
 from edgemed.runtime.timing import interleaved
 
@@ -336,76 +336,85 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
     """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
     The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
     check_writable(out)
-    check_output(out, overwrite, [fp32_path])
-    check_output(sidecar_path(out), overwrite, [fp32_path], what="sidecar")
-    verify_file(fp32_path)
+    given = Path(fp32_path)
+    check_output(out, overwrite, [given, sidecar_path(given)])
+    check_output(sidecar_path(out), overwrite, [given, sidecar_path(given)], what="sidecar")
+    work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
+    try:
+        return _quantize(given, verified_copy(given, work), out, work, mode, calibration, validation, method,
+                         max_drop, force_gate, overwrite, recurrent_weights, engine, scheme, isa_classes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _quantize(given: Path, fp32_path: Path, out: Path, work: Path, mode: QuantMode, calibration: Labelled | None,
+              validation: Labelled, method: CalibrationMethod, max_drop: float, force_gate: bool, overwrite: bool,
+              recurrent_weights: RecurrentWeights, engine: QuantEngine, scheme: QuantScheme,
+              isa_classes: tuple[str, ...]) -> QuantResult:
+    """`quantize` on `fp32_path`, the verified copy of `given` in the private folder `work`."""
     original = onnx.load(str(fp32_path))
     why = is_quantized(original)
     if why:
-        raise QuantizationError(f"{fp32_path}: refusing to quantise again: {why}; start from the fp32 export")
+        raise QuantizationError(f"{given}: refusing to quantise again: {why}; start from the fp32 export")
     meta = get_metadata(original)
     if "spec" not in meta:
-        raise QuantizationError(f"{fp32_path}: no edgemed metadata (spec, labels); export the model with edgemed")
+        raise QuantizationError(f"{given}: no edgemed metadata (spec, labels); export the model with edgemed")
     spec = ModelSpec.from_json(meta["spec"])
     if spec.streaming is not None and engine is QuantEngine.NNCF:
-        raise QuantizationError(f"{fp32_path} is a streaming model; NNCF quantises batch exports only")
+        raise QuantizationError(f"{given} is a streaming model; NNCF quantises batch exports only")
     if mode is QuantMode.STATIC and calibration is None:
         raise QuantizationError("static quantisation needs calibration data")
     if engine is QuantEngine.NNCF and mode is not QuantMode.STATIC:
         raise QuantizationError("NNCF quantises to static int8 only; use --mode static")
     ort.set_default_logger_severity(3)  # onnxruntime's notes on unused initialisers of the pre-processed graph
-    work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
-    try:
-        pre = work / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre))
-        model = onnx.load(str(pre))
-        passes: dict[str, Any] = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
-        onnx.save(model, str(pre))
-        passes["fp32_parity_max_abs"] = _prepared_parity(fp32_path, pre, validation, spec)
-        raw = work / "quantized.onnx"
-        if mode is QuantMode.DYNAMIC:
-            ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)
-        elif mode is QuantMode.STATIC and engine is QuantEngine.NNCF:
-            passes["nncf"] = _nncf_quantize(pre, raw, spec, calibration, validation, max_drop)
-        elif mode is QuantMode.STATIC:
-            batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
-                       else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
-            passes["scheme"] = _static_by_scheme(pre, raw, batches, method, scheme, isa_classes, validation, spec,
-                                                 max_drop, work)
-        else:
-            from onnxruntime.transformers.float16 import convert_float_to_float16
+    pre = work / "pre.onnx"
+    quant_pre_process(str(fp32_path), str(pre))
+    model = onnx.load(str(pre))
+    passes: dict[str, Any] = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
+    onnx.save(model, str(pre))
+    passes["fp32_parity_max_abs"] = _prepared_parity(fp32_path, pre, validation, spec)
+    raw = work / "quantized.onnx"
+    if mode is QuantMode.DYNAMIC:
+        ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)
+    elif mode is QuantMode.STATIC and engine is QuantEngine.NNCF:
+        passes["nncf"] = _nncf_quantize(pre, raw, spec, calibration, validation, max_drop)
+    elif mode is QuantMode.STATIC:
+        batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
+                   else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
+        passes["scheme"] = _static_by_scheme(pre, raw, batches, method, scheme, isa_classes, validation, spec,
+                                             max_drop, work)
+    else:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
-        model = onnx.load(str(raw))
-        if mode is not QuantMode.FP16 and recurrent_weights is RecurrentWeights.INT8:
-            passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
-        onnx.save(model, str(raw))
-        report = QuantReport(
-            mode=mode.value if engine is QuantEngine.ONNXRUNTIME else f"{mode.value} (nncf)",
-            method=method.value if mode is QuantMode.STATIC and engine is QuantEngine.ONNXRUNTIME else None,
-            calibration=None if mode is not QuantMode.STATIC else {"source": calibration.source,
-                                                                    "samples": int(len(calibration.y))},
-            graph_passes=passes, size_fp32=fp32_path.stat().st_size, size_quantized=raw.stat().st_size,
-            op_types=dict(Counter(n.op_type for n in model.graph.node)), **_precision_of_ops(model),
-            gate=_gate(spec, fp32_path, raw, validation),
-            latency_us=_latency_ratio(fp32_path, raw, StreamingData(validation, spec).one_step()
-                                      if spec.streaming is not None else validation.feeds(0, 1, spec)),
-            max_drop_points=max_drop)
-        if not report.passed:
-            if not force_gate:
-                g = report.gate
-                raise QuantizationError(
-                    f"{mode.value} quantisation lost {g.macro_f1_drop_points:.2f} macro-F1 points (fp32 "
-                    f"{g.macro_f1[0]:.4f}, quantised {g.macro_f1[1]:.4f}) > --max-drop {max_drop}; nothing written "
-                    "(--force-gate writes it and records the failure)")
-            report.verdict = "failed (forced)"
-        kept = {k: v for k, v in meta.items() if k not in ("format_version", "integrity", "labels", "preprocessing")}
-        set_metadata(model, {**kept, "quantization": report.to_dict()})
-        model.producer_name = "edgemed"
-        save_model(model, out)
-        return QuantResult(out, report)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
+    model = onnx.load(str(raw))
+    if mode is not QuantMode.FP16 and recurrent_weights is RecurrentWeights.INT8:
+        passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
+    onnx.save(model, str(raw))
+    report = QuantReport(
+        mode=mode.value if engine is QuantEngine.ONNXRUNTIME else f"{mode.value} (nncf)",
+        method=method.value if mode is QuantMode.STATIC and engine is QuantEngine.ONNXRUNTIME else None,
+        calibration=None if mode is not QuantMode.STATIC else {"source": calibration.source,
+                                                                "samples": int(len(calibration.y))},
+        graph_passes=passes, size_fp32=fp32_path.stat().st_size, size_quantized=raw.stat().st_size,
+        op_types=dict(Counter(n.op_type for n in model.graph.node)), **_precision_of_ops(model),
+        gate=_gate(spec, fp32_path, raw, validation),
+        latency_us=_latency_ratio(fp32_path, raw, StreamingData(validation, spec).one_step()
+                                  if spec.streaming is not None else validation.feeds(0, 1, spec)),
+        max_drop_points=max_drop)
+    if not report.passed:
+        if not force_gate:
+            g = report.gate
+            raise QuantizationError(
+                f"{mode.value} quantisation lost {g.macro_f1_drop_points:.2f} macro-F1 points (fp32 "
+                f"{g.macro_f1[0]:.4f}, quantised {g.macro_f1[1]:.4f}) > --max-drop {max_drop}; nothing written "
+                "(--force-gate writes it and records the failure)")
+        report.verdict = "failed (forced)"
+    kept = {k: v for k, v in meta.items() if k not in ("format_version", "integrity", "labels", "preprocessing")}
+    set_metadata(model, {**kept, "quantization": report.to_dict()})
+    model.producer_name = "edgemed"
+    save_model(model, out, replace=overwrite)
+    return QuantResult(out, report)
 
 
 def report_json(report: QuantReport) -> str:

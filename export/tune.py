@@ -342,17 +342,17 @@ def tune(model: Path, device: str, calibration: Labelled, validation: Labelled, 
     result = TuneResult(str(model), tuner.reference.sha256, tuner.device.to_dict(),
                         float(tuner.ref_report["macro_f1"]), outcomes, chosen, tuner.cached, notes)
     out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / "tune.json", json.dumps(result.to_dict(), indent=1))
-    write_bytes_atomic(out / "tune.md", result.markdown())
+    write_bytes_atomic(out / "tune.json", json.dumps(result.to_dict(), indent=1), replace=force)
+    write_bytes_atomic(out / "tune.md", result.markdown(), replace=force)
     if chosen:
         source = tuner.variant_file(chosen.candidate)
         data = source.read_bytes()
         target = out / "model.tuned.onnx"
         write_together({target: data, sidecar_path(target): f"{hashlib.sha256(data).hexdigest()}  {target.name}\n"
-                        .encode()})
+                        .encode()}, replace=force)
         write_bytes_atomic(out / "tuned.json", json.dumps({
             "schema": "edgemed.tuned/1", "file": "model.tuned.onnx", "backend": chosen.candidate.backend,
             "precision": chosen.candidate.runtime_precision, "threads": chosen.candidate.threads,
             "graph_optimization": chosen.candidate.graph, "variant": chosen.candidate.precision,
-            "p50_us": chosen.p50_us, "device": tuner.device.name}, indent=1))
+            "p50_us": chosen.p50_us, "device": tuner.device.name}, indent=1), replace=force)
     return result

@@ -22,8 +22,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.atomic import check_output, private_tempdir, public_mode, sidecar_path
+from edgemed.core.atomic import check_output, inside_folder, private_tempdir, public_mode, publish_file, sidecar_path
 from edgemed.core.errors import BundleError, EdgemedError
+from edgemed.core.limits import read_bounded
 from edgemed.runtime.acceptance import REFERENCE_SUFFIX, reference_case, replay
 from edgemed.runtime.integrity import verify_file
 from edgemed.runtime.model import EdgeModel
@@ -34,6 +35,7 @@ from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
 
 SCHEMA = "edgemed.bundle/1"
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 2**20
 
 __all__ = ["BundleError", "BundledModel", "MANIFEST", "Manifest", "SCHEMA", "load_bundle", "make_bundle",
            "verify_bundle"]
@@ -118,17 +120,30 @@ def _readme(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _is_bundle(path: Path) -> bool:
-    """True for a folder or zip that holds an edgemed manifest (what --force may replace)."""
+def _check_replaceable(path: Path) -> None:
+    """`--force` replaces an earlier bundle only: a folder or zip holding an edgemed manifest and nothing but the
+    files that manifest lists (and the signature). Anything else in it was not written by edgemed, and stays."""
     try:
         if path.is_dir() and not path.is_symlink():
-            return json.loads((path / MANIFEST).read_text()).get("schema") == SCHEMA
-        if path.is_file():
+            present = {p.name + ("/" if p.is_dir() and not p.is_symlink() else "") for p in path.iterdir()}
+            manifest = json.loads(read_bounded(path / MANIFEST, MAX_MANIFEST_BYTES, MANIFEST))
+        elif path.is_file():
             with zipfile.ZipFile(path) as z:
-                return json.loads(z.read(MANIFEST)).get("schema") == SCHEMA
-    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile):
-        return False
-    return False
+                present = set(z.namelist())
+                with z.open(MANIFEST) as f:
+                    manifest = json.loads(f.read(MAX_MANIFEST_BYTES))
+        else:
+            raise BundleError(f"{path}: exists and is not an edgemed bundle; --force replaces only earlier bundles")
+        if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+            raise ValueError("not an edgemed manifest")
+        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile, EdgemedError) as exc:
+        raise BundleError(f"{path}: exists and is not an edgemed bundle; --force replaces only earlier bundles") \
+            from exc
+    foreign = sorted(present - set(listed) - {MANIFEST, SIGNATURE_FILE})
+    if foreign:
+        raise BundleError(f"{path}: holds files edgemed did not write ({', '.join(foreign[:5])}); --force replaces "
+                          "only what an earlier bundle wrote: move them away first")
 
 
 def _check_isa(path: Path, quantization: dict[str, Any] | None, profile: Any) -> None:
@@ -200,8 +215,11 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
     for name in names:
         check_member_name(name, "bundle")
     check_output(out, force, [*models, *map(sidecar_path, models), *(cards or [])], what="bundle", folder_ok=True)
-    if out.exists() and not _is_bundle(out):
-        raise BundleError(f"{out}: exists and is not an edgemed bundle; --force replaces only earlier bundles")
+    for given in (*models, *(cards or [])):
+        if inside_folder(Path(given), out):
+            raise BundleError(f"{given} lies inside the bundle {out} it would replace; copy it elsewhere first")
+    if out.exists() or out.is_symlink():
+        _check_replaceable(out)
     if not out.parent.is_dir():
         raise BundleError(f"{out}: folder {out.parent} does not exist")
     entries, payload = [], {}
@@ -231,11 +249,11 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
     payload[MANIFEST] = manifest.to_json()
     if sign_key is not None:
         payload[SIGNATURE_FILE] = sign(payload[MANIFEST], sign_key)
-    _publish(payload, out)
+    _publish(payload, out, force)
     return manifest
 
 
-def _publish(payload: dict[str, bytes], out: Path) -> None:
+def _publish(payload: dict[str, bytes], out: Path, force: bool) -> None:
     stage = private_tempdir(out.parent, prefix=f".{out.name}.")
     old = None
     try:
@@ -252,6 +270,11 @@ def _publish(payload: dict[str, bytes], out: Path) -> None:
                 (target / name).write_bytes(data)
                 os.chmod(target / name, public_mode())
             os.chmod(target, public_mode(directory=True))
+        if out.suffix == ".zip":
+            publish_file(target, out, replace=force)  # exclusive unless --force
+            return
+        if out.exists() and not force:
+            raise BundleError(f"{out} appeared while the bundle was being written and was left as it is")
         if out.is_dir():  # an earlier bundle, checked by the caller: moved aside, then deleted
             old = stage / "replaced"
             os.replace(out, old)

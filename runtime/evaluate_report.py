@@ -122,6 +122,6 @@ def write_evaluation(ev: Evaluation, out: Path, force: bool = False, inputs: tup
     for name in files:
         check_output(out / name, force, inputs)
     for name, content in files.items():
-        write_bytes_atomic(out / name, content)
+        write_bytes_atomic(out / name, content, replace=force)
         written.append(out / name)
     return written

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from edgemed.core.atomic import sidecar_path
 from edgemed.core.errors import IntegrityError
+from edgemed.core.limits import read_bounded
 from edgemed.runtime.onnx_proto import ModelSummary
 
 INTEGRITY_KEY = "edgemed.integrity"
 CHECKSUMS_KEY = "edgemed.checksums"
 INTEGRITY_VERSION = 1
+SIDECAR_BYTES = 4096
 COVERS = "every byte of the file except this entry: graph, weights, opsets and all metadata (spec, labels, ...)"
 
 
@@ -68,7 +70,8 @@ def read_sidecar(path: Path) -> tuple[str | None, Path | None]:
         candidates.append(sidecar_path(path.resolve()))
     for sidecar in candidates:
         if sidecar.is_file():
-            text = sidecar.read_text(errors="replace")[:4096].split()
+            data = read_bounded(sidecar, SIDECAR_BYTES, "a .sha256 sidecar (one line)")
+            text = data.decode("utf-8", errors="replace").split()
             digest = text[0].lower() if text else ""
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise IntegrityError(f"{sidecar}: not a sha256 sidecar (expected '<64 hex digits>  {path.name}')")
@@ -80,7 +83,7 @@ def read_sidecar(path: Path) -> tuple[str | None, Path | None]:
 class IntegrityReport:
     sha256: str
     sidecar: str  # "matches", or "missing"
-    record: str  # "verified", "missing", or "not an edgemed model"
+    record: str  # "verified" or "missing"
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -88,10 +91,11 @@ class IntegrityReport:
 
 
 def check_record(data: bytes, summary: ModelSummary, where: str) -> str:
-    """Verify the in-file records; returns "verified", "missing" or "not an edgemed model"."""
+    """Verify the in-file records; returns "verified", or "missing" when the file carries none (written by another
+    tool or an older edgemed)."""
     meta = summary.metadata
     if INTEGRITY_KEY not in meta:
-        return "missing" if any(k.startswith("edgemed.") for k in meta) else "not an edgemed model"
+        return "missing"
     try:
         record = json.loads(meta[INTEGRITY_KEY])
         expected = record["content_sha256"]
@@ -130,13 +134,25 @@ def verify_model(path: Path, data: bytes, summary: ModelSummary, strict: bool = 
         report.warnings.append(f"{path.name} has no {sidecar_path(path).name} sidecar: a changed file would go "
                                "unnoticed")
     if report.record == "missing":
-        report.warnings.append(f"{path.name} carries no integrity record (written by an older edgemed?): altered "
-                               "weights or labels would go unnoticed; re-export it")
+        report.warnings.append(f"{path.name} carries no integrity record (not exported by edgemed, or by an older "
+                               "one): altered weights or labels would go unnoticed; export it with edgemed")
     if strict and report.warnings:
         raise IntegrityError(f"{path}: refused: " + "; ".join(report.warnings))
     for message in report.warnings:
         warnings.warn(message, IntegrityWarning, stacklevel=3)
     return report
+
+
+def verified_copy(path: Path | str, folder: Path) -> Path:
+    """Read `path` once, verify it strictly and write the verified bytes to `folder`: a command that reads a model
+    several times (quantize, tune) works on this copy, so a file swapped after the check is never used."""
+    from edgemed.runtime.model_info import read_model_file
+
+    data, summary = read_model_file(path)
+    verify_model(Path(path), data, summary, strict=True)
+    copy = Path(folder) / "verified-input.onnx"
+    copy.write_bytes(data)
+    return copy
 
 
 def verify_file(path: Path | str, strict: bool = True) -> IntegrityReport:

@@ -27,6 +27,15 @@ def _decode(value: str) -> Any:
         return value
 
 
+def _version(value: Any) -> int:
+    """The format version: a plain whole number of at most 9 ASCII digits, else 0 (unknown). Crafted values
+    (`'²'`, which str.isdigit accepts and int refuses, or 5,000 digits) read as unknown, never as an error."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return 0
+    text = str(value) if isinstance(value, str) or abs(value) < 10**9 else ""
+    return int(text) if 0 < len(text) <= 9 and text.isascii() and text.isdigit() else 0
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -58,9 +67,7 @@ class ModelMetadata:
                 meta.spec = ModelSpec.from_dict(spec) if isinstance(spec, dict) else ModelSpec.from_json(str(spec))
             except (SpecError, EdgemedError) as exc:
                 meta.spec_error = str(exc)
-        version = raw.get("format_version")
-        meta.format_version = int(version) if isinstance(version, int | str) and str(version).isdigit() else (
-            0 if raw else None)
+        meta.format_version = _version(raw.get("format_version")) if raw else None
         meta.provenance = _object(raw.get("provenance"))
         meta.exporter = _object(raw.get("exporter"))
         meta.parity = _object(raw.get("parity"))

@@ -41,8 +41,12 @@ class MetadataWarning(UserWarning):
     """The model carries no edgemed metadata: inputs are checked against the graph alone."""
 
 
-def check_outputs(logits: np.ndarray, where: str) -> np.ndarray:
-    """Logits must be finite: a NaN would otherwise be reported as the first label."""
+def check_outputs(logits: np.ndarray, where: str, classes: int | None = None) -> np.ndarray:
+    """Logits must be [samples, classes] (one per label) and finite: a NaN would otherwise be reported as the
+    first label."""
+    if classes is not None and (logits.ndim != 2 or logits.shape[1] != classes):
+        raise OutputError(f"{where} produced logits of shape {list(logits.shape)}, but its metadata names {classes} "
+                          "labels; the labels do not describe this graph's outputs")
     # The sum is finite exactly when every logit is. A few logits are summed as Python floats (doubles: no
     # overflow, and cheaper than a numpy reduction at this size); more in float32, where logits near 1e38 would
     # overflow the sum and are refused as well (no label means anything there).
@@ -195,11 +199,23 @@ class EdgeModel:
                           "with no labels or preprocessing", MetadataWarning, stacklevel=2)
             self.spec = _spec_from_graph(self.session, self.path)
         self._signal_name, self._name = self.spec.signal.name, self.path.name
+        self._classes = len(self.spec.labels)
+        self._check_classes()
         self.output_names = (self.engine.output_names if self.engine is not None
                              else [o.name for o in self.session.get_outputs()])
         # The last input signature (shape, dtype) that passed every structural check, and the other feeds
         # (filled lengths) that went with it; see `predict`.
         self._checked: tuple[tuple, np.dtype, dict[str, np.ndarray]] | None = None
+
+    def _check_classes(self) -> None:
+        """The labels must match the class axis the spec and the graph declare (when the graph fixes it)."""
+        declared = self.spec.outputs[0].shape[-1] if self.spec.outputs[0].shape else None
+        graph = self.session.get_outputs()[0].shape if self.session is not None else None
+        fixed = graph[-1] if graph and isinstance(graph[-1], int) else None
+        for what, size in (("its spec's first output", declared), ("its graph's first output", fixed)):
+            if isinstance(size, int) and size != self._classes:
+                raise ModelLoadError(f"{self.path}: the metadata names {self._classes} labels but {what} has {size} "
+                                     "classes; the labels do not describe this model")
 
     @functools.cached_property
     def device(self) -> DeviceProfile:
@@ -239,7 +255,8 @@ class EdgeModel:
             feeds = dict(checked[2])
             feeds[name] = x
             logits = self.run(feeds)[0] if x.shape[0] <= self.batch_size else self._run_batches(feeds)
-            return Prediction(check_outputs(logits, self._name), self.labels, assess_input(self.spec, name, x),
+            return Prediction(check_outputs(logits, self._name, self._classes), self.labels,
+                              assess_input(self.spec, name, x),
                               self.spec)
         if self.spec.streaming is not None:
             raise SpecError(f"{self.path.name} is a streaming model; use EdgeModel.stream()")
@@ -252,7 +269,7 @@ class EdgeModel:
         feeds, assessment = prepare_inputs(self.spec, inputs, sampling_rate_hz)
         self._remember(x, feeds, plain)
         logits = self.run(feeds)[0] if feeds[name].shape[0] <= self.batch_size else self._run_batches(feeds)
-        return Prediction(check_outputs(logits, self._name), self.labels, assessment, self.spec)
+        return Prediction(check_outputs(logits, self._name, self._classes), self.labels, assessment, self.spec)
 
     def _run_batches(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         n = feeds[self._signal_name].shape[0]

@@ -36,7 +36,7 @@ class ModelInfo:
     size_bytes: int
     sha256: str
     sidecar: str | None  # "matches", "MISMATCH", "unreadable", or None when there is none
-    integrity: str  # "verified", "missing", "not an edgemed model", or "FAILED: why"
+    integrity: str  # "verified", "missing", or "FAILED: why"
     producer: str
     ir_version: int
     opsets: dict[str, int]

@@ -299,7 +299,7 @@ def format_profile(report: ProfileReport) -> str:
     return "\n".join(lines)
 
 
-def plot_latency(times: dict[str, np.ndarray], path: Path, title: str) -> None:
+def plot_latency(times: dict[str, np.ndarray], path: Path, title: str, replace: bool = False) -> None:
     try:
         import matplotlib
     except ImportError as exc:
@@ -322,5 +322,5 @@ def plot_latency(times: dict[str, np.ndarray], path: Path, title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    write_atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    write_atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"), replace=replace)
     plt.close(fig)

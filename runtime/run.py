@@ -206,4 +206,4 @@ def write_predictions(result: RunResult, out: Path, model: EdgeModel, force: boo
     if not out.parent.is_dir():
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
     check_output(out, force, (model.path, *inputs), what="--out")
-    write_bytes_atomic(out, text)
+    write_bytes_atomic(out, text, replace=force)

@@ -89,7 +89,7 @@ class Scorer:
             except (EdgemedError, OSError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {str(exc)[:500]}"
                 failure = self.out / FAILURES / f"{key}.json"
-                write_bytes_atomic(failure, json.dumps({"item": item, "error": error}))
+                write_bytes_atomic(failure, json.dumps({"item": item, "error": error}), replace=True)
             for name, value in (("key", key), ("item", item), ("rows", rows),
                                 ("seconds", time.perf_counter() - start), ("error", error)):
                 results[name].append(value)
@@ -106,7 +106,7 @@ class Scorer:
         for r in rows:
             r.setdefault("item", str(item))
         table = pa.Table.from_pylist(rows)
-        write_atomic(self.out / PREDICTIONS / f"{key}.parquet", lambda t: pq.write_table(table, t))
+        write_atomic(self.out / PREDICTIONS / f"{key}.parquet", lambda t: pq.write_table(table, t), replace=True)
         stale = self.out / FAILURES / f"{key}.json"
         if stale.exists():
             stale.unlink()
@@ -185,7 +185,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
                            sum(int(r["rows"]) for r in per_item), seconds, workers,
                            [{k: r[k] for k in ("item", "rows", "seconds", "error")} for r in per_item],
                            scoring_seconds)
-    write_bytes_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
+    write_bytes_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1), replace=True)
     return summary
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.errors import BundleError, EdgemedError
+from edgemed.core.limits import read_bounded
+
+KEY_BYTES = 16 * 1024  # an Ed25519 PEM key is a few hundred bytes
 
 SIGNATURE_FILE = "manifest.sig"
 
@@ -32,7 +35,7 @@ def _crypto():
 def _read_key(path: Path, private: bool):
     serialization, ed25519, _ = _crypto()
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, KEY_BYTES, "a PEM key")
     except OSError as exc:
         raise BundleError(f"{path}: cannot read the key ({exc.strerror})") from exc
     try:
@@ -93,6 +96,6 @@ def keygen(private_path: Path, public_path: Path, force: bool = False) -> str:
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    write_bytes_atomic(public_path, public)
-    write_bytes_atomic(private_path, private, mode=0o600)
+    write_bytes_atomic(public_path, public, replace=force)
+    write_bytes_atomic(private_path, private, mode=0o600, replace=force)
     return fingerprint(key.public_key())

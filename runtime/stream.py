@@ -41,6 +41,7 @@ class Streamer:
         self.batch = positive_int(batch, "batch", 2**16)
         self._chunk_shape = tensor_shape(self.input, {"batch": self.batch, self.streaming.chunk_axis: self.chunk})
         self._name, self._input_name, self._labels = model.path.name, self.input.name, spec.labels
+        self._classes = len(spec.labels)
         self._state_names = [t.name for t in self.streaming.state_inputs]
         # OpenVINO keeps the state inside its request (a stateful model); onnxruntime's is fed back from here.
         self._stateful = model.engine.stateful(spec, self.batch) if getattr(model, "engine", None) else None
@@ -108,11 +109,11 @@ class Streamer:
     def _run(self, piece: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits (checked finite) and next state for one chunk; nothing is committed here."""
         if self._stateful is not None:
-            return check_outputs(self._stateful.run(piece), self._name), []
+            return check_outputs(self._stateful.run(piece), self._name, self._classes), []
         feeds = self._feeds
         feeds[self._input_name] = piece
         logits, *state = self.model.run(feeds)
-        return check_outputs(logits, self._name), state
+        return check_outputs(logits, self._name, self._classes), state
 
     def _commit(self, state: list[np.ndarray]) -> None:
         if state:  # OpenVINO's stateful request returns none: it keeps its own

@@ -81,7 +81,7 @@ def main() -> None:
                    f"{v['throughput_per_s']:.0f} | {v['budget_miss_share']:.1%} | {v['p50_ratio_vs_first']:.2f} |")
     out += ["", f"Peak RSS {prof['peak_rss_mb']:.0f} MB (budget {prof['memory_budget_mb']} MB).", "",
             "![latency histogram and CDF](latency.png)", ""]
-    write_bytes_atomic(run / "report.md", "\n".join(out))
+    write_bytes_atomic(run / "report.md", "\n".join(out), replace=True)
     print(f"wrote {run / 'report.md'}")
 
 

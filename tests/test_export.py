@@ -111,7 +111,7 @@ def _flip_linear_before_reset(path: Path) -> None:
         else:
             node.attribute.append(onnx.helper.make_attribute("linear_before_reset", 0))
     assert grus
-    save_model(model, path)
+    save_model(model, path, replace=True)
 
 
 def test_parity_catches_a_corrupted_gru(checkpoints, tmp_path):

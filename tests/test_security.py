@@ -514,7 +514,7 @@ def test_interrupted_model_write_keeps_the_old_pair(site, exported, monkeypatch)
 
     monkeypatch.setattr(atomic.os, "replace", flaky)
     with pytest.raises(KeyboardInterrupt):
-        save_model(onnx.load(str(exported["cnn_gru"])), target)
+        save_model(onnx.load(str(exported["cnn_gru"])), target, replace=True)
     monkeypatch.setattr(atomic.os, "replace", real_replace)
     assert snapshot(site) == before
     EdgeModel(target)
