@@ -4,10 +4,11 @@ runtime-only install has a working CLI whose heavy commands say which extra to i
 from __future__ import annotations
 
 import importlib
-import signal
 from importlib import metadata
 
 import click
+
+from edgemed.core.interrupt import install as install_sigterm
 
 # command name -> (module, attribute, extra that provides its dependencies, one-line help for listings)
 LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -85,9 +86,6 @@ def _version() -> str:
 @click.version_option(_version(), "--version", prog_name="edgemed")
 def cli() -> None:
     """edgemed: take a medical sequence model from training to the bedside, proving parity at each step."""
-    # SIGTERM unwinds like Ctrl-C, so every command's clean-up (temporary files and folders) runs.
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    # SIGTERM unwinds like Ctrl-C, so every command's clean-up (temporary files and folders) runs, even from
+    # inside a long native call (edgemed.core.interrupt).
+    install_sigterm()

@@ -316,8 +316,7 @@ def verify_bundle_command(path, key, replay):
     for result in manifest.replays:
         click.echo(f"replayed {result.describe()}")
     sig = manifest.signature
-    signed = (f"signature valid (key {sig['signed_by'][:16]}...)" if "signed_by" in sig
-              else "signed, signature not checked (give --key)" if sig.get("present") else "not signed")
+    signed = f"signature valid (key {sig['signed_by'][:16]}...)" if "signed_by" in sig else "not signed"
     click.echo(f"{path}: OK: {len(manifest.files)} files match their sha256, {len(manifest.models)} model(s) load "
                f"with matching sidecars and integrity records; {signed}; device {manifest.device['name']}")
 

@@ -15,11 +15,13 @@ umask), so a model written by one account can be read by the service that runs i
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from edgemed.core.errors import OverwriteError
+from edgemed.core.interrupt import forget, track
 
 
 def public_mode(directory: bool = False) -> int:
@@ -104,7 +106,12 @@ def _temp_beside(path: Path) -> Path:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    return Path(tmp)
+    return track(Path(tmp))
+
+
+def _discard(tmp: Path) -> None:
+    tmp.unlink(missing_ok=True)
+    forget(tmp)
 
 
 def publish_file(tmp: Path, path: Path, replace: bool) -> None:
@@ -136,7 +143,7 @@ def write_atomic(path: Path, writer: Callable[[Path], None], mode: int | None = 
         os.chmod(tmp, public_mode() if mode is None else mode)
         publish_file(tmp, path, replace)
     finally:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
 
 
 def write_bytes_atomic(path: Path, data: bytes | str, mode: int | None = None, replace: bool = False) -> None:
@@ -169,16 +176,17 @@ def write_together(files: dict[Path, bytes], replace: bool = False) -> None:
                 published.append((path, None))  # ours: removed if a later file fails
         for _, backup in published:
             if backup is not None:
-                backup.unlink(missing_ok=True)
+                _discard(backup)
         published.clear()
     finally:
         for path, backup in reversed(published):  # only non-empty when a publication failed
             if backup is not None:
                 os.replace(backup, path)
+                forget(backup)
             else:
                 path.unlink(missing_ok=True)
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -187,7 +195,24 @@ def sidecar_path(path: Path) -> Path:
 
 
 def private_tempdir(parent: Path | None = None, prefix: str = ".edgemed-") -> Path:
-    """A fresh folder only this user can read (mkdtemp's 0700); the caller removes it."""
+    """A fresh folder only this user can read (mkdtemp's 0700); the caller removes it (`remove_tempdir`)."""
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    return track(Path(tempfile.mkdtemp(prefix=prefix, dir=parent)))
+
+
+def remove_tempdir(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    forget(folder)
+
+
+@contextlib.contextmanager
+def temporary_folder(parent: Path | None = None, prefix: str = ".edgemed-") -> Iterator[Path]:
+    """A private folder for the duration of a `with` block, removed on every exit path (SIGTERM included)."""
+    folder = private_tempdir(parent, prefix)
+    try:
+        yield folder
+    finally:
+        remove_tempdir(folder)

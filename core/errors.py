@@ -50,7 +50,7 @@ class IntegrityError(ModelLoadError):
 
 
 class UnsafeFileError(CheckpointError):
-    """A file that would run code while loading (pickle, .pt2, TorchScript with custom classes), without opt-in."""
+    """A file that would run code while loading (pickle, .pt2, TorchScript), without the opt-in."""
 
 
 class LimitError(EdgemedError):
@@ -67,3 +67,7 @@ class OverwriteError(EdgemedError):
 
 class BundleError(EdgemedError):
     """A bundle with a missing, altered, unsafe or unloadable file."""
+
+
+class AcceptanceError(BundleError):
+    """A bundle's reference inputs and outputs cannot be replayed (malformed or not the model's)."""

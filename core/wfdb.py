@@ -33,7 +33,7 @@ SYMBOLS = {0: " ", 1: "N", 2: "L", 3: "R", 4: "a", 5: "V", 6: "F", 7: "J", 8: "A
 SKIP, NUM, SUB, CHN, AUX = 59, 60, 61, 62, 63
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RATE = re.compile(rf"^({_NUMBER})(?:/({_NUMBER})(?:\((-?\d+)\))?)?$")
-_FORMAT = re.compile(r"^(\d+)(?:x(\d+))?(?::(-?\d+))?(?:\+(\d+))?$")
+_FORMAT = re.compile(r"^(\d{1,6})(?:x(\d{1,6}))?(?::(-?\d{1,12}))?(?:\+(\d+))?$")
 _GAIN = re.compile(rf"^(-?{_NUMBER})(?:\((-?\d+)\))?(?:/(\S+))?$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -80,10 +80,25 @@ class Annotations:
     sub: np.ndarray
 
 
+MAX_INT_DIGITS = 12  # header integers (counts, offsets, baselines, checksums) fit in 12 digits
+
+
 def _int(token: str, what: str, where: str) -> int:
-    if not re.fullmatch(r"-?\d+", token):
-        raise DataError(f"{where}: {what} {token!r} is not a whole number")
+    if not re.fullmatch(rf"-?\d{{1,{MAX_INT_DIGITS}}}", token):
+        raise DataError(f"{where}: {what} {token[:40]!r} is not a whole number of at most {MAX_INT_DIGITS} digits")
     return int(token)
+
+
+def local_file(path: Path, where: str) -> Path:
+    """`path` (a header, signal, annotation or RECORDS file), refused when it is a link that leads out of its
+    record folder: a crafted record must not make edgemed read /etc/passwd or another patient's file as data."""
+    if path.is_symlink():
+        folder = path.parent.resolve()
+        target = path.resolve()
+        if target.parent != folder and not target.is_relative_to(folder):
+            raise DataError(f"{where}: {path.name} is a link to {target}, outside the record folder; copy the file "
+                            "into the folder instead")
+    return path
 
 
 def parse_rate(token: str, where: str) -> float:
@@ -143,7 +158,7 @@ def _signal_line(line: str, index: int, where: str) -> SignalSpec:
         raise DataError(f"{here}: {fm.group(2)} samples per frame (multi-frequency records) are not supported")
     if fm.group(3) and int(fm.group(3)) != 0:
         raise DataError(f"{here}: skewed signals are not supported")
-    offset = int(fm.group(4) or 0)
+    offset = _int(fm.group(4) or "0", "byte offset", here)
     gain, baseline_token, units = DEFAULT_GAIN, None, "mV"
     if len(tokens) > 2:
         gm = _GAIN.match(tokens[2])
@@ -155,7 +170,10 @@ def _signal_line(line: str, index: int, where: str) -> SignalSpec:
         raise DataError(f"{here}: ADC gain {gain} must be a positive number")
     adc_zero = _int(tokens[4], "ADC zero", here) if len(tokens) > 4 else 0
     checksum = _int(tokens[6], "checksum", here) if len(tokens) > 6 else None
-    baseline = int(baseline_token) if baseline_token is not None else adc_zero
+    baseline = _int(baseline_token, "baseline", here) if baseline_token is not None else adc_zero
+    for what, value in (("baseline", baseline), ("ADC zero", adc_zero)):
+        if abs(value) > 2**31:
+            raise DataError(f"{here}: {what} {value} is outside the range of any WFDB sample format")
     name = " ".join(tokens[8:]) if len(tokens) > 8 else f"signal{index}"
     return SignalSpec(file, fmt, offset, gain, baseline, units, adc_zero, checksum, name)
 
@@ -164,6 +182,7 @@ def read_header(base: Path) -> Header:
     path = base.with_name(base.name + ".hea")
     if not path.is_file():
         raise DataError(f"record {base.name}: header {path} not found")
+    local_file(path, f"record {base.name}")
     check_file_size(path)
     try:
         with open(path, "rb") as f:
@@ -215,7 +234,11 @@ def read_record(base: Path | str, channels: int | None = None, verify_checksum: 
         path = base.with_name(file)
         if not path.is_file():
             raise DataError(f"{where}: signal file {path} not found")
+        local_file(path, where)
         size = check_file_size(path)
+        if offset > size:
+            raise DataError(f"{where}: {file}: the header's byte offset {offset:,} lies beyond the file's "
+                            f"{size:,} bytes")
         width = FORMATS[fmt][0] * len(members)
         available = int((size - offset) / width) if size > offset else 0
         if n is None:
@@ -255,6 +278,7 @@ def read_annotations(base: Path | str, extension: str = "atr") -> Annotations:
     path = base.with_name(f"{base.name}.{extension}")
     if not path.is_file():
         raise DataError(f"record {base.name}: no annotation file {path}")
+    local_file(path, f"record {base.name}")
     check_file_size(path)
     data = path.read_bytes()
     words = np.frombuffer(data[: len(data) // 2 * 2], "<u2")
@@ -315,6 +339,7 @@ def record_names(folder: Path) -> list[str]:
     """Record names from the RECORDS file, or every `.hea` header in the folder."""
     index = folder / "RECORDS"
     if index.is_file():
+        local_file(index, str(folder))
         check_file_size(index)
         names = [line.strip() for line in index.read_text(errors="replace").splitlines() if line.strip()]
         bad = [n for n in names if not _NAME.match(n)]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -16,7 +14,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from edgemed.core.atomic import check_output, sidecar_path
+from edgemed.core.atomic import check_output, private_tempdir, remove_tempdir, sidecar_path
 from edgemed.core.digest import file_sha256
 from edgemed.core.errors import ExportError, ParityError, SpecError
 from edgemed.core.examples import example_inputs, example_sizes
@@ -153,7 +151,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
     args = as_torch(spec, example_inputs(spec, sizes, mixed_lengths=False))
     multiples = {axis: target.length_multiple} if target.length_multiple > 1 else {}
     attempts: list[dict[str, str]] = []
-    tmpdir = Path(tempfile.mkdtemp(prefix=".edgemed-export-", dir=out.parent))
+    tmpdir = private_tempdir(out.parent, ".edgemed-export-")
     try:
         for candidate in order:
             use_opset = (max(opset, DYNAMO_MIN_OPSET) if candidate is Exporter.DYNAMO and exporter is Exporter.AUTO
@@ -181,7 +179,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
             digest = save_model(model, out, replace=force)
             return ExportResult(out, digest, candidate.value, reason, attempts, report, spec)
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        remove_tempdir(tmpdir)
     summary = "; ".join(f"{a['exporter']}: {a['outcome']}" for a in attempts)
     if any(a["outcome"].startswith("parity failed") for a in attempts):
         raise ParityError(f"no exporter produced a model matching PyTorch ({summary}); nothing written")

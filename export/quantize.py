@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import onnxruntime as ort
 from onnxruntime import quantization as ortq
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgemed.core.atomic import check_output, sidecar_path
+from edgemed.core.atomic import check_output, sidecar_path, temporary_folder
 from edgemed.core.calibration import softmax
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
@@ -339,12 +338,9 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
     given = Path(fp32_path)
     check_output(out, overwrite, [given, sidecar_path(given)])
     check_output(sidecar_path(out), overwrite, [given, sidecar_path(given)], what="sidecar")
-    work = Path(tempfile.mkdtemp(prefix=".edgemed-quant-", dir=out.parent))
-    try:
+    with temporary_folder(out.parent, ".edgemed-quant-") as work:
         return _quantize(given, verified_copy(given, work), out, work, mode, calibration, validation, method,
                          max_drop, force_gate, overwrite, recurrent_weights, engine, scheme, isa_classes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _quantize(given: Path, fp32_path: Path, out: Path, work: Path, mode: QuantMode, calibration: Labelled | None,

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edgemed.core.arrays_io import load_npz
+from edgemed.core.errors import AcceptanceError
 from edgemed.core.examples import example_inputs, example_sizes
 from edgemed.runtime.model import EdgeModel
 
@@ -81,9 +83,17 @@ def reference_case(model: EdgeModel, seed: int = 0) -> bytes:
 
 
 def replay(model: EdgeModel, path) -> Replay:
-    """Run the reference inputs at `path` and compare with the outputs stored beside them."""
+    """Run the reference inputs at `path` and compare with the outputs stored beside them. A reference file
+    without `logits`, without inputs, or with inputs the model does not take is refused (AcceptanceError)."""
     arrays = load_npz(path)
     inputs = {k[3:]: v for k, v in arrays.items() if k.startswith("in_")}
+    names = {t.name for t in model.spec.inputs}
+    unknown = sorted(set(inputs) - names)
+    if "logits" not in arrays or not inputs or unknown or model.spec.signal.name not in inputs:
+        raise AcceptanceError(f"{Path(path).name}: not a reference file for {model.path.name} (it needs logits and "
+                              f"the model's inputs {sorted(names)}; found {sorted(arrays)[:8]})")
+    if not np.issubdtype(arrays["logits"].dtype, np.number) or arrays["logits"].ndim != 2:
+        raise AcceptanceError(f"{Path(path).name}: its logits are not a numeric [samples, classes] array")
     expected = arrays["logits"].astype(np.float64)
     got = _logits(model, inputs).astype(np.float64)
     if got.shape != expected.shape:

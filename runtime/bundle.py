@@ -15,22 +15,30 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.atomic import check_output, inside_folder, private_tempdir, public_mode, publish_file, sidecar_path
+from edgemed.core.atomic import (
+    check_output,
+    inside_folder,
+    private_tempdir,
+    public_mode,
+    publish_file,
+    remove_tempdir,
+    sidecar_path,
+)
 from edgemed.core.errors import BundleError, EdgemedError
 from edgemed.core.limits import read_bounded
 from edgemed.runtime.acceptance import REFERENCE_SUFFIX, reference_case, replay
 from edgemed.runtime.integrity import verify_file
-from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model import BACKENDS, EdgeModel
 from edgemed.runtime.model_card import card_model_sha256
 from edgemed.runtime.model_info import describe
-from edgemed.runtime.safe_zip import check_member_name, private_copy, read_bundle_files
+from edgemed.runtime.providers import GRAPH_OPTIMIZATIONS
+from edgemed.runtime.safe_zip import check_member_name, check_twins, private_copy, read_bundle_files
 from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
 
 SCHEMA = "edgemed.bundle/1"
@@ -159,19 +167,34 @@ def _check_isa(path: Path, quantization: dict[str, Any] | None, profile: Any) ->
 
 
 TUNED_SCHEMA = "edgemed.tuned/1"
+PRECISIONS = ("fp32", "bf16")
+GRAPH_LEVELS = tuple(GRAPH_OPTIMIZATIONS)
 
 
 def read_tuned(folder: Path) -> dict[str, Any]:
-    """The settings `edgemed tune` wrote to `folder` (tuned.json), checked."""
+    """The settings `edgemed tune` wrote to `folder` (tuned.json), each checked: schema, model file (a plain name
+    beside it), backend, precision, threads and graph optimisation."""
     path = Path(folder) / "tuned.json"
     try:
-        tuned = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        tuned = json.loads(read_bounded(path, 2**20, "a tune result"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: not a readable tune result ({exc}); run edgemed tune first") from exc
     if not isinstance(tuned, dict) or tuned.get("schema") != TUNED_SCHEMA:
         raise BundleError(f"{path}: not an edgemed tune result ({TUNED_SCHEMA})")
-    if tuned.get("backend") not in ("onnxruntime", "openvino") or not isinstance(tuned.get("file"), str):
-        raise BundleError(f"{path}: names no backend or model file")
+    problems = []
+    if not isinstance(tuned.get("file"), str):
+        problems.append("no model file")
+    if tuned.get("backend") not in BACKENDS:
+        problems.append(f"backend {str(tuned.get('backend'))[:40]!r} is not one of {', '.join(BACKENDS)}")
+    if tuned.get("precision") not in PRECISIONS:
+        problems.append(f"precision {str(tuned.get('precision'))[:40]!r} is not one of {', '.join(PRECISIONS)}")
+    threads = tuned.get("threads")
+    if "threads" in tuned and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024):
+        problems.append(f"threads {str(threads)[:40]!r} is not a whole number from 1 to 1024")
+    if "graph_optimization" in tuned and tuned["graph_optimization"] not in GRAPH_LEVELS:
+        problems.append(f"graph_optimization is not one of {', '.join(GRAPH_LEVELS)}")
+    if problems:
+        raise BundleError(f"{path}: not a usable tune result: {'; '.join(problems)}; run edgemed tune again")
     check_member_name(tuned["file"], str(path))
     return tuned
 
@@ -214,6 +237,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
         raise BundleError(f"model file names must differ inside a bundle: {names}")
     for name in names:
         check_member_name(name, "bundle")
+    check_twins([n for m in models for n in (m.name, sidecar_path(m).name)], "bundle")
     check_output(out, force, [*models, *map(sidecar_path, models), *(cards or [])], what="bundle", folder_ok=True)
     for given in (*models, *(cards or [])):
         if inside_folder(Path(given), out):
@@ -284,7 +308,7 @@ def _publish(payload: dict[str, bytes], out: Path, force: bool) -> None:
             os.replace(old, out)
         raise
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        remove_tempdir(stage)
 
 
 def _manifest(files: dict[str, bytes], where: str) -> Manifest:
@@ -300,6 +324,7 @@ def _manifest(files: dict[str, bytes], where: str) -> Manifest:
     listed, models = raw.get("files"), raw.get("models")
     if not isinstance(listed, dict) or not isinstance(models, list) or not models:
         raise BundleError(f"{where}: refused: {MANIFEST} lists no files or no models")
+    check_twins([str(n) for n in listed], where)
     for name, digest in listed.items():
         check_member_name(str(name), where)
         if not isinstance(digest, str) or len(digest) != 64:
@@ -312,9 +337,9 @@ def _manifest(files: dict[str, bytes], where: str) -> Manifest:
                 or entry["sidecar"] not in listed):
             raise BundleError(f"{where}: refused: a model entry names a file (or sidecar) the manifest does not list")
         try:
-            entries.append(BundledModel(**{k: v for k, v in entry.items() if k in names}))
-        except TypeError as exc:
-            raise BundleError(f"{where}: refused: a model entry is incomplete ({exc})") from exc
+            entries.append(_entry({k: v for k, v in entry.items() if k in names}, listed))
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: refused: a model entry of {entry['file']!r} is malformed ({exc})") from exc
     device = raw.get("device")
     if not isinstance(device, dict) or not isinstance(device.get("name"), str):
         raise BundleError(f"{where}: refused: {MANIFEST} names no device")
@@ -322,6 +347,23 @@ def _manifest(files: dict[str, bytes], where: str) -> Manifest:
     return Manifest(created_utc=str(raw.get("created_utc", "")), device=device,
                     requirements=[str(r) for r in requirements] if isinstance(requirements, list) else [],
                     models=entries, files={str(k): v for k, v in listed.items()})
+
+
+def _entry(fields: dict[str, Any], listed: dict[str, Any]) -> BundledModel:
+    """A model entry whose every field has its type, and whose reference and card are files the manifest lists."""
+    entry = BundledModel(**fields)
+    for name in ("reference", "card"):
+        value = getattr(entry, name)
+        if value is not None and (not isinstance(value, str) or value not in listed):
+            raise ValueError(f"its {name} {str(value)[:80]!r} is not a file the manifest lists")
+    if entry.backend not in BACKENDS or entry.precision not in PRECISIONS:
+        raise ValueError(f"backend {str(entry.backend)[:40]!r} / precision {str(entry.precision)[:40]!r} unknown")
+    for name in ("parity", "exporter", "provenance", "checksums"):
+        if not isinstance(getattr(entry, name), dict):
+            raise ValueError(f"{name} is not an object")
+    if entry.tuned is not None and not isinstance(entry.tuned, dict):
+        raise ValueError("tuned is not an object")
+    return entry
 
 
 def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
@@ -342,8 +384,11 @@ def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
         raise BundleError(f"{where}: refused: " + "; ".join(problems))
     if key is not None:
         manifest.signature = verify(files[MANIFEST], files.get(SIGNATURE_FILE), key, where)
+    elif SIGNATURE_FILE in files:
+        raise BundleError(f"{where}: refused: the bundle is signed, but no key was given to check the signature; "
+                          "pass --key with the signer's public key (an unchecked signature proves nothing)")
     else:
-        manifest.signature = {"present": SIGNATURE_FILE in files, "checked": False}
+        manifest.signature = {"present": False, "checked": False}
     return manifest, files
 
 
@@ -374,7 +419,7 @@ def verify_bundle(path: Path, key: Path | None = None, run: bool = False) -> Man
             except EdgemedError as exc:
                 problems.append(f"{entry.file} does not load: {str(exc).replace(str(folder) + os.sep, '')}")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tempdir(folder)
     if problems:
         raise BundleError(f"{path}: refused: " + "; ".join(problems))
     return manifest
@@ -398,6 +443,6 @@ def load_bundle(path: Path, model: str | None = None, key: Path | None = None, *
         options = {"backend": entry.backend, "precision": entry.precision, **chosen, **options}
         loaded = EdgeModel(folder / name, device=device, require_integrity=True, **options)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tempdir(folder)
     loaded.path = path / name
     return loaded

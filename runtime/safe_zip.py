@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from edgemed.core.atomic import private_tempdir
+from edgemed.core.atomic import private_tempdir, remove_tempdir
 from edgemed.core.errors import BundleError
 from edgemed.core.limits import LIMITS, check, limit
 
@@ -27,6 +28,18 @@ def check_member_name(name: str, where: str) -> None:
             or len(pure.parts) != 1 or name in (".", "..") or "\x00" in name):
         raise BundleError(f"{where}: refused: member {name!r} is not a plain file name (absolute paths, '..', "
                           "folders and drive letters are not allowed in a bundle)")
+
+
+def check_twins(names: list[str], where: str) -> None:
+    """Refuse names that differ only in case or Unicode form (`Model.onnx` and `model.onnx`, `é` composed and
+    decomposed): on a case-insensitive or normalising file system one would silently replace the other."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = unicodedata.normalize("NFKC", name).casefold()
+        if key in seen and seen[key] != name:
+            raise BundleError(f"{where}: refused: members {seen[key]!r} and {name!r} differ only in case or Unicode "
+                              "form; one would replace the other on many file systems")
+        seen[key] = name
 
 
 def read_zip(path: Path) -> dict[str, bytes]:
@@ -42,6 +55,7 @@ def read_zip(path: Path) -> dict[str, bytes]:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise BundleError(f"{where}: refused: duplicate member names {dupes}")
+        check_twins(names, where)
         total = 0
         for info in infos:
             check_member_name(info.filename, where)
@@ -77,6 +91,7 @@ def read_folder(path: Path) -> dict[str, bytes]:
         raise BundleError(f"{where}: refused: the bundle folder is a symbolic link")
     entries = list(path.iterdir())
     check("bundle_members", len(entries), where)
+    check_twins([e.name for e in entries], where)
     total, members = 0, {}
     for entry in sorted(entries):
         if entry.is_symlink():
@@ -111,8 +126,6 @@ def private_copy(files: dict[str, bytes]) -> Path:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
     except BaseException:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tempdir(folder)
         raise
     return folder

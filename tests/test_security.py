@@ -219,7 +219,10 @@ def test_resealed_model_passes_alone_but_not_in_a_signed_bundle(site, exported):
         manifest["files"][name] = hashlib.sha256(members[name]).hexdigest()
     members["manifest.json"] = json.dumps(manifest).encode()
     forged = _zip(site / "forged.zip", list(members.items()))
-    verify_bundle(forged)  # consistent without a key: only a signature can tell
+    # consistent without a key, yet it carries a signature: unchecked, it must not pass as fine
+    _fails_closed(site, lambda: verify_bundle(forged), BundleError, "signed, but no key")
+    result = invoke("verify-bundle", forged)
+    assert result.exit_code == 1 and "--key" in result.output and "OK" not in result.output
     _fails_closed(site, lambda: verify_bundle(forged, key=keys / "k.pub"), BundleError, "signature does not match")
     _fails_closed(site, lambda: load_bundle(forged, key=keys / "k.pub"), BundleError, "signature")
     other = site / "other"

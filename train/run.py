@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from edgemed.core.atomic import public_mode
+from edgemed.core.atomic import private_tempdir, public_mode, remove_tempdir
 from edgemed.core.errors import DataError
 from edgemed.core.metrics import format_report
 from edgemed.train.builder import build_for_data
@@ -95,7 +93,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
             stop_world(w)
         return _summary(out, result, train_ds, val_ds)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = private_tempdir(out.parent, f".{out.name}.")
     try:
         result = train(model, train_ds, val_ds, train_cfg)
         seconds = [h["seconds"] for h in result.history]
@@ -126,8 +124,7 @@ def run_training(model_name: str, data: str, out: Path | str, *, train_cfg: Trai
         publish_run(tmp, out, overwrite)
         w.barrier()
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_tempdir(tmp)
         stop_world(w)
     return _summary(out, result, train_ds, val_ds)
 
@@ -160,7 +157,7 @@ def run_cross_validation(model_name: str, data: str, out: Path | str, folds: int
                  "train_config": {k: (v.value if hasattr(v, "value") else v)
                                   for k, v in dataclasses.asdict(train_cfg).items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = private_tempdir(out.parent, f".{out.name}.")
     try:
         (tmp / "cv.json").write_text(json.dumps(cv.to_dict(), indent=1))
         (tmp / "cv.md").write_text(cv.markdown())
@@ -168,6 +165,5 @@ def run_cross_validation(model_name: str, data: str, out: Path | str, folds: int
         os.chmod(tmp, public_mode(directory=True))
         publish_run(tmp, out, overwrite)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        remove_tempdir(tmp)
     return cv
