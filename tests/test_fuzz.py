@@ -5,6 +5,7 @@ Only EdgemedError subclasses may escape (see fuzzing.call). `make fuzz` runs the
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -273,3 +274,121 @@ def test_beat_commands_never_show_a_traceback(exported, beat_seeds, tmp_path_fac
     assert result.exit_code in (0, 1, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
+
+
+hostile_numbers = st.sampled_from([10**400, -(10**400), 2**63, 2**50, 1e308, float("inf"), float("-inf"), float("nan"),
+                                   -1, 0, 0.5, True, "²", "9" * 5000, "1e400", None, [], {}])
+spec_values = st.one_of(json_values, hostile_numbers)
+
+
+def _paths(value, prefix=()):
+    """Every key path into a JSON value."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+def _set(value, path, new):
+    if not path:
+        return new
+    target = value
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return value
+
+
+@pytest.fixture(scope="module")
+def spec_dicts(exported):
+    from edgemed.runtime.model_info import describe
+
+    return {name: describe(exported[name]).metadata.spec.to_dict() for name in ("gru", "gru-stream", "beat_cnn")}
+
+
+@FUZZ
+@given(which=st.sampled_from(["gru", "gru-stream", "beat_cnn"]), pick=st.integers(0, 10**6), new=spec_values)
+def test_crafted_specs_are_refused_as_spec_errors(spec_dicts, which, pick, new):
+    from edgemed.core.spec import ModelSpec
+
+    spec = json.loads(json.dumps(spec_dicts[which]))
+    paths = list(_paths(spec))
+    spec = _set(spec, paths[pick % len(paths)], new)
+    call("ModelSpec.from_dict", ModelSpec.from_dict, spec)
+
+
+@FUZZ
+@given(key=st.sampled_from(["format_version", "spec", "provenance", "exporter", "parity", "checksums", "quantization",
+                            "labels", "new"]),
+       value=st.one_of(spec_values, st.text(max_size=20)), which=st.sampled_from(["gru", "gru-stream"]))
+def test_resealed_models_with_crafted_metadata_load_or_refuse(exported, tmp_path_factory, key, value, which):
+    import onnx
+
+    from edgemed.export.onnx_io import _put, save_model
+
+    model = onnx.load(str(exported[which]))
+    _put(model, "edgemed." + key, value if isinstance(value, str) else json.dumps(value))
+    path = tmp_path_factory.mktemp("meta") / "m.onnx"
+    if key == "checksums":  # sealing rewrites the checksums: write the crafted value as it is, sidecar and all
+        data = model.SerializeToString()
+        path.write_bytes(data)
+        (path.parent / "m.onnx.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  m.onnx\n")
+    else:
+        save_model(model, path)
+    loaded = call("EdgeModel(crafted metadata)", EdgeModel, path)
+    if loaded is not None and loaded.spec.streaming is None:
+        x = np.zeros((2, 96, 6), "float32")
+        call("predict(crafted metadata)", loaded.predict, x)
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert "Traceback" not in result.output and result.exit_code in (0, 1), result.output
+
+
+@FUZZ
+@given(variable=st.sampled_from(sorted({limit.env for limit in __import__("edgemed.core.limits", fromlist=["LIMITS"])
+                                       .LIMITS.values()})),
+       value=st.one_of(st.text(max_size=12), st.sampled_from(["inf", "-inf", "nan", "1e400", "1e13", "0", "-1", "1e-9",
+                                                              "0x10", " 5 ", "1_000"])))
+def test_limit_variables_with_any_value_load_or_refuse(exported, seeds, monkeypatch, variable, value):
+    if "\x00" in value:
+        return  # environment values cannot hold NUL
+    monkeypatch.setenv(variable, value)
+    loaded = call("EdgeModel(env limit)", EdgeModel, exported["cnn_gru"])
+    if loaded is not None:
+        call("read_input(env limit)", read_input, seeds / "rec", loaded.spec)
+
+
+@FUZZ
+@given(record=st.dictionaries(st.sampled_from(["schema", "file", "backend", "precision", "threads",
+                                               "graph_optimization", "variant", "p50_us"]), spec_values, max_size=8),
+       valid=st.booleans())
+def test_tuned_json_is_read_or_refused(tmp_path_factory, record, valid):
+    from edgemed.runtime.bundle import read_tuned
+
+    if valid:
+        record = {"schema": "edgemed.tuned/1", "file": "m.onnx", "backend": "onnxruntime", "precision": "fp32",
+                  **{k: v for k, v in record.items() if k not in ("schema",)}}
+    folder = tmp_path_factory.mktemp("tuned")
+    (folder / "tuned.json").write_text(json.dumps(record))
+    call("read_tuned", read_tuned, folder)
+
+
+@FUZZ
+@given(model_key=st.sampled_from(["reference", "card", "backend", "precision", "tuned", "parity", "quantization",
+                                  "exporter", "labels", "spec", "file"]), model_value=spec_values,
+       run=st.booleans())
+def test_bundle_model_entries_are_checked(seeds, tmp_path_factory, model_key, model_value, run):
+    with zipfile.ZipFile(seeds / "bundle.zip") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    manifest["models"][0][model_key] = model_value
+    members["manifest.json"] = json.dumps(manifest).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    path = tmp_path_factory.mktemp("be") / "b.zip"
+    path.write_bytes(buf.getvalue())
+    call("verify_bundle(model entry)", verify_bundle, path, run=run)
