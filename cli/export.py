@@ -50,8 +50,8 @@ def _ints(text: str | None) -> tuple[int, ...]:
               help="Foreign models: a dynamic input axis, e.g. 0=batch (required) and 2=samples.")
 @click.option("--labels", help="Foreign models: comma-separated class names, in output order.")
 @click.option("--trust-pickle", is_flag=True,
-              help="Allow a file whose loading runs code from it (a pickled module, a .pt2, TorchScript with custom "
-                   "classes): only for trusted sources; recorded in the provenance.")
+              help="Allow a file whose loading runs code from it (a pickled module, a .pt2, any TorchScript "
+                   "program): only for trusted sources; recorded in the provenance.")
 @force_option
 @user_errors
 def export_command(model, output, opset, streaming, exporter, no_real_data, recurrent_readout, input_shape,

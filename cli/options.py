@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,16 @@ import click
 from edgemed.core.errors import EdgemedError
 
 
+class InternalError(click.ClickException):
+    """An error edgemed did not anticipate: still one line and a non-zero exit (70, EX_SOFTWARE, so tests and
+    scripts can tell it from a refused input), with the traceback only when EDGEMED_DEBUG is set."""
+
+    exit_code = 70
+
+
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn edgemed's errors and file-system errors into a one-line message and exit code 1."""
+    """Turn edgemed's errors and file-system errors into a one-line message and exit code 1; anything else into
+    one line and exit code 70 (EDGEMED_DEBUG=1 re-raises it with its traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -23,6 +32,16 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as exc:
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
+        except MemoryError as exc:
+            raise click.ClickException("out of memory; the input is larger than this machine can hold") from exc
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("EDGEMED_DEBUG"):
+                raise
+            message = (str(exc).splitlines() or [""])[0][:300]
+            raise InternalError(f"internal error ({type(exc).__name__}: {message}); this is a bug in edgemed, "
+                                "please report it (EDGEMED_DEBUG=1 shows where)") from exc
 
     return wrapper
 

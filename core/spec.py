@@ -505,8 +505,8 @@ class ModelSpec:
     def from_json(cls, text: str) -> ModelSpec:
         try:
             return cls.from_dict(json.loads(text))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise SpecError(f"model spec is not valid JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, and 5,000-digit numbers
+            raise SpecError(f"model spec is not valid JSON: {str(exc)[:200]}") from exc
 
 
 def _v1_roles(inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:

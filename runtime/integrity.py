@@ -100,8 +100,9 @@ def check_record(data: bytes, summary: ModelSummary, where: str) -> str:
         record = json.loads(meta[INTEGRITY_KEY])
         expected = record["content_sha256"]
         version = int(record.get("version", 0))
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise IntegrityError(f"{where}: the integrity record is malformed ({exc}); refusing to load it") from exc
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, ArithmeticError) as exc:
+        raise IntegrityError(f"{where}: the integrity record is malformed ({type(exc).__name__}); refusing to load "
+                             "it") from exc
     if version > INTEGRITY_VERSION:
         raise IntegrityError(f"{where}: integrity record version {version} is newer than this edgemed reads; upgrade")
     try:

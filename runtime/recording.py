@@ -16,8 +16,8 @@ import numpy as np
 from edgemed.core import wfdb
 from edgemed.core.arrays_io import load_npy
 from edgemed.core.csv_table import read_table
-from edgemed.core.errors import DataError, InputError
-from edgemed.core.limits import check_file_size
+from edgemed.core.errors import DataError, EdgemedError, InputError
+from edgemed.core.limits import check, check_file_size
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import positive_rate
 
@@ -127,13 +127,16 @@ def _edf(path: Path, spec: ModelSpec) -> Recording:
         names = [s.label.strip() for s in signals]
         if len(rates) > 1:
             raise InputError(f"{path}: the model's leads are sampled at different rates {sorted(rates)}")
+        fs = _rate(rates.pop(), str(path)) if rates else 1.0
+        samples = max((round(float(s.sampling_frequency) * float(edf.duration)) for s in signals), default=0)
+        check("array_mb", samples * 8 * len(signals), f"{path}: signal", scale=2**20)
         sig = np.stack([np.asarray(s.data, np.float64) for s in signals]) if signals else np.zeros((0, 0))
-    except InputError:
+    except EdgemedError:
         raise
     except Exception as exc:  # edfio raises ValueError and others on malformed files
         raise InputError(f"{path}: not a readable EDF file ({type(exc).__name__}: {str(exc)[:200]})") from exc
     sig, count = _ordered(sig, names, spec, str(path))
-    return Recording(path.stem, _finite(sig, str(path)), rates.pop(), count)
+    return Recording(path.stem, _finite(sig, str(path)), fs, count)
 
 
 def is_recording(path: Path) -> bool:

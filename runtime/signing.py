@@ -77,7 +77,7 @@ def verify(manifest: bytes, signature_file: bytes | None, public_key_path: Path,
     try:
         record = json.loads(signature_file)
         signature = base64.b64decode(record["signature"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BundleError(f"{where}: refused: {SIGNATURE_FILE} is malformed") from exc
     try:
         key.verify(signature, manifest)

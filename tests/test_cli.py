@@ -95,3 +95,19 @@ def test_output_folders_are_checked_before_any_work(tmp_path):
     assert check_output_folder(tmp_path / "new", ["a.json"]) == tmp_path / "new"
     with pytest.raises(OverwriteError, match="not a folder"):
         check_output_folder(taken, what="--out")
+
+
+def test_an_unanticipated_error_is_one_line_with_its_own_exit_code(tmp_path, monkeypatch):
+    """A bug still ends in one line (exit 70, not the 1 of a refused input); EDGEMED_DEBUG shows the traceback."""
+    from edgemed.cli import runtime as runtime_cli
+
+    def broken(path):
+        raise ValueError("an unforeseen case")
+
+    monkeypatch.setattr(runtime_cli, "describe", broken)
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 70 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "internal error (ValueError: an unforeseen case)" in result.output
+    monkeypatch.setenv("EDGEMED_DEBUG", "1")
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "m.onnx")])
+    assert isinstance(result.exception, ValueError)
