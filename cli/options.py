@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from edgemed.core.errors import EdgemedError
+
+# Library errors name parameters in backticks (`sampling_rate_hz`); the CLI shows the flag that sets each.
+FLAGS = {
+    "force": "--force", "overwrite": "--overwrite", "out": "--out", "output": "-o",
+    "sampling_rate_hz": "--sampling-rate",
+    "trust_pickle": "--trust-pickle", "input_shape": "--input-shape", "dynamic_axes": "--dynamic-axis",
+    "labels": "--labels", "records": "--records", "key": "--key", "device": "--device", "validation": "--validation",
+    "calibration": "--calibration", "beats": "--beats", "streaming": "--streaming", "stream": "--stream",
+    "chunk_seconds": "--chunk-seconds", "threads": "--threads", "backend": "--backend", "precision": "--precision",
+    "exporter": "--exporter", "opset": "--opset", "engine": "--engine", "mode": "--mode", "max_drop": "--max-drop",
+    "isa": "--isa", "data": "--data", "task": "--task", "leads": "--leads", "image_size": "--image-size",
+    "accelerator": "--accelerator", "nproc": "--nproc", "recipe": "--recipe", "model": "--model", "tuned": "--tuned",
+    "run": "--run", "json": "--json", "plot": "--plot", "torch": "--torch", "per_op": "--per-op", "sign": "--sign",
+    "card": "--card", "force_gate": "--force-gate", "address": "--address", "scheme": "--scheme",
+}
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def as_flags(message: str) -> str:
+    """A library message with each backticked parameter shown as its command-line flag."""
+    return _PARAMETER.sub(lambda m: FLAGS.get(m.group(1), m.group(1)), message)
 
 
 class InternalError(click.ClickException):
@@ -28,7 +50,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except EdgemedError as exc:
-            raise click.ClickException(str(exc).replace("\n", " ")) from exc
+            raise click.ClickException(as_flags(str(exc).replace("\n", " "))) from exc
         except OSError as exc:
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from exc

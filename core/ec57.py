@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemed.core.wfdb import Annotations
+from edgemed.core.readers.wfdb import Annotations
 from edgemed.core.windows import AAMI_MAP
 
 WINDOW_S = 0.15

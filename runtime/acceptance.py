@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.arrays_io import load_npz
 from edgemed.core.errors import AcceptanceError
 from edgemed.core.examples import example_inputs, example_sizes
+from edgemed.core.readers.numpy_arrays import load_npz
 from edgemed.runtime.model import EdgeModel
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3

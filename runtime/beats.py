@@ -91,7 +91,7 @@ class BeatClassifier:
 
     def __init__(self, model: EdgeModel) -> None:
         pre = model.spec.preprocessing
-        if pre.window is None or pre.window.kind != "beat" or not pre.sampling_rate_hz:
+        if pre.window is None or not pre.window.per_beat or not pre.sampling_rate_hz:
             raise InputError(f"{model.path.name} is not a beat model (its spec states no beat window and sampling "
                              "rate); give it model-ready arrays instead of a recording")
         self.model, self.pre = model, pre

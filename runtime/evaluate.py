@@ -213,7 +213,7 @@ def _counted_unclassified(conf: Confusion, name: str, classes: list[str], reason
 def _unreadable(conf: Confusion, name: str, path, reason: str) -> RecordEvaluation:
     """A record whose signal cannot be read: its annotated beats, if the annotations can be read, all count as
     unclassified; otherwise the error stands alone."""
-    from edgemed.core import wfdb
+    from edgemed.core.readers import wfdb
 
     try:
         _, classes = reference_beats(wfdb.read_annotations(path))

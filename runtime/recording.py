@@ -13,16 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core import wfdb
-from edgemed.core.arrays_io import load_npy
-from edgemed.core.csv_table import read_table
-from edgemed.core.errors import DataError, EdgemedError, InputError
-from edgemed.core.limits import check, check_file_size
+from edgemed.core import readers
+from edgemed.core.errors import DataError, InputError
+from edgemed.core.readers import wfdb
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.validate import positive_rate
-
-RAW_SUFFIXES = (".npy", ".csv", ".edf")
-TIME_COLUMNS = ("time", "time_s", "sample", "index")
 
 
 @dataclass
@@ -62,109 +57,49 @@ def _finite(sig: np.ndarray, where: str) -> np.ndarray:
 
 def _rate(sampling_rate_hz: float | None, where: str) -> float:
     if sampling_rate_hz is None:
-        raise InputError(f"{where}: a raw signal does not state its sampling rate; pass --sampling-rate HZ")
+        raise InputError(f"{where}: a raw signal does not state its sampling rate; pass `sampling_rate_hz`")
     return positive_rate(sampling_rate_hz, f"{where}: sampling rate")
 
 
-def _wfdb(base: Path, spec: ModelSpec) -> Recording:
-    try:
-        record = wfdb.read_record(base)
-    except DataError as exc:
-        raise InputError(str(exc)) from exc
-    where = f"record {base.name}"
-    sig, count = _ordered(record.signal, record.names, spec, where)
-    ann = None
-    if base.with_name(base.name + ".atr").is_file():
-        try:
-            ann = wfdb.read_annotations(base)
-        except DataError as exc:
-            raise InputError(str(exc)) from exc
-    return Recording(base.name, _finite(sig, where), record.fs, count, ann)
-
-
-def _npy(path: Path, spec: ModelSpec, fs: float | None) -> Recording:
-    x = load_npy(path)
-    if x.dtype.kind not in "fiu":
-        raise InputError(f"{path}: a raw signal must hold numbers, not {x.dtype}")
-    x = x[None] if x.ndim == 1 else x
-    leads = len(spec.channel_names) or 1
-    if x.ndim != 2 or x.shape[0] != leads:
-        raise InputError(f"{path}: shape {list(x.shape)}; a raw signal is [samples] or [leads, samples] with the "
-                         f"model's {leads} lead(s) {list(spec.channel_names)} in that order")
-    return Recording(path.stem, _finite(x, str(path)), _rate(fs, str(path)), leads)
-
-
-def _csv(path: Path, spec: ModelSpec, fs: float | None) -> Recording:
-    def choose(header: list[str]) -> tuple[list[str], list[str]]:
-        names = [h for h in header if h.lower() not in TIME_COLUMNS]
-        if not names:
-            raise InputError(f"{path}: no lead columns; the first row must name the leads (e.g. MLII,V1), one "
-                             "column each, with an optional time column")
-        return names + [h for h in header if h.lower() in TIME_COLUMNS], []
-
-    table = read_table(path, choose, InputError)
-    names = [h for h in table.numeric if h.lower() not in TIME_COLUMNS]
-    for column in table.numeric[len(names):]:
-        times = table.column(column)
-        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
-            raise InputError(f"{path}: the {column!r} column must hold finite, increasing times (a NaN, a repeat or "
-                             "a step back was found); fix the file or drop the column")
-    values = table.numbers[:, : len(names)]
-    sig, count = _ordered(np.ascontiguousarray(values.T), names, spec, str(path))
-    return Recording(path.stem, _finite(sig, str(path)), _rate(fs, str(path)), count)
-
-
-def _edf(path: Path, spec: ModelSpec) -> Recording:
-    try:
-        import edfio
-    except ImportError as exc:
-        raise InputError(f"{path}: reading EDF needs the edfio package: pip install 'edgemed[edf]'") from exc
-    check_file_size(path)
-    try:
-        edf = edfio.read_edf(path)
-        signals = [s for s in edf.signals if s.label.strip() in spec.channel_names]
-        rates = {float(s.sampling_frequency) for s in signals}
-        names = [s.label.strip() for s in signals]
-        if len(rates) > 1:
-            raise InputError(f"{path}: the model's leads are sampled at different rates {sorted(rates)}")
-        fs = _rate(rates.pop(), str(path)) if rates else 1.0
-        samples = max((round(float(s.sampling_frequency) * float(edf.duration)) for s in signals), default=0)
-        check("array_mb", samples * 8 * len(signals), f"{path}: signal", scale=2**20)
-        sig = np.stack([np.asarray(s.data, np.float64) for s in signals]) if signals else np.zeros((0, 0))
-    except EdgemedError:
-        raise
-    except Exception as exc:  # edfio raises ValueError and others on malformed files
-        raise InputError(f"{path}: not a readable EDF file ({type(exc).__name__}: {str(exc)[:200]})") from exc
-    sig, count = _ordered(sig, names, spec, str(path))
-    return Recording(path.stem, _finite(sig, str(path)), fs, count)
-
-
 def is_recording(path: Path) -> bool:
-    """A path `read_recording` can read: a WFDB record (base or .hea) or a raw signal file."""
-    base = path.with_suffix("") if path.suffix == ".hea" else path
-    return base.with_name(base.name + ".hea").is_file() or (path.is_file() and path.suffix in RAW_SUFFIXES)
+    """A path `read_recording` can read: a WFDB record, or a file that holds a raw signal."""
+    try:
+        return readers.find_reader(path).holds(path) == readers.RECORDING and not Path(path).is_dir()
+    except DataError:
+        return False
 
 
 def read_recording(path: Path | str, spec: ModelSpec, sampling_rate_hz: float | None = None) -> Recording:
-    """One recording from a WFDB record, `.npy`, CSV or EDF file. Raw files need `sampling_rate_hz` (EDF states
-    its own); for a WFDB record it must be absent or agree with the header."""
+    """One recording (any reader that holds one: WFDB, EDF, a raw .npy or CSV signal), its leads ordered for the
+    model. Raw files need `sampling_rate_hz` unless they state their rate; where the file states it, the given rate
+    must be absent or agree."""
     path = Path(path)
-    base = path.with_suffix("") if path.suffix == ".hea" else path
-    if base.with_name(base.name + ".hea").is_file():
-        rec = _wfdb(base, spec)
-        if sampling_rate_hz is not None and abs(sampling_rate_hz - rec.fs) > 1e-6 * rec.fs:
-            raise InputError(f"record {base.name}: its header says {rec.fs:g} Hz, not --sampling-rate "
-                             f"{sampling_rate_hz:g}; drop the option")
-        return rec
-    if not path.is_file():
-        raise InputError(f"{path}: no such file or WFDB record")
-    if path.suffix == ".npy":
-        return _npy(path, spec, sampling_rate_hz)
-    if path.suffix == ".csv":
-        return _csv(path, spec, sampling_rate_hz)
-    if path.suffix == ".edf":
-        return _edf(path, spec)
-    raise InputError(f"{path}: not a recording; give a WFDB record, or a .npy, .csv or .edf signal")
+    try:
+        reader = readers.find_reader(path, readers.RECORDING)
+        raw = reader.read_recording(path, sampling_rate_hz, **_channel_option(reader, spec))
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
+    where = raw.where or str(path)
+    if raw.fs is not None and sampling_rate_hz is not None and abs(sampling_rate_hz - raw.fs) > 1e-6 * raw.fs:
+        raise InputError(f"{where}: its header says {raw.fs:g} Hz, not `sampling_rate_hz` {sampling_rate_hz:g}; "
+                         "drop the option")
+    if raw.names is None:  # a bare array names nothing: its rows are the model's leads, in the model's order
+        leads = len(spec.channel_names) or 1
+        if raw.signal.shape[0] != leads:
+            raise InputError(f"{path}: shape {list(raw.signal.shape)}; a raw signal is [samples] or [leads, "
+                             f"samples] with the model's {leads} lead(s) {list(spec.channel_names)} in that order")
+        sig, count = raw.signal, leads
+    else:
+        sig, count = _ordered(raw.signal, raw.names, spec, where)
+    return Recording(raw.name, _finite(sig, where), _rate(raw.fs or sampling_rate_hz, where), count, raw.annotations)
+
+
+def _channel_option(reader: readers.Reader, spec: ModelSpec) -> dict:
+    """Readers whose signals may differ in rate (EDF) read only the model's leads."""
+    import inspect
+
+    accepts = "channels" in inspect.signature(reader.read_recording).parameters
+    return {"channels": tuple(spec.channel_names)} if accepts and spec.channel_names else {}
 
 
 def list_recordings(path: Path | str, records: list[str] | None = None) -> list[Path]:
@@ -173,7 +108,7 @@ def list_recordings(path: Path | str, records: list[str] | None = None) -> list[
     path = Path(path)
     if not path.is_dir():
         if records:
-            raise InputError(f"{path}: --records picks records of a folder; give the folder")
+            raise InputError(f"{path}: `records` picks records of a folder; give the folder")
         if not is_recording(path):
             raise InputError(f"{path}: no such recording: give a WFDB record (its path without extension), a "
                              "folder of records, or a .npy, .csv or .edf signal")
@@ -181,7 +116,7 @@ def list_recordings(path: Path | str, records: list[str] | None = None) -> list[
     if records:
         bad = [n for n in records if not wfdb.is_record_name(n)]
         if bad:
-            raise InputError(f"--records: record names are plain names (no paths), not {bad[:3]}")
+            raise InputError(f"`records`: record names are plain names (no paths), not {bad[:3]}")
         unknown = [n for n in records if not (path / f"{n}.hea").is_file()]
         if unknown:
             raise InputError(f"{path}: no record(s) {unknown} (no header file)")

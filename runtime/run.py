@@ -14,16 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from edgemed.core import wfdb
-from edgemed.core.arrays_io import npy_ndim
+from edgemed.core import readers
 from edgemed.core.atomic import check_output, write_bytes_atomic
 from edgemed.core.ec57 import reference_beats
-from edgemed.core.errors import InputError
+from edgemed.core.errors import DataError, InputError
 from edgemed.core.metrics import classification_report
 from edgemed.runtime.beats import BeatClassifier, BeatRows
 from edgemed.runtime.inputs import read_input
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.recording import Recording, is_recording, list_recordings, read_recording
+from edgemed.runtime.recording import Recording, list_recordings, read_recording
 
 
 @dataclass
@@ -56,14 +55,12 @@ def is_beat_input(model: EdgeModel, path: Path) -> bool:
     """Whether `path` is a recording (or folder of them) that a beat model classifies beat by beat: a WFDB record
     or folder, a CSV or EDF signal, or a .npy signal of at most two dimensions (three are model-ready windows)."""
     pre = model.spec.preprocessing
-    if pre.window is None or pre.window.kind != "beat":
+    if pre.window is None or not pre.window.per_beat:
         return False
-    path = Path(path)
-    if path.is_dir():
-        return wfdb.is_record_folder(path)
-    if path.suffix == ".npy" and path.is_file():
-        return npy_ndim(path) <= 2
-    return is_recording(path)
+    try:
+        return readers.find_reader(path).holds(Path(path)) == readers.RECORDING
+    except DataError:
+        return False
 
 
 def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.core.atomic import check_output_folder, write_atomic, write_bytes_atomic
-from edgemed.core.errors import EdgemedError, InputError
+from edgemed.core.errors import DataError, EdgemedError, InputError
 
 PREDICTIONS, FAILURES = "predictions", "failures"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _ray():
@@ -36,25 +35,16 @@ def _ray():
 
 
 def list_items(paths: list[Path]) -> list[Path]:
-    """Every item of the archive: a WFDB folder's records, a folder's .npz shards or images, or files as given."""
-    from edgemed.core import wfdb
+    """Every item of the archive: a WFDB folder's records, a folder's .npz shards or images, or files as given
+    (`edgemed.core.readers.list_items`)."""
+    from edgemed.core import readers
 
     items: list[Path] = []
     for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            if wfdb.is_record_folder(p):
-                items += [p / n for n in wfdb.record_names(p)]
-            else:
-                found = sorted(q for q in p.rglob("*") if q.is_file() and (q.suffix == ".npz"
-                                                                          or q.suffix.lower() in IMAGE_SUFFIXES))
-                if not found:
-                    raise InputError(f"{p}: no WFDB records, .npz shards or images to score")
-                items += found
-        elif p.exists() or p.with_suffix(".hea").exists() or Path(str(p) + ".hea").exists():
-            items.append(p)
-        else:
-            raise InputError(f"{p}: no such file, folder or WFDB record")
+        try:
+            items += readers.list_items(p)
+        except DataError as exc:
+            raise InputError(str(exc)) from exc
     if not items:
         raise InputError("nothing to score")
     return list(dict.fromkeys(items))

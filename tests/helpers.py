@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.wfdb import AUX, SKIP, SYMBOLS
+from edgemed.core.readers.wfdb import AUX, SKIP, SYMBOLS
 
 CODES = {symbol: code for code, symbol in SYMBOLS.items()}
 

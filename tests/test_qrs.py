@@ -69,7 +69,7 @@ def test_locate_r_finds_the_peak_near_a_rough_position():
 
 @pytest.mark.parametrize("name", ["101", "208"])
 def test_real_records(mitdb, name):
-    from edgemed.core import wfdb
+    from edgemed.core.readers import wfdb
 
     rec, ann = wfdb.read_record(mitdb / name), wfdb.read_annotations(mitdb / name)
     ref, _ = reference_beats(ann)

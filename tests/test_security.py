@@ -422,7 +422,7 @@ def test_wfdb_headers_are_parsed_strictly(exported, tmp_path, edit, message):
 
 
 def test_corrupted_signal_data_fails_its_checksum(tmp_path):
-    from edgemed.core.wfdb import read_record
+    from edgemed.core.readers.wfdb import read_record
 
     base = write_wfdb(tmp_path, "rec", np.zeros((1, 100)), 250.0, ["lead1"])
     data = bytearray(base.with_name("rec.dat").read_bytes())
@@ -537,7 +537,7 @@ def test_sigterm_during_training_leaves_no_temporary_folder(tmp_path):
 
 
 def test_resource_limits_name_themselves(exported, tmp_path, monkeypatch):
-    from edgemed.core.arrays_io import load_npy, load_npz
+    from edgemed.core.readers.numpy_arrays import load_npy, load_npz
 
     header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (" + b"1, " * 20000 + b"), }"
     (tmp_path / "h.npy").write_bytes(b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header)

@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgemed.cli.main import cli
 from edgemed.core.atomic import sidecar_path
 from edgemed.core.errors import BundleError, DataError, EdgemedError, IntegrityError, LimitError, OverwriteError
-from edgemed.core.wfdb import read_record
+from edgemed.core.readers.wfdb import read_record
 from edgemed.export.onnx_io import _put, get_metadata, save_model
 from edgemed.runtime.bundle import verify_bundle
 from edgemed.runtime.model import EdgeModel

@@ -8,9 +8,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from edgemed.core.csv_sequences import read_sequence_csv
 from edgemed.core.errors import DataError, InputError, LimitError
 from edgemed.core.limits import limit, limit_bytes
+from edgemed.core.readers.csv_sequences import read_sequence_csv
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.runtime.recording import read_recording
 
@@ -77,7 +77,7 @@ def test_recording_csv_reads_numbers_in_lead_order(tmp_path):
 
 def test_image_between_one_and_two_times_the_pixel_limit_is_refused(tmp_path, monkeypatch):
     Image = pytest.importorskip("PIL.Image")
-    from edgemed.core.images import read_image
+    from edgemed.core.readers.images import read_image
 
     path = tmp_path / "big.png"
     Image.new("RGB", (1500, 1000)).save(path)  # 1.5 megapixels

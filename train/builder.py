@@ -49,7 +49,7 @@ def accepted_rates(ds: Dataset) -> tuple[float, float] | None:
     """Raw-signal rates the runtime may resample to the model's: no lower than twice the band-pass edge (or half
     the model's rate) and at most 32 times the model's rate. None for data the runtime never resamples."""
     pre = ds.spec.preprocessing
-    if pre.sampling_rate_hz is None or pre.window is None or pre.window.kind not in ("beat", "rhythm"):
+    if pre.sampling_rate_hz is None or pre.window is None or not pre.window.from_recording:
         return None
     low = max(pre.sampling_rate_hz / 2, 2 * pre.bandpass.high_hz if pre.bandpass else 0.0)
     return (low, 32 * pre.sampling_rate_hz)

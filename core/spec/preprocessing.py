@@ -82,6 +82,21 @@ class Window:
         if self.kind == "rhythm" and not self.seconds > 0:
             raise SpecError("a rhythm window needs seconds > 0")
 
+    @property
+    def per_beat(self) -> bool:
+        """One sample per heartbeat, cut around each R peak of a recording."""
+        return self.kind == "beat"
+
+    @property
+    def cut_by_rhythm(self) -> bool:
+        """Fixed-length windows cut from a recording, labelled by its rhythm annotations."""
+        return self.kind == "rhythm"
+
+    @property
+    def from_recording(self) -> bool:
+        """Samples cut from a continuous recording (beats or rhythm windows), at a known sampling rate."""
+        return self.per_beat or self.cut_by_rhythm
+
     def offsets(self, rate_hz: float) -> tuple[int, int]:
         """Samples before and after the centre of a beat window at `rate_hz`."""
         return int(round(self.before_s * rate_hz)), int(round(self.after_s * rate_hz))

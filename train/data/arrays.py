@@ -1,4 +1,5 @@
-"""Generic array sources: `.npz` (X, y, optional groups, lengths, label_names), `.npy` with sibling files, and CSV."""
+"""Training sets from model-ready samples: `.npz`, `.npy` with sibling files, CSV sequences, read by the registered
+readers (`edgemed.core.readers`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.arrays_io import load_npy
-from edgemed.core.arrays_io import load_npz as read_npz
-from edgemed.core.csv_sequences import read_sequence_csv
-from edgemed.core.digest import file_sha256
 from edgemed.core.errors import DataError
-from edgemed.core.spec import DataSpec, Preprocessing, Window
+from edgemed.core.readers import Reader, Windows
+from edgemed.core.spec import DataSpec, Preprocessing
 from edgemed.train.data.dataset import Dataset
 
 
@@ -34,48 +32,30 @@ def _labels_from(y: np.ndarray, names: np.ndarray | None, source: str) -> tuple[
     return y, tuple(str(i) for i in range(k))
 
 
-def load_npz(path: Path) -> Dataset:
-    """X [n, ...], y [n]; optional groups [n], lengths [n], label_names [k] and channel_names."""
-    if path.suffix == ".npy":
-        return _load_npy(path)
-    arrays = read_npz(path, allow_text=("y", "groups", "label_names", "channel_names"))
-    missing = {"X", "y"} - set(arrays)
-    if missing:
-        raise DataError(f"{path}: missing array(s) {sorted(missing)}; expected X and y (groups, lengths optional)")
-    return _dataset(path, arrays)
+def dataset_from_windows(win: Windows, source: str) -> Dataset:
+    """A training set from model-ready samples read by any reader (`edgemed.core.readers`): labels as integers
+    with their names; groups (patients) as given, else one per sample."""
+    if win.y is None:
+        raise DataError(f"{source}: no labels; training needs y (an .npz array, y.npy beside X.npy, a CSV label "
+                        "column or class sub-folders)")
+    y = np.asarray(win.y).reshape(-1)
+    if y.dtype.kind in "US" and y.size and all(str(v).lstrip("-").isdigit() for v in y):
+        y = y.astype(np.int64)  # whole-number labels (a CSV column) are class indices
+    y, labels = _labels_from(y, win.label_names, source)
+    groups = win.groups if win.groups is not None else np.arange(len(y))
+    spec = DataSpec(labels=labels, layout=win.layout, channel_names=win.channel_names,
+                    preprocessing=win.preprocessing or Preprocessing())
+    return Dataset(X=win.X, y=y, groups=np.asarray(groups).astype(str), source=source, sha256=win.sha256 or "",
+                   spec=spec, lengths=win.lengths)
 
 
-def _load_npy(path: Path) -> Dataset:
-    """`X.npy` with `y.npy` (and optionally `groups.npy`, `lengths.npy`) beside it."""
-    arrays = {}
-    for key in ("X", "y", "groups", "lengths", "label_names"):
-        candidate = path if key == "X" else path.with_name(f"{key}.npy")
-        if candidate.exists():
-            arrays[key] = load_npy(candidate, allow_text=key != "X")
-    if "y" not in arrays:
-        raise DataError(f"{path}: a .npy input needs its labels in {path.with_name('y.npy')}")
-    return _dataset(path, arrays)
-
-
-def _dataset(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
-    src = str(path)
-    y, labels = _labels_from(np.asarray(arrays["y"]).reshape(-1), arrays.get("label_names"), src)
-    n = len(y)
-    groups = arrays.get("groups", np.arange(n))
-    names = tuple(str(c) for c in arrays["channel_names"]) if "channel_names" in arrays else ()
-    return Dataset(X=arrays["X"], y=y, groups=np.asarray(groups).astype(str), source=src, sha256=file_sha256(path),
-                   spec=DataSpec(labels=labels, channel_names=names), lengths=arrays.get("lengths"))
-
-
-def load_csv(path: Path, id_column: str = "sequence_id", label_column: str = "label",
-             time_column: str = "time") -> Dataset:
-    """One row per time step (see `core.csv_sequences`); a `group` column, when present, names the patient."""
-    seqs = read_sequence_csv(path, id_column, label_column, time_column)
-    y_arr = np.array(seqs.labels)
-    if all(v.lstrip("-").isdigit() for v in seqs.labels):
-        y_arr = y_arr.astype(np.int64)
-    y, labels = _labels_from(y_arr, None, str(path))
-    spec = DataSpec(labels=labels, layout="batch,time,feature", channel_names=seqs.features,
-                    preprocessing=Preprocessing(window=Window("stay")))
-    return Dataset(X=seqs.X, y=y, groups=np.array(seqs.groups), source=str(path), sha256=file_sha256(path), spec=spec,
-                   lengths=seqs.lengths)
+def load_samples(path: Path, reader: Reader) -> Dataset:
+    """Model-ready samples with labels: `.npz` (X, y; optional groups, lengths, label_names, channel_names), `X.npy`
+    with `y.npy` (and optionally `groups.npy`, `lengths.npy`) beside it, or CSV sequences (one row per time step;
+    a `group` column, when present, names the patient)."""
+    win = reader.read_windows(path, siblings=True)
+    if win.y is None:
+        expected = (f"its labels in {path.with_name('y.npy')}" if path.suffix == ".npy"
+                    else "X and y (groups, lengths optional)")
+        raise DataError(f"{path}: missing array(s) ['y']; expected {expected}")
+    return dataset_from_windows(win, str(path))

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgemed.core import wfdb
+from edgemed.core import readers
 from edgemed.core.errors import DataError
 from edgemed.core.spec import BeatContext
-from edgemed.train.data.arrays import load_csv, load_npz
+from edgemed.train.data.arrays import load_samples
 from edgemed.train.data.beats import synthetic_beats
 from edgemed.train.data.dataset import Dataset
 from edgemed.train.data.images import load_image_folder
@@ -62,6 +62,21 @@ def model_data_options(recorded: dict[str, Any] | None, spec: Any) -> dict[str, 
     return options
 
 
+def _file_loader(path: Path, opts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The loader for a path, by the reader that takes it (`edgemed.core.readers`): a folder of recordings (beat
+    or rhythm windows), an image folder, or a file of model-ready samples."""
+    try:
+        reader = readers.find_reader(path)
+    except DataError as exc:
+        raise DataError(f"{exc}; or one of {', '.join(SYNTHETIC_SOURCES)}") from None
+    if path.is_dir():
+        recordings = reader.holds(path) == readers.RECORDING
+        return (load_wfdb if recordings else load_image_folder), {"folder": path, **opts}
+    if readers.WINDOWS not in reader.gives:
+        raise DataError(f"{path}: one recording; training reads a folder of annotated records, or samples")
+    return load_samples, {"path": path, "reader": reader, **opts}
+
+
 def load_data(source: str, seed: int = 0, options: DataOptions | dict | None = None, **extra: Any) -> Dataset:
     """Load `source`: a synthetic generator name, a WFDB folder, an image folder (one sub-folder per class), a
     `.npz`/`.npy` file or a `.csv` file. `options` (and keyword `extra`) go to the matching source; those that do
@@ -71,21 +86,6 @@ def load_data(source: str, seed: int = 0, options: DataOptions | dict | None = N
     if source in SYNTHETIC_SOURCES:
         loader, opts = SYNTHETIC_SOURCES[source], {"seed": seed, **opts}
     else:
-        path = Path(source)
-        if not path.exists():
-            raise DataError(
-                f"{source}: no such file or folder; use a WFDB folder, an image folder, a .npz/.npy/.csv file, or one "
-                f"of {', '.join(SYNTHETIC_SOURCES)}"
-            )
-        if path.is_dir():
-            loader = load_wfdb if wfdb.is_record_folder(path) else load_image_folder
-            opts = {"folder": path, **opts}
-        elif path.suffix in (".npz", ".npy"):
-            loader, opts = load_npz, {"path": path, **opts}
-        elif path.suffix == ".csv":
-            loader, opts = load_csv, {"path": path, **opts}
-        else:
-            raise DataError(f"{source}: unsupported file type {path.suffix!r}; use .npz, .npy, .csv, a WFDB folder or "
-                            "an image folder")
+        loader, opts = _file_loader(Path(source), opts)
     accepted = inspect.signature(loader).parameters
     return loader(**{k: v for k, v in opts.items() if k in accepted})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core import wfdb
 from edgemed.core.conditioning import condition, to_conditioned
 from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import DataError
+from edgemed.core.readers import wfdb
 from edgemed.core.spec import BandpassFilter, BeatContext, DataSpec, Preprocessing, Window
 from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
 from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW, Recording, beat_dataset, make_beat_context

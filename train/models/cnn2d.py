@@ -2,7 +2,7 @@
 graded for diabetic retinopathy).
 
 The graph resizes any input to the model's resolution (bilinear; images read by edgemed are already resized
-the same way when loaded, see `edgemed.core.images`), normalises each colour channel with the training data's
+the same way when loaded, see `edgemed.core.readers.images`), normalises each colour channel with the training data's
 mean and std, then runs conv blocks (conv, batch norm, ReLU, max-pool, spatial dropout), global average pooling,
 dropout and a linear classifier. Training augmentation (on by default for this family): random horizontal and
 vertical flips, rotations up to `ROTATION_DEG`, brightness and contrast each scaled within `1 +- JITTER`.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.csv_table import read_table
 from edgemed.core.errors import DataError
 from edgemed.core.limits import check
+from edgemed.core.readers.csv_table import read_table
 
 RESERVED = ("group",)
 

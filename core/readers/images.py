@@ -8,13 +8,16 @@ readable PNG or JPEG images are named in the error; decompression bombs are refu
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgemed.core.errors import DataError, LimitError
 from edgemed.core.limits import check_file_size, limit
+from edgemed.core.readers.base import Reader, Windows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODES = {1: "L", 3: "RGB"}
@@ -89,3 +92,45 @@ def read_images(paths: list[Path], channels: int, size: tuple[int, int] | None) 
     if len(shapes) > 1:
         raise DataError(f"images of different sizes {sorted(shapes)[:3]}; give an image size to resize them to")
     return np.stack(arrays)
+
+
+class ImageReader(Reader):
+    """One PNG or JPEG, a folder of them, or an ImageFolder (class sub-folders give the labels; a file's group is
+    the part of its name before the first underscore, the common `PATIENT_eye.jpeg` convention)."""
+
+    name = "images"
+    description = "a PNG or JPEG image, or a folder of them (one sub-folder per class)"
+    suffixes = IMAGE_SUFFIXES
+    limits = ("input_mb", "image_megapixels")
+    archive_items = IMAGE_SUFFIXES
+
+    def sniff(self, path: Path) -> bool:
+        return is_image(path) or path.is_dir()
+
+    def read_windows(self, path: Path, channels: int = 3, size: tuple[int, int] | None = None,
+                     **options: Any) -> Windows:
+        if path.is_file():
+            return Windows(read_images([path], channels, size), f"image {path.name}", ids=[path.name])
+        labels, names = None, None
+        if any(p.is_dir() for p in path.iterdir()):
+            items, names = list_image_folder(path)
+            files, labels = [p for p, _ in items], np.array([c for _, c in items])
+        else:
+            files = sorted(p for p in path.iterdir() if is_image(p))
+            strays = sorted(p.name for p in path.iterdir() if not p.name.startswith(".") and not is_image(p))
+            if strays:
+                raise DataError(f"{path}: not PNG or JPEG images: {', '.join(strays[:5])}; remove them")
+            if not files:
+                raise DataError(f"{path}: no PNG or JPEG images")
+        return Windows(read_images(files, channels, size), f"{path.name}: {len(files)} images", y=labels,
+                       label_names=names, groups=np.array([p.stem.split("_")[0] for p in files]),
+                       ids=[str(p.relative_to(path)) for p in files], layout="batch,channel,height,width",
+                       sha256=_folder_digest(path, files))
+
+
+def _folder_digest(folder: Path, files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
