@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.runtime.timing import interleaved  # noqa: F401  (re-exported for the benchmarks)
+from edgemed.runtime.ops.timing import interleaved  # noqa: F401  (re-exported for the benchmarks)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

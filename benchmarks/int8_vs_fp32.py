@@ -15,7 +15,7 @@ import numpy as np
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.timing import interleaved
+from edgemed.runtime.ops.timing import interleaved
 
 from common import VITALS, export_untrained, markdown_table
 

@@ -82,7 +82,7 @@ def batch_case(label: str, name: str, config: dict, length: int, batch: int, run
 
     from edgemed.export.quant_data import Labelled
     from edgemed.export.quantize import QuantMode, quantize
-    from edgemed.runtime.acceptance import FLOAT_ATOL, FLOAT_RTOL
+    from edgemed.runtime.deploy.acceptance import FLOAT_ATOL, FLOAT_RTOL
     from edgemed.runtime.model import EdgeModel
     from edgemed.train.models import create_model
 
@@ -165,7 +165,7 @@ def stream_case(label: str, name: str, config: dict, length: int, step: int, run
 
     calls = {"raw onnxruntime (state fed back)": raw, "edgemed onnxruntime Streamer": lambda: streamer.push(chunk)}
     if ov_ok:
-        from edgemed.runtime.openvino_backend import OpenVINOEngine
+        from edgemed.runtime.engines.openvino import OpenVINOEngine
 
         stateful = OpenVINOEngine(path.read_bytes(), 1).stateful(model.spec)
         calls["raw OpenVINO stateful"] = lambda: stateful.run(chunk)

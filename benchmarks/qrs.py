@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
-from edgemed.core.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.core.readers import wfdb
-from edgemed.runtime.qrs import detect_beats
+from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
+from edgemed.runtime.ecg.qrs import detect_beats
 
 from common import ROOT, markdown_table, write_results
 

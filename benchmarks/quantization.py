@@ -21,7 +21,7 @@ import numpy as np
 from edgemed.export.quant_data import Labelled, quantization_data
 from edgemed.export.quantize import QuantMode, quantize
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx.info import describe
 from edgemed.train.data import load_data
 
 from common import ECG12, HEADER, export_untrained, interleaved, row

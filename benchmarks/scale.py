@@ -16,8 +16,8 @@ from pathlib import Path
 
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.run import run_file
-from edgemed.runtime.score import score
+from edgemed.runtime.ops.run import run_file
+from edgemed.runtime.ops.score import score
 from edgemed.train.run import run_training
 from edgemed.train.trainer import TrainConfig
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.export.quant_data import quantization_data
 from edgemed.export.tune import tune
-from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx.info import describe
 from edgemed.train.run import run_training
 from edgemed.train.trainer import TrainConfig
 

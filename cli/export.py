@@ -138,8 +138,8 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
     from edgemed.export.quant_data import quantization_data
     from edgemed.export.quant_report import format_report
     from edgemed.export.quantize import quantize, report_json
-    from edgemed.runtime.integrity import verify_file
-    from edgemed.runtime.model_info import describe
+    from edgemed.runtime.onnx.info import describe
+    from edgemed.runtime.onnx.integrity import verify_file
 
     verify_file(model)  # a model failing its own checks is refused before its provenance names data to load
     meta = describe(model).metadata
@@ -183,8 +183,8 @@ def tune_command(model, device, out_dir, calibration, validation, max_drop, max_
     and the clinical gates on the validation data and fits the device's budgets."""
     from edgemed.export.quant_data import quantization_data
     from edgemed.export.tune import tune
-    from edgemed.runtime.integrity import verify_file
-    from edgemed.runtime.model_info import describe
+    from edgemed.runtime.onnx.info import describe
+    from edgemed.runtime.onnx.integrity import verify_file
 
     verify_file(model)
     meta = describe(model).metadata

@@ -84,7 +84,7 @@ def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """`--device`: where a model runs (a preset or a device profile). Training's torch device is --accelerator."""
     from edgemed.devices.profile import list_profiles
-    from edgemed.runtime.providers import DEFAULT_DEVICE
+    from edgemed.runtime.engines.providers import DEFAULT_DEVICE
 
     return click.option(
         "--device", default=DEFAULT_DEVICE, show_default=True, metavar="NAME",

@@ -23,9 +23,9 @@ from edgemed.cli.options import (
 from edgemed.core.atomic import check_output, check_output_folder, check_outputs, write_bytes_atomic
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN, EdgeModel
-from edgemed.runtime.model_info import describe, format_info
-from edgemed.runtime.profile import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgemed.runtime.run import DEFAULT_CHUNK_SECONDS, quality_summary, run_file, write_predictions
+from edgemed.runtime.onnx.info import describe, format_info
+from edgemed.runtime.ops.profile import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgemed.runtime.ops.run import DEFAULT_CHUNK_SECONDS, quality_summary, run_file, write_predictions
 
 
 def load_model(path: Path, **options) -> EdgeModel:
@@ -117,10 +117,10 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
     """Evaluate a beat model on annotated WFDB records (a folder, --records of it, or one record) by the AAMI
     EC57 rules: per record and gross, per class Se, +P, FPR and F1, the confusion matrix, and with --beats detect
     the detection Se and +P. Every reference beat is counted."""
-    from edgemed.runtime.evaluate import evaluate
-    from edgemed.runtime.evaluate_report import EVALUATION_FILES, markdown, write_evaluation
-    from edgemed.runtime.model_card import model_card
-    from edgemed.runtime.recording import list_recordings
+    from edgemed.runtime.ecg.evaluate import evaluate
+    from edgemed.runtime.ecg.evaluate_report import EVALUATION_FILES, markdown, write_evaluation
+    from edgemed.runtime.ecg.model_card import model_card
+    from edgemed.runtime.ecg.recording import list_recordings
 
     if out_dir is not None:  # before the work, not after it
         check_output_folder(out_dir, (*EVALUATION_FILES, "model_card.md"), force, (model,))
@@ -160,7 +160,7 @@ def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beat
     """Score an archive (WFDB folders or records, .npz shards, images) on Ray Data: one Parquet part per item with
     the columns of `edgemed run`, a summary.json with per-item counts, failures and throughput. Bad items are
     reported and skipped; a re-run with the same --out scores only what is missing."""
-    from edgemed.runtime.score import list_items, score
+    from edgemed.runtime.ops.score import list_items, score
 
     total = len(list_items(list(data)))
     with click.progressbar(length=total, label="items", file=io.StringIO() if quiet else None,
@@ -201,7 +201,7 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
                     per_op, no_cold_start, json_path, plot_path, backend, precision, force):
     """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
     from edgemed.core.atomic import write_bytes_atomic
-    from edgemed.runtime.profile import format_profile, plot_latency, profile
+    from edgemed.runtime.ops.profile import format_profile, plot_latency, profile
 
     inputs = [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]
     for path in inputs:
@@ -282,7 +282,7 @@ def devices_show(name: str, as_json: bool) -> None:
 def bundle_command(models, device, output, sign_key, cards, tuned_dir, backend, precision, force):
     """Bundle models with their sidecars, a manifest (checksums, spec, reports, device, pinned requirements),
     model cards and a README; optionally signed."""
-    from edgemed.runtime.bundle import make_bundle, read_tuned
+    from edgemed.runtime.deploy.bundle import make_bundle, read_tuned
 
     tuned = None
     if tuned_dir is not None:
@@ -310,7 +310,7 @@ def verify_bundle_command(path, key, replay):
     """Check a bundle: its layout, every checksum in its manifest, each model's own sidecar and integrity record,
     the signature (with --key), that every model loads, and with --run that it computes here what it computed
     when validated; exit 1 otherwise."""
-    from edgemed.runtime.bundle import verify_bundle
+    from edgemed.runtime.deploy.bundle import verify_bundle
 
     manifest = verify_bundle(path, key=key, run=replay)
     for result in manifest.replays:
@@ -327,7 +327,7 @@ def verify_bundle_command(path, key, replay):
 @user_errors
 def keygen_command(prefix, force):
     """Make an Ed25519 key pair for signing bundles: PREFIX.key (private, owner-only) and PREFIX.pub."""
-    from edgemed.runtime.signing import keygen
+    from edgemed.runtime.deploy.signing import keygen
 
     private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
     fingerprint = keygen(private, public, force=force)

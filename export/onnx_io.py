@@ -17,14 +17,14 @@ import onnx
 
 from edgemed.core.atomic import sidecar_path, write_together
 from edgemed.core.errors import ExportError
-from edgemed.runtime.integrity import (
+from edgemed.runtime.onnx.integrity import (
     CHECKSUMS_KEY,
     INTEGRITY_KEY,
     check_record,
     integrity_record,
     weights_sha256,
 )
-from edgemed.runtime.onnx_proto import read_summary
+from edgemed.runtime.onnx.proto import read_summary
 
 METADATA_PREFIX = "edgemed."
 FORMAT_VERSION = 2

@@ -41,7 +41,7 @@ from edgemed.export.foreign import (
 from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.real_data import real_windows
-from edgemed.runtime.providers import session_options
+from edgemed.runtime.engines.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint
 from edgemed.train.models.layers import RECURRENT_READOUT
 

@@ -15,7 +15,7 @@ import numpy as np
 from edgemed.core.errors import EdgemedError, QuantizationError
 from edgemed.core.examples import array_feeds
 from edgemed.core.spec import ModelSpec
-from edgemed.runtime.validate import check_array
+from edgemed.runtime.model.validate import check_array
 from edgemed.train.data import Dataset, load_data
 from edgemed.train.data.load import model_data_options
 

@@ -36,9 +36,9 @@ from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_report import Gate, QuantReport
 from edgemed.export.quant_stream import StreamingData
-from edgemed.runtime.integrity import verified_copy
-from edgemed.runtime.providers import session_options
-from edgemed.runtime.timing import interleaved
+from edgemed.runtime.engines.providers import session_options
+from edgemed.runtime.onnx.integrity import verified_copy
+from edgemed.runtime.ops.timing import interleaved
 
 DEFAULT_MAX_DROP = 0.5  # macro-F1 points
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
@@ -243,7 +243,7 @@ def isa_targets(text: str | None, device: str | None = None) -> tuple[str, ...]:
     """The instruction-set classes to check: `text` (comma-separated, or "all"), this machine's, and the device
     profile's; QuantizationError for an unknown class."""
     from edgemed.devices.profile import ISA_CLASSES, host_isa
-    from edgemed.runtime.providers import resolve_device
+    from edgemed.runtime.engines.providers import resolve_device
 
     classes = [host_isa()]
     if text:

@@ -41,10 +41,10 @@ from edgemed.core.limits import max_threads
 from edgemed.core.metrics import classification_report
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quantize import QuantEngine, QuantMode, isa_targets, quantize
-from edgemed.runtime.acceptance import FLOAT_ATOL, FLOAT_RTOL  # float variants: the on-device replay's tolerance
+from edgemed.runtime.deploy.acceptance import FLOAT_ATOL, FLOAT_RTOL  # float variants: the on-device replay's tolerance
+from edgemed.runtime.engines.providers import resolve_device
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.providers import resolve_device
-from edgemed.runtime.timing import interleaved
+from edgemed.runtime.ops.timing import interleaved
 
 MIN_AGREEMENT = 0.98
 MIN_GAIN = 0.05  # a reduced-precision variant must be this much faster than the best fp32 one to be chosen
@@ -296,7 +296,7 @@ class Tuner:
 def tune(model: Path, device: str, calibration: Labelled, validation: Labelled, out: Path, cache: Path,
          max_drop: float = 0.5, max_class_drop: float = DEFAULT_MAX_CLASS_DROP, runs: int = 200,
          threads: list[int] | None = None, force: bool = False) -> TuneResult:
-    from edgemed.runtime import openvino_backend
+    from edgemed.runtime.engines import openvino as openvino_backend
 
     check_output_folder(out, ("tune.json", "tune.md", "tuned.json", "model.tuned.onnx", "model.tuned.onnx.sha256"),
                         force, (model,), what="--out")

@@ -10,9 +10,9 @@ from edgemed.core.digest import file_sha256
 from edgemed.core.errors import SpecError
 from edgemed.export.parity import ParityReport
 from edgemed.export.pipeline import measure_parity, session, target_from_checkpoint
-from edgemed.runtime.integrity import verify_model
-from edgemed.runtime.metadata import ModelMetadata
-from edgemed.runtime.model_info import read_model_file
+from edgemed.runtime.onnx.info import read_model_file
+from edgemed.runtime.onnx.integrity import verify_model
+from edgemed.runtime.onnx.metadata import ModelMetadata
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from edgemed.core.atomic import write_bytes_atomic
-from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx.info import describe
 
 
 def fmt(v: float | None, pattern: str = "{:.3f}") -> str:

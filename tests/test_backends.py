@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgemed.cli.main import cli
-from edgemed.runtime.acceptance import replay
+from edgemed.runtime.deploy.acceptance import replay
 from edgemed.runtime.model import EdgeModel
 
 

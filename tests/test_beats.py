@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgemed.cli.main import cli
-from edgemed.core.beat_context import MIN_RR_S, beat_inputs
 from edgemed.core.calibration import coverage, expected_calibration_error, fit_temperature, softmax
-from edgemed.core.conditioning import Conditioner, condition, to_conditioned
 from edgemed.core.spec import BandpassFilter, BeatContext, Calibration, Preprocessing, Window
-from edgemed.runtime.beats import BeatClassifier, BeatRows
+from edgemed.runtime.ecg.beats import BeatClassifier, BeatRows
+from edgemed.runtime.ecg.conditioning import Conditioner, condition, to_conditioned
+from edgemed.runtime.ecg.context import MIN_RR_S, beat_inputs
 from edgemed.runtime.model import UNCERTAIN, EdgeModel, Prediction
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
@@ -259,7 +259,7 @@ def test_real_records_detect_and_classify(mitdb, tmp_path):
 
 def test_edf_recordings_are_read_by_lead_name(beat_model, tmp_path):
     edfio = pytest.importorskip("edfio")
-    from edgemed.runtime.recording import read_recording
+    from edgemed.runtime.ecg.recording import read_recording
 
     sig, beats, _ = synthetic_recording("mixed", 30, 256.0, 1, seed=8)
     noise = np.zeros_like(sig[0])
@@ -281,7 +281,7 @@ def test_edf_recordings_are_read_by_lead_name(beat_model, tmp_path):
 def test_csv_recordings_without_leads_or_samples_are_refused(beat_model, tmp_path, text):
     """Found by the long fuzz run: an empty CSV reached numpy as a ValueError."""
     from edgemed.core.errors import InputError
-    from edgemed.runtime.recording import read_recording
+    from edgemed.runtime.ecg.recording import read_recording
 
     (tmp_path / "r.csv").write_text(text.replace("LEAD", beat_model.spec.channel_names[0]))
     with pytest.raises(InputError, match="no lead columns|no samples"):

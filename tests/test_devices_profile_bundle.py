@@ -16,8 +16,8 @@ from edgemed.cli.main import cli
 from edgemed.devices.profile import EMULATION_NOTE, DeviceError, list_profiles, load_profile
 from edgemed.export.pipeline import export_target, target_from_checkpoint
 from edgemed.export.torch_reference import TorchReference
-from edgemed.runtime.bundle import BundleError, load_bundle, make_bundle, verify_bundle
-from edgemed.runtime.profile import SCHEMA, LatencyStats, profile
+from edgemed.runtime.deploy.bundle import BundleError, load_bundle, make_bundle, verify_bundle
+from edgemed.runtime.ops.profile import SCHEMA, LatencyStats, profile
 
 REQUIRED = {"bedside-x86", "raspberry-pi-5", "jetson-orin", "intel-openvino", "cuda-server", "host"}
 

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgemed.cli.main import cli
-from edgemed.runtime.bundle import make_bundle, verify_bundle
-from edgemed.runtime.inputs import read_input
+from edgemed.runtime.deploy.bundle import make_bundle, verify_bundle
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.model_info import describe
-from edgemed.runtime.onnx_proto import read_summary
+from edgemed.runtime.onnx.info import describe
+from edgemed.runtime.onnx.proto import read_summary
+from edgemed.runtime.ops.inputs import read_input
 
 from conftest import ROOT
 from helpers import write_wfdb
@@ -232,7 +232,7 @@ signals = st.one_of(
 @FUZZ
 @given(signal=signals, fs=st.one_of(scalars, st.sampled_from([50.0, 125.0, 360.0, 1e6, 1e-3])))
 def test_beat_detector_accepts_or_refuses(signal, fs):
-    from edgemed.runtime.qrs import detect_beats
+    from edgemed.runtime.ecg.qrs import detect_beats
 
     beats = call("detect_beats", detect_beats, signal, fs)
     if beats is not None:
@@ -304,7 +304,7 @@ def _set(value, path, new):
 
 @pytest.fixture(scope="module")
 def spec_dicts(exported):
-    from edgemed.runtime.model_info import describe
+    from edgemed.runtime.onnx.info import describe
 
     return {name: describe(exported[name]).metadata.spec.to_dict() for name in ("gru", "gru-stream", "beat_cnn")}
 
@@ -365,7 +365,7 @@ def test_limit_variables_with_any_value_load_or_refuse(exported, seeds, monkeypa
                                                "graph_optimization", "variant", "p50_us"]), spec_values, max_size=8),
        valid=st.booleans())
 def test_tuned_json_is_read_or_refused(tmp_path_factory, record, valid):
-    from edgemed.runtime.bundle import read_tuned
+    from edgemed.runtime.deploy.bundle import read_tuned
 
     if valid:
         record = {"schema": "edgemed.tuned/1", "file": "m.onnx", "backend": "onnxruntime", "precision": "fp32",

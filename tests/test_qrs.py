@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgemed.core.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.core.errors import InputError
 from edgemed.core.signal import resample
-from edgemed.runtime.qrs import BeatDetector, detect_beats, locate_r
+from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
+from edgemed.runtime.ecg.qrs import BeatDetector, detect_beats, locate_r
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
 

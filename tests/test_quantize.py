@@ -21,7 +21,7 @@ from edgemed.export.quant_data import quantization_data
 from edgemed.export.quant_report import format_report
 from edgemed.export.quantize import QuantMode, RecurrentWeights, quantize
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx.info import describe
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from edgemed.cli.main import cli
 from edgemed.core.errors import InputError, ModelLoadError, ProviderError, SpecError
+from edgemed.runtime.engines.providers import ProviderFallbackWarning
 from edgemed.runtime.model import EdgeModel, MetadataWarning
-from edgemed.runtime.providers import ProviderFallbackWarning
 from edgemed.train.checkpoint import load_checkpoint
 
 

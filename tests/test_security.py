@@ -36,9 +36,9 @@ from edgemed.core.errors import (
     UnsafeFileError,
 )
 from edgemed.export.onnx_io import save_model
-from edgemed.runtime.bundle import load_bundle, make_bundle, verify_bundle
-from edgemed.runtime.integrity import IntegrityWarning
+from edgemed.runtime.deploy.bundle import load_bundle, make_bundle, verify_bundle
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.onnx.integrity import IntegrityWarning
 
 from helpers import snapshot, write_wfdb
 
@@ -573,7 +573,7 @@ def test_onnx_claiming_huge_tensors_is_described_without_allocating(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [init])
     (tmp_path / "huge.onnx").write_bytes(helper.make_model(graph).SerializeToString())
-    code = ("import tracemalloc; from edgemed.runtime.model_info import describe; tracemalloc.start(); "
+    code = ("import tracemalloc; from edgemed.runtime.onnx.info import describe; tracemalloc.start(); "
             f"i = describe({str(tmp_path / 'huge.onnx')!r}); "
             "print(i.parameters, tracemalloc.get_traced_memory()[1])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

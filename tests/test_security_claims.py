@@ -30,7 +30,7 @@ from edgemed.core.atomic import sidecar_path
 from edgemed.core.errors import BundleError, DataError, EdgemedError, IntegrityError, LimitError, OverwriteError
 from edgemed.core.readers.wfdb import read_record
 from edgemed.export.onnx_io import _put, get_metadata, save_model
-from edgemed.runtime.bundle import verify_bundle
+from edgemed.runtime.deploy.bundle import verify_bundle
 from edgemed.runtime.model import EdgeModel
 
 from helpers import snapshot, write_wfdb

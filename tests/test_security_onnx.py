@@ -17,7 +17,7 @@ from edgemed.core.atomic import sidecar_path
 from edgemed.core.digest import file_sha256
 from edgemed.core.errors import EdgemedError, LimitError, ModelLoadError
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.model_info import describe
+from edgemed.runtime.onnx.info import describe
 
 
 def _varint(n: int) -> bytes:

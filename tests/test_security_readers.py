@@ -12,7 +12,7 @@ from edgemed.core.errors import DataError, InputError, LimitError
 from edgemed.core.limits import limit, limit_bytes
 from edgemed.core.readers.csv_sequences import read_sequence_csv
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.runtime.recording import read_recording
+from edgemed.runtime.ecg.recording import read_recording
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "0", "-3", "1e13", "ten"])

@@ -119,7 +119,7 @@ RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_lon
 @dataclass
 class BeatContext:
     """How beat models see rhythm and the patient's own beats, computed from beat positions by one function
-    (`edgemed.core.beat_context.beat_inputs`) in training, evaluation and the runtime alike.
+    (`edgemed.runtime.ecg.context.beat_inputs`) in training, evaluation and the runtime alike.
 
     RR intervals in seconds: `pre_rr` (to the previous beat), `post_rr` (to the next: only when not `causal`, and
     it costs one RR interval of latency), `local_rr` (mean of the previous `local_beats` pre-RR intervals),
@@ -190,7 +190,7 @@ class Preprocessing:
 
     `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`;
     `resize` is the (height, width) the graph resizes images to. `causal`: the band-pass and the resampling use
-    past samples only (see `edgemed.core.conditioning`), so a stream conditions exactly as a whole recording."""
+    past samples only (see `edgemed.runtime.ecg.conditioning`), so a stream conditions exactly as a whole recording."""
 
     sampling_rate_hz: float | None = None
     frame_rate_hz: float | None = None

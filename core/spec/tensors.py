@@ -23,7 +23,7 @@ class TensorSpec:
 
     `role` says what an input is: the `signal` (data), the `lengths` of padded sequences (counting along the axis
     named by `counts`), a streaming `state`, or `context` computed from beat positions (`source` names which:
-    see `edgemed.core.beat_context`). Code outside a model family finds inputs by role, never by name."""
+    see `edgemed.runtime.ecg.context`). Code outside a model family finds inputs by role, never by name."""
 
     name: str
     shape: tuple[int | str, ...]

@@ -1,5 +1,5 @@
 """Beat datasets: one sample per beat of continuous recordings, with the rhythm context and template the beat
-models take (computed by `edgemed.core.beat_context.beat_inputs`, as the runtime computes them).
+models take (computed by `edgemed.runtime.ecg.context.beat_inputs`, as the runtime computes them).
 
 Every annotated beat is kept: windows reaching past a recording's ends are edge-padded, not dropped.
 """
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemed.core.beat_context import beat_inputs
 from edgemed.core.errors import DataError
 from edgemed.core.spec import BeatContext, DataSpec, Preprocessing, Window
+from edgemed.runtime.ecg.context import beat_inputs
 from edgemed.train.data.dataset import Dataset
 
 DEFAULT_BEAT_WINDOW = (0.9, 0.9)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemed.core.conditioning import condition, to_conditioned
-from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import DataError
 from edgemed.core.readers import wfdb
 from edgemed.core.spec import BandpassFilter, BeatContext, DataSpec, Preprocessing, Window
-from edgemed.core.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
+from edgemed.runtime.ecg.conditioning import condition, to_conditioned
+from edgemed.runtime.ecg.ec57 import reference_beats
+from edgemed.runtime.ecg.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
 from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW, Recording, beat_dataset, make_beat_context
 from edgemed.train.data.dataset import Dataset
 
@@ -95,9 +95,10 @@ def load_wfdb(
     `window_s` windows lying wholly inside one rhythm episode (the `aux_note` of rhythm annotations, e.g.
     "(AFIB"), labelled by that rhythm.
 
-    Records are conditioned causally (`edgemed.core.conditioning`): a 0.5-40 Hz Butterworth band-pass (`filtered`)
-    run forward only, then resampling to `sampling_rate_hz`, exactly as the runtime does chunk by chunk. `leads`:
-    lead names, or a count of leads taken from the first record and then found by name in the others.
+    Records are conditioned causally (`edgemed.runtime.ecg.conditioning`): a 0.5-40 Hz Butterworth band-pass
+    (`filtered`) run forward only, then resampling to `sampling_rate_hz`, exactly as the runtime does chunk by
+    chunk. `leads`: lead names, or a count of leads taken from the first record and then found by name in the
+    others.
     """
     folder = Path(folder)
     if not folder.is_dir():

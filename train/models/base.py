@@ -109,7 +109,7 @@ class Traits:
     takes_lengths: bool = False  # padded variable-length batches with a lengths input
     default_length: int = 64  # example length of the sequence axis when no window states one
     augments_by_default: bool = False
-    context: tuple[str, ...] = ()  # context sources its inputs take (see edgemed.core.beat_context)
+    context: tuple[str, ...] = ()  # context sources its inputs take (see edgemed.runtime.ecg.context)
     streams: bool = True  # has a chunk-by-chunk streaming variant (`streaming_module`)
 
 

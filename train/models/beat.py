@@ -1,13 +1,13 @@
 """The beat family: `beat_cnn` classifies one heartbeat [batch, leads, samples] with what a cardiologist looks at
 besides its shape: its rhythm (RR intervals and their ratios, input `rr`) and the patient's own usual beat (the
 median of the previous beats, input `template`). Both come from beat positions through
-`edgemed.core.beat_context`, the one function training, evaluation and the runtime share.
+`edgemed.runtime.ecg.context`, the one function training, evaluation and the runtime share.
 
 Graph: the beat and its difference from the template (both normalised with the training data's statistics) go
 through conv blocks (conv, batch norm, ReLU, max-pool); average and max pooling over time give a morphology
 vector; the RR features pass through batch norm (a fixed affine map after training) and a small dense layer;
 both are concatenated and classified by a two-layer head. The model does not stream chunk by chunk: a stream
-is classified beat by beat by the runtime (`edgemed.runtime.beats`), each beat once its window and context are
+is classified beat by beat by the runtime (`edgemed.runtime.ecg.beats`), each beat once its window and context are
 known.
 """
 

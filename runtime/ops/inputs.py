@@ -1,8 +1,8 @@
 """Inputs for `edgemed run`: arrays from .npy/.npz, sequences from CSV, rhythm windows or a signal from a WFDB
-record, images. (Beat models read raw recordings beat by beat: `edgemed.runtime.beats`.)
+record, images. (Beat models read raw recordings beat by beat: `edgemed.runtime.ecg.beats`.)
 
 `.npy`/`.npz`/CSV hold model-ready samples (already filtered and resampled as the spec says). A WFDB record
-is raw: it is band-pass filtered and resampled as the spec says (`edgemed.core.conditioning`, numpy only) and cut
+is raw: it is band-pass filtered and resampled as the spec says (`edgemed.runtime.ecg.conditioning`, numpy only) and cut
 into the spec's rhythm windows here. Channels are matched by
 name wherever the file names them (CSV columns, WFDB leads, an .npz `channel_names` array), never by position.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.core import readers
-from edgemed.core.conditioning import condition, to_conditioned
 from edgemed.core.errors import EdgemedError, InputError
 from edgemed.core.spec import ModelSpec
-from edgemed.core.windows import rhythm_windows
-from edgemed.runtime.validate import positive_rate
+from edgemed.runtime.ecg.conditioning import condition, to_conditioned
+from edgemed.runtime.ecg.windows import rhythm_windows
+from edgemed.runtime.model.validate import positive_rate
 
 RESAMPLE_FACTOR = 64  # a raw signal's rate must be within this factor of the model's (when the spec sets no range)
 
@@ -98,7 +98,7 @@ def select_leads(rec: readers.RawRecording, spec: ModelSpec, where: str) -> np.n
 
 
 def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec) -> tuple[np.ndarray, float, float, float]:
-    """A recording's leads (by name), band-passed and resampled as the spec says (`edgemed.core.conditioning`);
+    """A recording's leads (by name), band-passed and resampled as the spec says (`edgemed.runtime.ecg.conditioning`);
     (signal, rate, source rate, conditioning delay in seconds)."""
     where = rec.where or rec.name
     sig = select_leads(rec, spec, where)
@@ -113,7 +113,7 @@ def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec) -> tuple[np.n
 
 def _recording(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
     """A recording as one signal (streaming), or cut into rhythm windows around its rhythm annotations (beat models
-    read recordings beat by beat: `edgemed.runtime.beats`)."""
+    read recordings beat by beat: `edgemed.runtime.ecg.beats`)."""
     rec = readers.read_recording(path)
     sig, rate, fs, delay = conditioned_signal(rec, spec)
     name = rec.name

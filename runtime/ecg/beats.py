@@ -1,6 +1,6 @@
 """Beat-by-beat classification of a raw ECG (numpy and onnxruntime only): detect the beats (or take given
 positions), condition the signal as the model's spec says, compute each beat's window, rhythm context and template
-with `edgemed.core.beat_context`, and classify.
+with `edgemed.runtime.ecg.context`, and classify.
 
 `BeatClassifier.classify` does a whole recording at once; `BeatClassifier.stream` does the same chunk by chunk,
 each beat as soon as its window and context are known, and gives the same beats, labels and probabilities (the
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgemed.core.beat_context import ContextTracker, beat_inputs, locate_r, padded_windows
-from edgemed.core.conditioning import Conditioner, condition, to_conditioned
 from edgemed.core.errors import InputError
 from edgemed.core.spec import BeatContext
-from edgemed.runtime.inputs import check_raw_rate
+from edgemed.runtime.ecg.conditioning import Conditioner, condition, to_conditioned
+from edgemed.runtime.ecg.context import ContextTracker, beat_inputs, locate_r, padded_windows
+from edgemed.runtime.ecg.qrs import BeatDetector, as_leads, detect_beats
 from edgemed.runtime.model import EdgeModel, Prediction
-from edgemed.runtime.qrs import BeatDetector, as_leads, detect_beats
+from edgemed.runtime.ops.inputs import check_raw_rate
 
 EDGE = "edge"  # quality mark: the beat's window was padded past the recording's start or end
 DETECTOR_LATENCY_RR = 1.0  # the detector confirms a beat about one RR interval plus this many seconds after it

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgemed.core.errors import EdgemedError, SpecError
 from edgemed.core.spec import ModelSpec
-from edgemed.runtime.onnx_proto import ModelSummary
+from edgemed.runtime.onnx.proto import ModelSummary
 
 PREFIX = "edgemed."
 KNOWN = ("format_version", "spec", "provenance", "exporter", "parity", "checksums", "quantization", "integrity")

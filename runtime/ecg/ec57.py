@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemed.core.readers.wfdb import Annotations
-from edgemed.core.windows import AAMI_MAP
+from edgemed.runtime.ecg.windows import AAMI_MAP
 
 WINDOW_S = 0.15
 VF_RHYTHMS = ("(VFL", "(VF")

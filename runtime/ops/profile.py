@@ -27,9 +27,9 @@ from edgemed.core.atomic import write_atomic
 from edgemed.core.errors import InputError
 from edgemed.core.examples import array_feeds, example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
-from edgemed.runtime.inputs import read_input
+from edgemed.runtime.engines.providers import DEFAULT_DEVICE
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.providers import DEFAULT_DEVICE
+from edgemed.runtime.ops.inputs import read_input
 
 SCHEMA = "edgemed.profile/1"
 DEFAULT_RUNS = 200
@@ -39,7 +39,7 @@ import json, sys, time
 t0 = time.perf_counter_ns()
 import numpy as np
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.providers import DEFAULT_DEVICE
+from edgemed.runtime.engines.providers import DEFAULT_DEVICE
 from edgemed.core.examples import example_inputs
 t1 = time.perf_counter_ns()
 m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]), backend=sys.argv[5], precision=sys.argv[6])
@@ -194,7 +194,7 @@ def per_op(path: Path, providers: list[str], threads: int, buffers: list[dict[st
     session actually got."""
     import onnxruntime as ort
 
-    from edgemed.runtime.providers import session_options
+    from edgemed.runtime.engines.providers import session_options
 
     opts = session_options(threads, spinning=False)
     with tempfile.TemporaryDirectory() as tmp:

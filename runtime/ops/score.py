@@ -89,7 +89,7 @@ class Scorer:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from edgemed.runtime.run import flat_rows, run_file
+        from edgemed.runtime.ops.run import flat_rows, run_file
 
         result = run_file(self.model, item, **self.options)
         rows = flat_rows(result)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.core.atomic import check_output, check_output_folder, write_bytes_atomic
-from edgemed.runtime.evaluate import Evaluation
+from edgemed.runtime.ecg.evaluate import Evaluation
 
 
 def pct(v: float | None) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 
 from edgemed.core.errors import EdgemedError, InputError, ModelLoadError
 from edgemed.core.limits import check_file_size
-from edgemed.runtime.integrity import check_record, read_sidecar
-from edgemed.runtime.metadata import PREFIX, ModelMetadata
-from edgemed.runtime.onnx_proto import ModelSummary, ValueInfo, read_summary
-from edgemed.runtime.onnx_walk import check_model
+from edgemed.runtime.onnx.integrity import check_record, read_sidecar
+from edgemed.runtime.onnx.metadata import PREFIX, ModelMetadata
+from edgemed.runtime.onnx.proto import ModelSummary, ValueInfo, read_summary
+from edgemed.runtime.onnx.walk import check_model
 
 
 def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:

@@ -15,7 +15,7 @@ import numpy as np
 from edgemed.core.errors import SpecError
 from edgemed.core.examples import tensor_shape
 from edgemed.runtime.model import Prediction, check_outputs
-from edgemed.runtime.validate import assess_input, check_array, check_rate, positive_int
+from edgemed.runtime.model.validate import assess_input, check_array, check_rate, positive_int
 
 _F32 = np.dtype(np.float32)
 

@@ -32,14 +32,14 @@ from edgemed.core.atomic import (
 )
 from edgemed.core.errors import BundleError, EdgemedError
 from edgemed.core.limits import read_bounded
-from edgemed.runtime.acceptance import REFERENCE_SUFFIX, reference_case, replay
-from edgemed.runtime.integrity import verify_file
+from edgemed.runtime.deploy.acceptance import REFERENCE_SUFFIX, reference_case, replay
+from edgemed.runtime.deploy.safe_zip import check_member_name, check_twins, private_copy, read_bundle_files
+from edgemed.runtime.deploy.signing import SIGNATURE_FILE, sign, verify
+from edgemed.runtime.ecg.model_card import card_model_sha256
+from edgemed.runtime.engines.providers import GRAPH_OPTIMIZATIONS
 from edgemed.runtime.model import BACKENDS, EdgeModel
-from edgemed.runtime.model_card import card_model_sha256
-from edgemed.runtime.model_info import describe
-from edgemed.runtime.providers import GRAPH_OPTIMIZATIONS
-from edgemed.runtime.safe_zip import check_member_name, check_twins, private_copy, read_bundle_files
-from edgemed.runtime.signing import SIGNATURE_FILE, sign, verify
+from edgemed.runtime.onnx.info import describe
+from edgemed.runtime.onnx.integrity import verify_file
 
 SCHEMA = "edgemed.bundle/1"
 MANIFEST = "manifest.json"
@@ -226,7 +226,7 @@ def make_bundle(models: list[Path], device: str, out: Path, sign_key: Path | Non
     `sign_key`, manifest.sig to folder `out` or zip `out` (ending .zip), atomically. Every model must pass its own
     integrity checks (sidecar and integrity record) and load. An existing `out` is replaced only with `force`, and
     only if it is a bundle."""
-    from edgemed.runtime.providers import resolve_device
+    from edgemed.runtime.engines.providers import resolve_device
 
     profile = resolve_device(device)
     models = [Path(m) for m in models]
@@ -395,7 +395,8 @@ def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
 def verify_bundle(path: Path, key: Path | None = None, run: bool = False) -> Manifest:
     """The manifest, if every file is present with its sha256, the signature holds (when `key` is given), and every
     model loads strictly (its sidecar and integrity record match), and with `run` reproduces its reference outputs
-    here (`edgemed.runtime.acceptance`); else BundleError listing every problem. Replays go to `manifest.replays`."""
+    here (`edgemed.runtime.deploy.acceptance`); else BundleError listing every problem. Replays go to
+    `manifest.replays`."""
     path = Path(path)
     manifest, files = _checked(path, key)
     wanted = [n for m in manifest.models for n in (m.file, m.sidecar, *([m.reference] if run and m.reference else []))]

@@ -17,7 +17,7 @@ from edgemed.core import readers
 from edgemed.core.errors import DataError, InputError
 from edgemed.core.readers import wfdb
 from edgemed.core.spec import ModelSpec
-from edgemed.runtime.validate import positive_rate
+from edgemed.runtime.model.validate import positive_rate
 
 
 @dataclass

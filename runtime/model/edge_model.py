@@ -17,11 +17,11 @@ from edgemed.core.calibration import softmax
 from edgemed.core.errors import InputError, ModelLoadError, OutputError, SpecError
 from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.runtime.integrity import verify_model
-from edgemed.runtime.metadata import ModelMetadata
-from edgemed.runtime.model_info import read_model_file
-from edgemed.runtime.providers import DEFAULT_DEVICE, PRESETS, create_session, resolve_device, session_options
-from edgemed.runtime.validate import Assessment, assess_input, positive_int, prepare_inputs
+from edgemed.runtime.engines.providers import DEFAULT_DEVICE, PRESETS, create_session, resolve_device, session_options
+from edgemed.runtime.model.validate import Assessment, assess_input, positive_int, prepare_inputs
+from edgemed.runtime.onnx.info import read_model_file
+from edgemed.runtime.onnx.integrity import verify_model
+from edgemed.runtime.onnx.metadata import ModelMetadata
 
 if TYPE_CHECKING:
     from edgemed.devices.profile import DeviceProfile
@@ -135,7 +135,7 @@ class EdgeModel:
     `require_integrity`. One EdgeModel may be used from several threads at once.
 
     `backend`: `onnxruntime` (the base runtime) or `openvino` (the `openvino` extra; `precision` fp32 or bf16, see
-    `edgemed.runtime.openvino_backend`). Both take the same file, checks, outputs and metadata.
+    `edgemed.runtime.engines.openvino`). Both take the same file, checks, outputs and metadata.
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = DEFAULT_DEVICE,
@@ -166,7 +166,7 @@ class EdgeModel:
             raise InputError(f"backend must be one of {BACKENDS}, not {backend!r}")
         self.backend, self.engine = backend, None
         if backend == "openvino":
-            from edgemed.runtime.openvino_backend import OpenVINOEngine
+            from edgemed.runtime.engines.openvino import OpenVINOEngine
 
             self.session = None
             try:
@@ -284,6 +284,6 @@ class EdgeModel:
 
     def stream(self, chunk: int | None = None, batch: int = 1):
         """A new independent stream (its own buffer and state) on this model's session."""
-        from edgemed.runtime.stream import Streamer  # stream imports this module
+        from edgemed.runtime.model.stream import Streamer  # stream imports this module
 
         return Streamer(self, chunk=chunk, batch=batch)

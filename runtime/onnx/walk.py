@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from edgemed.core.errors import InputError
 from edgemed.core.limits import check, limit
-from edgemed.runtime.onnx_proto import LEN, fields
+from edgemed.runtime.onnx.proto import LEN, fields
 
 MAX_DEPTH = 48
 

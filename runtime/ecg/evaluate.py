@@ -2,7 +2,7 @@
 (numpy and onnxruntime only).
 
 Beats come from the reference annotations (`reference`) or from the detector (`detect`), matched to the reference
-within 150 ms (`edgemed.core.ec57.match`); with `detect`, ventricular flutter and fibrillation episodes are left
+within 150 ms (`edgemed.runtime.ecg.ec57.match`); with `detect`, ventricular flutter and fibrillation episodes are left
 out of the comparison as EC57 says. Every reference beat is counted in the confusion matrix: classified, answered
 "uncertain" (below the abstention threshold), or unclassified (missed by the detector, or in a record that could
 not be read, with the reason). Detections matching no reference beat form the "extra" row: false positives of
@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from edgemed.core.calibration import expected_calibration_error
-from edgemed.core.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.core.errors import EdgemedError, InputError
-from edgemed.core.windows import AAMI_CLASSES
-from edgemed.runtime.beats import BeatClassifier
+from edgemed.runtime.ecg.beats import BeatClassifier
+from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
+from edgemed.runtime.ecg.recording import list_recordings, read_recording
+from edgemed.runtime.ecg.windows import AAMI_CLASSES
 from edgemed.runtime.model import UNCERTAIN, EdgeModel
-from edgemed.runtime.recording import list_recordings, read_recording
 
 BEAT_SOURCES = ("reference", "detect")
 UNCLASSIFIED = "unclassified"

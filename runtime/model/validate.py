@@ -18,7 +18,7 @@ import numpy as np
 from edgemed.core.errors import InputError
 from edgemed.core.limits import check
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.runtime.plausibility import assess, check_magnitude, clip_counts, extremes
+from edgemed.runtime.model.plausibility import assess, check_magnitude, clip_counts, extremes
 
 FLOAT32_EXACT_INT = 2**24  # integers up to this convert to float32 without rounding
 

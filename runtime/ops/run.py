@@ -16,13 +16,13 @@ import numpy as np
 
 from edgemed.core import readers
 from edgemed.core.atomic import check_output, write_bytes_atomic
-from edgemed.core.ec57 import reference_beats
 from edgemed.core.errors import DataError, InputError
 from edgemed.core.metrics import classification_report
-from edgemed.runtime.beats import BeatClassifier, BeatRows
-from edgemed.runtime.inputs import read_input
+from edgemed.runtime.ecg.beats import BeatClassifier, BeatRows
+from edgemed.runtime.ecg.ec57 import reference_beats
+from edgemed.runtime.ecg.recording import Recording, list_recordings, read_recording
 from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.recording import Recording, list_recordings, read_recording
+from edgemed.runtime.ops.inputs import read_input
 
 
 @dataclass

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgemed.core.beat_context import locate_r
 from edgemed.core.errors import InputError
 from edgemed.core.signal import butter_bandpass_sos, sosfilt
-from edgemed.runtime.validate import positive_rate
+from edgemed.runtime.ecg.context import locate_r
+from edgemed.runtime.model.validate import positive_rate
 
 REFRACTORY_S = 0.2
 T_WAVE_S = 0.36

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.core.errors import BundleError
-from edgemed.runtime.evaluate import Evaluation
-from edgemed.runtime.evaluate_report import class_table, pct
+from edgemed.runtime.ecg.evaluate import Evaluation
+from edgemed.runtime.ecg.evaluate_report import class_table, pct
 from edgemed.runtime.model import EdgeModel
 
 CARD_SCHEMA = "edgemed.model_card/1"

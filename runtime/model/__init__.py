@@ -1,0 +1,16 @@
+"""The bedside model: `EdgeModel` (load with integrity checks, predict batches, stream chunks), its predictions,
+and the input checks and plausibility marks every call goes through."""
+
+from edgemed.runtime.model.edge_model import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_BATCH_SIZE,
+    UNCERTAIN,
+    EdgeModel,
+    MetadataWarning,
+    Prediction,
+    check_outputs,
+)
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_BATCH_SIZE", "UNCERTAIN", "EdgeModel", "MetadataWarning",
+           "Prediction", "check_outputs"]
