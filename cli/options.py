@@ -129,12 +129,16 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 
 
 def backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--backend and --precision: the engine that runs the model, and (OpenVINO) its inference precision."""
-    func = click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-                        help="OpenVINO's inference precision (bf16 where the CPU has it); onnxruntime runs the "
-                             "file's own precision.")(func)
-    return click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
-                        show_default=True, help="The engine: onnxruntime, or OpenVINO (the openvino extra).")(func)
+    """--backend and --precision: the engine that runs the model (the registry's list), and its inference
+    precision where the engine offers more than the file's own."""
+    from edgemed.runtime.engines import engine_names, engine_precisions
+
+    func = click.option("--precision", type=click.Choice(list(engine_precisions())), default="fp32",
+                        show_default=True, help="OpenVINO's inference precision (bf16 where the CPU has it); "
+                        "onnxruntime engines run the file's own precision.")(func)
+    return click.option("--backend", type=click.Choice(list(engine_names())), default="onnxruntime",
+                        show_default=True, help="The engine: onnxruntime (CPU or the device's providers), "
+                        "openvino (the openvino extra), cuda or tensorrt (onnxruntime-gpu, the gpu extra).")(func)
 
 
 def recording_options(func: Callable[..., Any]) -> Callable[..., Any]:

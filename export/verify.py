@@ -10,7 +10,7 @@ from edgemed.core.digest import file_sha256
 from edgemed.core.errors import SpecError
 from edgemed.export.parity import ParityReport
 from edgemed.export.pipeline import measure_parity, session, target_from_checkpoint
-from edgemed.runtime.onnx.info import read_model_file
+from edgemed.runtime.onnx.file import read_model_file
 from edgemed.runtime.onnx.integrity import verify_model
 from edgemed.runtime.onnx.metadata import ModelMetadata
 

@@ -51,7 +51,7 @@ def _allowed(model: EdgeModel, expected: np.ndarray) -> np.ndarray:
     mode = str((model.metadata.quantization or {}).get("mode", ""))
     if mode.startswith(("static", "dynamic")):
         return INT8_ATOL + INT8_RTOL * np.abs(expected)
-    rtol = HALF_RTOL if mode == "fp16" or getattr(model.providers, "precision", "fp32") == "bf16" else FLOAT_RTOL
+    rtol = HALF_RTOL if mode == "fp16" or model.engine.precision == "bf16" else FLOAT_RTOL
     return FLOAT_ATOL + rtol * np.abs(expected)
 
 

@@ -36,8 +36,9 @@ from edgemed.runtime.deploy.acceptance import REFERENCE_SUFFIX, reference_case, 
 from edgemed.runtime.deploy.safe_zip import check_member_name, check_twins, private_copy, read_bundle_files
 from edgemed.runtime.deploy.signing import SIGNATURE_FILE, sign, verify
 from edgemed.runtime.ecg.model_card import card_model_sha256
+from edgemed.runtime.engines import engine_names, engine_precisions
 from edgemed.runtime.engines.providers import GRAPH_OPTIMIZATIONS
-from edgemed.runtime.model import BACKENDS, EdgeModel
+from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.onnx.info import describe
 from edgemed.runtime.onnx.integrity import verify_file
 
@@ -167,7 +168,7 @@ def _check_isa(path: Path, quantization: dict[str, Any] | None, profile: Any) ->
 
 
 TUNED_SCHEMA = "edgemed.tuned/1"
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = engine_precisions()
 GRAPH_LEVELS = tuple(GRAPH_OPTIMIZATIONS)
 
 
@@ -184,8 +185,8 @@ def read_tuned(folder: Path) -> dict[str, Any]:
     problems = []
     if not isinstance(tuned.get("file"), str):
         problems.append("no model file")
-    if tuned.get("backend") not in BACKENDS:
-        problems.append(f"backend {str(tuned.get('backend'))[:40]!r} is not one of {', '.join(BACKENDS)}")
+    if tuned.get("backend") not in engine_names():
+        problems.append(f"backend {str(tuned.get('backend'))[:40]!r} is not one of {', '.join(engine_names())}")
     if tuned.get("precision") not in PRECISIONS:
         problems.append(f"precision {str(tuned.get('precision'))[:40]!r} is not one of {', '.join(PRECISIONS)}")
     threads = tuned.get("threads")
@@ -356,7 +357,7 @@ def _entry(fields: dict[str, Any], listed: dict[str, Any]) -> BundledModel:
         value = getattr(entry, name)
         if value is not None and (not isinstance(value, str) or value not in listed):
             raise ValueError(f"its {name} {str(value)[:80]!r} is not a file the manifest lists")
-    if entry.backend not in BACKENDS or entry.precision not in PRECISIONS:
+    if entry.backend not in engine_names() or entry.precision not in PRECISIONS:
         raise ValueError(f"backend {str(entry.backend)[:40]!r} / precision {str(entry.precision)[:40]!r} unknown")
     for name in ("parity", "exporter", "provenance", "checksums"):
         if not isinstance(getattr(entry, name), dict):

@@ -1,1 +1,73 @@
-"""engines"""
+"""The engines that run edgemed models, registered once: `onnxruntime` (the base runtime, on the CPU or a device
+profile's providers), `cuda` and `tensorrt` (onnxruntime's GPU execution providers, from `onnxruntime-gpu`) and
+`openvino` (the `openvino` extra). `engine_names()` is the one list of choices; `load_engine` loads one.
+
+Adding an engine: a module with a class that satisfies `base.Engine`, and one `register(EngineEntry(...))` below.
+"""
+
+from __future__ import annotations
+
+from edgemed.core.errors import InputError, ProviderError
+from edgemed.runtime.engines import onnxruntime as _ort
+from edgemed.runtime.engines.base import Engine, EngineEntry, EngineOptions, StatefulRun, TensorInfo
+
+_ENGINES: dict[str, EngineEntry] = {}
+
+
+def register(entry: EngineEntry) -> EngineEntry:
+    _ENGINES[entry.name] = entry
+    return entry
+
+
+def engine_names() -> tuple[str, ...]:
+    return tuple(_ENGINES)
+
+
+def engine_precisions() -> tuple[str, ...]:
+    """Every inference precision some engine offers."""
+    return tuple(dict.fromkeys(p for e in _ENGINES.values() for p in e.precisions))
+
+
+def engine_entry(name: str) -> EngineEntry:
+    if name not in _ENGINES:
+        raise InputError(f"backend must be one of {', '.join(_ENGINES)}, not {name!r}")
+    return _ENGINES[name]
+
+
+def load_engine(name: str, data: bytes, options: EngineOptions) -> Engine:
+    """Load `data` (verified ONNX bytes) on engine `name`."""
+    entry = engine_entry(name)
+    if options.precision not in entry.precisions:
+        raise InputError(f"the {name} backend offers precision {', '.join(entry.precisions)}, not "
+                         f"{options.precision!r}")
+    if not entry.available() and not entry.falls_back:
+        raise ProviderError(f"the {name} backend is not installed here: pip install 'edgemed[{entry.extra}]'")
+    return entry.load(data, options)
+
+
+def _openvino(data: bytes, options: EngineOptions) -> Engine:
+    from edgemed.runtime.engines.openvino import OpenVINOEngine
+
+    return OpenVINOEngine(data, options.threads, options.precision)
+
+
+def _openvino_available() -> bool:
+    from edgemed.runtime.engines.openvino import available
+
+    return available()
+
+
+register(EngineEntry("onnxruntime", "onnxruntime on the device profile's execution providers (CPU by default)",
+                     lambda data, o: _ort.OrtEngine(data, o, _ort.CPU, "onnxruntime"), uses_device_providers=True))
+register(EngineEntry("openvino", "OpenVINO on the CPU, fp32 or bf16", _openvino, ("fp32", "bf16"),
+                     _openvino_available, extra="openvino"))
+register(EngineEntry("cuda", "onnxruntime's CUDA execution provider, falling back to the CPU",
+                     lambda data, o: _ort.OrtEngine(data, o, _ort.CUDA, "cuda"),
+                     available=lambda: _ort.has_provider("CUDAExecutionProvider"), extra="gpu", falls_back=True))
+register(EngineEntry("tensorrt", "onnxruntime's TensorRT execution provider, then CUDA, then the CPU",
+                     lambda data, o: _ort.OrtEngine(data, o, _ort.TENSORRT, "tensorrt"),
+                     available=lambda: _ort.has_provider("TensorrtExecutionProvider"), extra="gpu",
+                     falls_back=True))
+
+__all__ = ["Engine", "EngineEntry", "EngineOptions", "StatefulRun", "TensorInfo", "engine_entry", "engine_names",
+           "engine_precisions", "load_engine", "register"]

@@ -22,9 +22,11 @@ import numpy as np
 
 from edgemed.core.errors import InputError, ModelLoadError, ProviderError
 from edgemed.core.spec import ModelSpec
+from edgemed.runtime.engines.base import TensorInfo
 
 PRECISIONS = ("fp32", "bf16")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
+_DTYPES = {"f32": "float32", "f16": "float16", "i64": "int64", "i32": "int32"}
 
 
 def _openvino():
@@ -65,6 +67,11 @@ class OpenVINOReport:
                 "problems": self.problems}
 
 
+def _info(port) -> TensorInfo:
+    shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+    return TensorInfo(port.get_any_name(), _DTYPES.get(port.get_element_type().get_type_name()), shape)
+
+
 def _config(threads: int, precision: str) -> dict[str, Any]:
     return {"INFERENCE_NUM_THREADS": max(threads, 1), "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": _HINTS[precision],
             "PERFORMANCE_HINT": "LATENCY"}
@@ -80,6 +87,8 @@ def _check_precision(precision: str) -> None:
 class OpenVINOEngine:
     """A compiled model; `run(feeds)` returns the outputs in the ONNX file's order. Thread-safe: one inference
     request per calling thread."""
+
+    name = "openvino"
 
     def __init__(self, data: bytes, threads: int, precision: str = "fp32") -> None:
         ov = _openvino()
@@ -101,6 +110,12 @@ class OpenVINOEngine:
             return self.core.compile_model(model, "CPU", _config(self.threads, self.precision))
         except Exception as exc:
             raise ModelLoadError(f"OpenVINO cannot compile this model: {str(exc).splitlines()[0][:300]}") from exc
+
+    def inputs(self) -> list[TensorInfo]:
+        return [_info(p) for p in self.model.inputs]
+
+    def outputs(self) -> list[TensorInfo]:
+        return [_info(p) for p in self.model.outputs]
 
     def _request(self):
         request = getattr(self._local, "request", None)

@@ -5,12 +5,10 @@ from edgemed.runtime.model.edge_model import (
     BACKENDS,
     DEFAULT_BACKEND,
     DEFAULT_BATCH_SIZE,
-    UNCERTAIN,
     EdgeModel,
     MetadataWarning,
-    Prediction,
-    check_outputs,
 )
+from edgemed.runtime.model.prediction import UNCERTAIN, Prediction, check_outputs
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_BATCH_SIZE", "UNCERTAIN", "EdgeModel", "MetadataWarning",
            "Prediction", "check_outputs"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgemed.core.errors import SpecError
 from edgemed.core.examples import tensor_shape
-from edgemed.runtime.model import Prediction, check_outputs
+from edgemed.runtime.model.prediction import Prediction, check_outputs
 from edgemed.runtime.model.validate import assess_input, check_array, check_rate, positive_int
 
 _F32 = np.dtype(np.float32)
@@ -44,7 +44,7 @@ class Streamer:
         self._classes = len(spec.labels)
         self._state_names = [t.name for t in self.streaming.state_inputs]
         # OpenVINO keeps the state inside its request (a stateful model); onnxruntime's is fed back from here.
-        self._stateful = model.engine.stateful(spec, self.batch) if getattr(model, "engine", None) else None
+        self._stateful = model.engine.stateful(spec, self.batch)
         self.reset()
 
     def reset(self) -> None:

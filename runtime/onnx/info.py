@@ -7,27 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.errors import EdgemedError, InputError, ModelLoadError
-from edgemed.core.limits import check_file_size
+from edgemed.core.errors import EdgemedError
+from edgemed.runtime.onnx.file import read_model_file
 from edgemed.runtime.onnx.integrity import check_record, read_sidecar
 from edgemed.runtime.onnx.metadata import PREFIX, ModelMetadata
-from edgemed.runtime.onnx.proto import ModelSummary, ValueInfo, read_summary
-from edgemed.runtime.onnx.walk import check_model
-
-
-def read_model_file(path: Path | str) -> tuple[bytes, ModelSummary]:
-    """A model's bytes (within the size limit) and its parsed summary; ModelLoadError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such model file")
-    check_file_size(path, "model_mb")
-    data = path.read_bytes()
-    try:
-        summary = read_summary(data)
-        check_model(memoryview(data), path.name)
-        return data, summary
-    except InputError as exc:
-        raise ModelLoadError(f"{path}: not a loadable ONNX model (corrupt or truncated?): {exc}") from exc
+from edgemed.runtime.onnx.proto import ValueInfo
 
 
 @dataclass

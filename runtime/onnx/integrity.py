@@ -22,6 +22,7 @@ from pathlib import Path
 from edgemed.core.atomic import sidecar_path
 from edgemed.core.errors import IntegrityError
 from edgemed.core.limits import read_bounded
+from edgemed.runtime.onnx.file import read_model_file
 from edgemed.runtime.onnx.proto import ModelSummary
 
 INTEGRITY_KEY = "edgemed.integrity"
@@ -147,8 +148,6 @@ def verify_model(path: Path, data: bytes, summary: ModelSummary, strict: bool = 
 def verified_copy(path: Path | str, folder: Path) -> Path:
     """Read `path` once, verify it strictly and write the verified bytes to `folder`: a command that reads a model
     several times (quantize, tune) works on this copy, so a file swapped after the check is never used."""
-    from edgemed.runtime.onnx.info import read_model_file
-
     data, summary = read_model_file(path)
     verify_model(Path(path), data, summary, strict=True)
     copy = Path(folder) / "verified-input.onnx"
@@ -159,7 +158,5 @@ def verified_copy(path: Path | str, folder: Path) -> Path:
 def verify_file(path: Path | str, strict: bool = True) -> IntegrityReport:
     """Read `path` and verify it (strictly by default: sidecar and integrity record both required), for commands
     that build on a model (quantize, bundle, verify): they must not launder a file that fails its own checks."""
-    from edgemed.runtime.onnx.info import read_model_file
-
     data, summary = read_model_file(path)
     return verify_model(Path(path), data, summary, strict=strict)

@@ -1,0 +1,63 @@
+"""onnxruntime as an engine: one session per model, execution providers in order with visible fallback (see
+`providers`), explicit threading, and onnxruntime's own refusals turned into InputError. The CPU build is the
+base runtime; the CUDA and TensorRT execution providers come with `onnxruntime-gpu` (the `gpu` extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from edgemed.core.errors import InputError, ModelLoadError
+from edgemed.core.spec import ModelSpec
+from edgemed.runtime.engines.base import EngineOptions, StatefulRun, TensorInfo
+from edgemed.runtime.engines.providers import create_session, session_options
+
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+              "tensor(int32)": "int32"}
+_PYBIND = ort.capi.onnxruntime_pybind11_state
+ORT_ERRORS = (*(e for e in vars(_PYBIND).values() if isinstance(e, type) and issubclass(e, Exception)), RuntimeError)
+CPU = ["CPUExecutionProvider"]
+CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+TENSORRT = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+class OrtEngine:
+    """An onnxruntime session over the model's bytes, with `default_providers` unless the options name some."""
+
+    precision = "fp32"  # onnxruntime runs the file's own precision: quantise the file for int8 or fp16
+
+    def __init__(self, data: bytes, options: EngineOptions, default_providers: list[str], name: str) -> None:
+        if options.precision != "fp32":
+            raise InputError(f"{name} runs the file's own precision; quantise it (edgemed quantize) instead of "
+                             f"asking for {options.precision}")
+        self.name = name
+        providers = options.providers if options.providers is not None else [(p, {}) for p in default_providers]
+        opts = session_options(options.threads, options.spinning, graph=options.graph_optimization)
+        try:
+            self.session, self.report = create_session(data, providers, opts, options.strict)
+        except ORT_ERRORS as exc:
+            raise ModelLoadError(f"not a loadable ONNX model (corrupt or truncated?): {_first_line(exc)}") from exc
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def inputs(self) -> list[TensorInfo]:
+        return [TensorInfo(i.name, ORT_DTYPES.get(i.type), list(i.shape)) for i in self.session.get_inputs()]
+
+    def outputs(self) -> list[TensorInfo]:
+        return [TensorInfo(o.name, ORT_DTYPES.get(o.type), list(o.shape)) for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(self.output_names, feeds)
+        except ORT_ERRORS as exc:
+            raise InputError(f"onnxruntime could not run these inputs: {_first_line(exc)}") from exc
+
+    def stateful(self, spec: ModelSpec, batch: int) -> StatefulRun | None:
+        return None  # the caller feeds the state outputs back as inputs
+
+
+def has_provider(provider: str) -> bool:
+    return provider in ort.get_available_providers()
