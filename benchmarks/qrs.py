@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 
 from edgemed.core.readers import wfdb
+from edgemed.runtime.ecg.detector import detect_beats
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
-from edgemed.runtime.ecg.qrs import detect_beats
 
 from common import ROOT, markdown_table, write_results
 

@@ -232,7 +232,7 @@ signals = st.one_of(
 @FUZZ
 @given(signal=signals, fs=st.one_of(scalars, st.sampled_from([50.0, 125.0, 360.0, 1e6, 1e-3])))
 def test_beat_detector_accepts_or_refuses(signal, fs):
-    from edgemed.runtime.ecg.qrs import detect_beats
+    from edgemed.runtime.ecg.detector import detect_beats
 
     beats = call("detect_beats", detect_beats, signal, fs)
     if beats is not None:

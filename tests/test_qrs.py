@@ -8,8 +8,9 @@ import pytest
 
 from edgemed.core.errors import InputError
 from edgemed.core.signal import resample
+from edgemed.runtime.ecg.context import locate_r
+from edgemed.runtime.ecg.detector import BeatDetector, detect_beats
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
-from edgemed.runtime.ecg.qrs import BeatDetector, detect_beats, locate_r
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
 

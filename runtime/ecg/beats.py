@@ -18,7 +18,7 @@ from edgemed.core.errors import InputError
 from edgemed.core.spec import BeatContext
 from edgemed.runtime.ecg.conditioning import Conditioner, condition, to_conditioned
 from edgemed.runtime.ecg.context import ContextTracker, beat_inputs, locate_r, padded_windows
-from edgemed.runtime.ecg.qrs import BeatDetector, as_leads, detect_beats
+from edgemed.runtime.ecg.detector import BeatDetector, as_leads, detect_beats
 from edgemed.runtime.model import EdgeModel, Prediction
 from edgemed.runtime.ops.inputs import check_raw_rate
 

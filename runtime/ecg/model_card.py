@@ -4,28 +4,15 @@ sha256, so `edgemed bundle --card` can refuse a card written for another model."
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from edgemed.core.errors import BundleError
 from edgemed.runtime.ecg.evaluate import Evaluation
 from edgemed.runtime.ecg.evaluate_report import class_table, pct
 from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.model.card import card_header
 
-CARD_SCHEMA = "edgemed.model_card/1"
 FEW_BEATS = 100  # classes with fewer reference beats than this get a limitation line
-_HEADER = re.compile(r"<!-- edgemed\.model_card/1 model_sha256=([0-9a-f]{64}) -->")
-
-
-def card_model_sha256(text: str, where: str) -> str:
-    """The model sha256 a card's first line names; BundleError if it names none."""
-    m = _HEADER.match(text.split("\n", 1)[0].strip())
-    if m is None:
-        raise BundleError(f"{where}: not an edgemed model card (its first line names no model sha256)")
-    return m.group(1)
-
-
 def _training(prov: dict[str, Any]) -> list[str]:
     if not prov:
         return ["Not recorded in the model's metadata."]
@@ -64,7 +51,7 @@ def model_card(model: EdgeModel, ev: Evaluation) -> str:
     window = pre.window
     ctx = pre.beat_context
     quant = model.metadata.quantization
-    lines = [f"<!-- {CARD_SCHEMA} model_sha256={model.sha256} -->", f"# Model card: {model.path.name}", "",
+    lines = [card_header(model.sha256), f"# Model card: {model.path.name}", "",
              f"Architecture `{spec.architecture}`, classes {', '.join(spec.labels)}, sha256 `{model.sha256}`"
              + (f", quantised {quant.get('mode')}" if quant else "") + ".", "",
              "## Intended use", "",

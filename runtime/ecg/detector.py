@@ -1,0 +1,75 @@
+"""Beat detection: the two QRS detectors of `qrs` (first lead, all leads) combined into beats in time order, each
+placed on its R peak; whole records (`detect_beats`) and streams (`BeatDetector.push`/`flush`) give the same
+beats."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgemed.core.errors import InputError
+from edgemed.runtime.ecg.context import locate_r
+from edgemed.runtime.ecg.qrs import INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
+
+LOCATE_BEFORE_S = INTEGRATION_S + 0.1  # where the R peak lies before the integrated peak
+
+
+class BeatDetector:
+    """Beats of a multi-lead ECG, chunk by chunk, in time order, each on its R peak (see the module's docstring).
+    `push` and `flush` return sample positions counted from the first sample pushed."""
+
+    def __init__(self, fs: float, leads: int = 1) -> None:
+        self.fs, self.leads = fs, leads
+        self.primary = QRSDetector(fs, leads=1)
+        self.combined = QRSDetector(fs, leads=leads) if leads > 1 else None
+        self.gap = int(round(T_WAVE_S * fs))
+        self.warmup = int(round(LEARNING_S * fs))  # the combined detector's lead scaling settles first
+        self._first = np.zeros(0)  # the first lead, kept for placing R peaks
+        self._first_base = 0
+        self._primary: list[int] = []
+        self._others: list[int] = []
+        self._emitted = -1
+
+    def push(self, x: np.ndarray) -> list[int]:
+        x = as_leads(x)
+        if x.shape[0] != self.leads:
+            raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
+        self._first = np.concatenate([self._first, x[0]])
+        self._primary += self.primary.push(x[:1])
+        if self.combined is not None:
+            self._others += self.combined.push(x)
+        return self._emit(final=False)
+
+    def flush(self) -> list[int]:
+        self._primary += self.primary.flush()
+        if self.combined is not None:
+            self._others += self.combined.flush()
+        return self._emit(final=True)
+
+    def _emit(self, final: bool) -> list[int]:
+        primary = np.array(sorted(set(self._primary)), dtype=np.int64)
+        horizon = np.inf if final else (primary[-1] - self.gap if len(primary) else -np.inf)
+        extra = [c for c in self._others if self.warmup <= c < horizon
+                 and (not len(primary) or np.abs(primary - c).min() > self.gap)]
+        ready = sorted({int(p) for p in primary if p < horizon} | set(extra))
+        ready = [p for p in ready if p > self._emitted]
+        self._others = [c for c in self._others if c >= horizon]
+        self._primary = [p for p in self._primary if p >= horizon - 2 * self.gap]
+        if not ready:
+            return []
+        self._emitted = ready[-1]
+        located = locate_r(self._first, np.array(ready) - self._first_base, self.fs, LOCATE_BEFORE_S, 0.0)
+        out = [int(p) + self._first_base for p in located]
+        keep = int(8 * self.fs)
+        if len(self._first) > keep:
+            self._first_base += len(self._first) - keep
+            self._first = self._first[-keep:]
+        return out
+
+
+def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample positions of the beats in ECG [leads, samples] or [samples], the whole record at once."""
+    x = as_leads(signal)
+    det = BeatDetector(fs, leads=x.shape[0])
+    if not x.shape[1]:
+        return np.zeros(0, dtype=np.int64)
+    return np.array(det.push(x) + det.flush(), dtype=np.int64)
