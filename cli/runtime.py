@@ -201,7 +201,8 @@ def profile_command(model, device, batch, threads, runs, warmup, duration, data_
                     per_op, no_cold_start, json_path, plot_path, backend, precision, force):
     """Profile latency, cold start and memory against a device's budgets, optionally beside other variants."""
     from edgemed.core.atomic import write_bytes_atomic
-    from edgemed.runtime.ops.profile import format_profile, plot_latency, profile
+    from edgemed.runtime.ops.profile import profile
+    from edgemed.runtime.ops.profile_report import format_profile, plot_latency
 
     inputs = [model, *compare, *([torch_checkpoint] if torch_checkpoint else [])]
     for path in inputs:

@@ -11,11 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import resource
-import subprocess
-import sys
-import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,35 +19,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgemed.core.atomic import write_atomic
 from edgemed.core.errors import InputError
 from edgemed.core.examples import array_feeds, example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.providers import DEFAULT_DEVICE
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.ops.inputs import read_input
+from edgemed.runtime.ops.probes import ColdStart, OpTime, cold_start, per_op
 
 SCHEMA = "edgemed.profile/1"
 DEFAULT_RUNS = 200
 DEFAULT_WARMUP = 20
-COLD_START = """
-import json, sys, time
-t0 = time.perf_counter_ns()
-import numpy as np
-from edgemed.runtime.model import EdgeModel
-from edgemed.runtime.engines.providers import DEFAULT_DEVICE
-from edgemed.core.examples import example_inputs
-t1 = time.perf_counter_ns()
-m = EdgeModel(sys.argv[1], device=sys.argv[2], threads=int(sys.argv[3]), backend=sys.argv[5], precision=sys.argv[6])
-t2 = time.perf_counter_ns()
-feeds = example_inputs(m.spec, json.loads(sys.argv[4]))
-m.run(feeds)
-t3 = time.perf_counter_ns()
-print(json.dumps({"import_ms": (t1 - t0) / 1e6, "session_ms": (t2 - t1) / 1e6, "first_inference_ms": (t3 - t2) / 1e6,
-                  "torch_imported": "torch" in sys.modules}))
-"""
-
-
 class Reference(Protocol):
     """Something timed beside the ONNX variants: `run_us(k)` runs input buffer k and returns microseconds."""
 
@@ -93,31 +71,6 @@ class LatencyStats:
         stats = {k: getattr(self, k) for k in ("runs", "mean", "stdev", "min", "p50", "p90", "p99", "p99_9", "max")}
         return {"model": self.model, "latency_us": stats, "throughput_per_s": self.throughput_per_s,
                 "budget_miss_share": self.budget_miss_share, "p50_ratio_vs_first": self.p50_ratio_vs_first}
-
-
-@dataclass
-class ColdStart:
-    import_ms: float = 0.0
-    session_ms: float = 0.0
-    first_inference_ms: float = 0.0
-    torch_imported: bool = False
-    error: str | None = None
-
-    @property
-    def total_ms(self) -> float:
-        return self.import_ms + self.session_ms + self.first_inference_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.error:
-            return {"error": self.error}
-        return {**dataclasses.asdict(self), "total_ms": self.total_ms}
-
-
-@dataclass
-class OpTime:
-    op: str
-    us_per_run: float
-    share: float
 
 
 @dataclass
@@ -178,40 +131,6 @@ def input_buffers(spec: ModelSpec, batch: int, count: int = 8, data: np.ndarray 
                            None if lengths is None else lengths[s : s + batch]), **states} for s in starts]
 
 
-def cold_start(path: Path, device: str, threads: int, sizes: dict[str, int], backend: str = "onnxruntime",
-               precision: str = "fp32") -> ColdStart:
-    """Import, session creation and first inference, measured in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", COLD_START, str(path), device, str(threads), json.dumps(sizes),
-                           backend, precision], capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        return ColdStart(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
-    return ColdStart(**json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
-def per_op(path: Path, providers: list[str], threads: int, buffers: list[dict[str, np.ndarray]], runs: int = 20,
-           top: int = 10) -> list[OpTime]:
-    """onnxruntime's own profiler: total kernel time per op type, largest first, on the providers the profiled
-    session actually got."""
-    import onnxruntime as ort
-
-    from edgemed.runtime.engines.providers import session_options
-
-    opts = session_options(threads, spinning=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(tmp) / "ort")
-        sess = ort.InferenceSession(str(path), opts, providers=providers)
-        for k in range(runs):
-            sess.run(None, buffers[k % len(buffers)])
-        events = json.loads(Path(sess.end_profiling()).read_text())
-    totals: dict[str, float] = defaultdict(float)
-    for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            totals[e["args"]["op_name"]] += e["dur"] / runs
-    whole = sum(totals.values()) or 1.0
-    return [OpTime(op, us, us / whole) for op, us in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
-
-
 def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, threads: int | None = None,
             runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, duration: float | None = None,
             data: Path | None = None, compare: list[Path] | None = None,
@@ -270,57 +189,9 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
                     else None),
         variants=stats, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         memory_budget_mb=main.device.memory_budget_mb,
-        per_op=per_op(model, main.providers.session_providers, threads, buffers) if with_per_op else None,
+        per_op=(per_op(model, main.providers.session_providers, threads, buffers, sha256=main.sha256) if with_per_op
+                else None),
         times=arrays)
 
 
-def format_profile(report: ProfileReport) -> str:
-    dev = report.device
-    lines = [f"model {report.model} on device {dev['name']} ({', '.join(p['name'] for p in dev['providers'])}), "
-             f"{report.threads} thread(s), batch {report.batch}, {report.runs} runs after {report.warmup} warm-up; "
-             f"inputs {report.inputs}"]
-    if report.emulation:
-        lines.append(f"NOTE: {report.emulation} (this machine is not a {dev['name']})")
-    cs = report.cold_start
-    if cs and not cs.error:
-        lines.append(f"cold start {cs.total_ms:.1f} ms: import {cs.import_ms:.1f}, session {cs.session_ms:.1f}, "
-                     f"first inference {cs.first_inference_ms:.1f} (torch imported: {cs.torch_imported})")
-    budget = dev["latency_budget_ms"]
-    lines.append(f"{'variant':<28}{'mean':>9}{'stdev':>9}{'min':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}"
-                 f"{'max':>9}{'per s':>9}{'miss':>7}{'ratio':>7}   (µs; budget {budget} ms)")
-    for key, v in report.variants.items():
-        lines.append(f"{key:<28}{v.mean:>9.0f}{v.stdev:>9.0f}{v.min:>9.0f}{v.p50:>9.0f}{v.p90:>9.0f}"
-                     f"{v.p99:>9.0f}{v.p99_9:>9.0f}{v.max:>9.0f}{v.throughput_per_s:>9.0f}"
-                     f"{v.budget_miss_share or 0:>7.1%}{v.p50_ratio_vs_first:>7.2f}")
-    lines.append(f"peak RSS {report.peak_rss_mb:.0f} MB (budget {report.memory_budget_mb} MB"
-                 f"{', EXCEEDED' if report.memory_budget_exceeded else ''})")
-    for op in report.per_op or []:
-        lines.append(f"  op {op.op:<24}{op.us_per_run:>10.0f} µs/run {op.share:>7.1%}")
-    return "\n".join(lines)
 
-
-def plot_latency(times: dict[str, np.ndarray], path: Path, title: str, replace: bool = False) -> None:
-    try:
-        import matplotlib
-    except ImportError as exc:
-        from edgemed.core.errors import EdgemedError
-
-        raise EdgemedError("--plot needs matplotlib: pip install matplotlib") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(10, 3.8))
-    every = np.concatenate(list(times.values())) / 1000
-    bins = np.linspace(every.min(), np.percentile(every, 99.5), 80)  # shared bins; the far tail is in the CDF
-    for key, t in times.items():
-        ms = np.sort(t) / 1000
-        hist.hist(ms, bins=bins, alpha=0.6, label=key)
-        cdf.plot(ms, np.arange(1, len(ms) + 1) / len(ms), label=key)
-    hist.set(xlabel="latency (ms)", ylabel="runs", title="histogram")
-    cdf.set(xlabel="latency (ms)", ylabel="share of runs", title="CDF")
-    for ax in (hist, cdf):
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    write_atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"), replace=replace)
-    plt.close(fig)
