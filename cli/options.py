@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from edgemed.core.errors import EdgemedError
+from edgemed.core.errors import EdgemedError, OptionError
 
 # Library errors name parameters in backticks (`sampling_rate_hz`); the CLI shows the flag that sets each.
 FLAGS = {
@@ -49,6 +49,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except OptionError as exc:
+            raise click.UsageError(as_flags(str(exc).replace("\n", " "))) from exc
         except EdgemedError as exc:
             raise click.ClickException(as_flags(str(exc).replace("\n", " "))) from exc
         except OSError as exc:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from edgemed.cli.options import csv_list, parse_pairs, quiet_option, seed_option, user_errors
 from edgemed.core.spec import RR_FEATURES
+from edgemed.train.cross_validation import CrossValidation
 from edgemed.train.data import SYNTHETIC_SOURCES
 from edgemed.train.data.beats import DEFAULT_BEAT_WINDOW
 from edgemed.train.data.load import DataOptions
 from edgemed.train.distributed import world
 from edgemed.train.models import list_models
-from edgemed.train.recipes import RECIPES, recipe
-from edgemed.train.run import run_cross_validation, run_training
+from edgemed.train.recipes import RECIPES
+from edgemed.train.request import TrainRequest, train_recipe
+from edgemed.train.run import RunSummary
 from edgemed.train.split import DEFAULT_VAL_FRACTION
 from edgemed.train.trainer import ClassWeighting, Loss, Sampling, TrainConfig
 
@@ -58,7 +60,7 @@ def _launch(ctx: click.Context, nproc: int) -> None:
     """Run this same command under torchrun with `nproc` processes (without --nproc), and exit with its status."""
     args = _given_args(ctx, ("nproc",))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "edgemed.train", *args]
+               "-m", "edgemed.cli", "train", *args]
     code = subprocess.run(command).returncode
     if code:
         raise click.ClickException(f"torchrun with {nproc} processes exited with status {code}")
@@ -138,7 +140,7 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
               help="Image folders and synthetic fundus: pixels per side images are read at.")
 @click.option("--nproc", type=click.IntRange(1), metavar="N",
               help="Train with N processes on this machine (torchrun, DistributedDataParallel: gloo on CPU, NCCL on "
-                   "GPUs); for several machines run torchrun yourself with -m edgemed.train.")
+                   "GPUs); for several machines run torchrun yourself with -m edgemed.cli train.")
 @click.option("--accelerator", default=DEFAULTS.accelerator, show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where PyTorch trains: CUDA when present (auto).")
 @click.option("--overwrite", is_flag=True,
@@ -147,62 +149,51 @@ def _pair(text: str | None, option: str) -> tuple[float, float] | None:
 @quiet_option
 @user_errors
 @click.pass_context
-def train_command(ctx, model_name, recipe_name, data, out, epochs, batch_size, lr, weight_decay, grad_clip, patience,
-                  class_weighting, augment, max_steps_per_epoch, config_pairs, val_fraction, validation, cv_folds,
-                  loss, sampling, calibrate, abstain_below, samples, records, task, leads, sampling_rate_hz,
-                  no_filter, window_s, beat_window, context, template_beats, rr_features, image_size, nproc,
-                  accelerator, overwrite,
-                  seed, quiet):
+def train_command(ctx: click.Context, **params: Any) -> None:
     """Train a model and write model.pt, metrics.json and training.png into --out (or, with --cv, cross-validate
     and write cv.json and cv.md)."""
-    if nproc and nproc > 1:
-        _launch(ctx, nproc)
+    if params["nproc"] and params["nproc"] > 1:
+        _launch(ctx, params["nproc"])
         return
-    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    train_values = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                    "grad_clip": grad_clip, "patience": patience, "class_weighting": ClassWeighting(class_weighting),
-                    "loss": Loss(loss), "sampling": Sampling(sampling), "augment": augment}
-    options = DataOptions(samples=samples, records=csv_list(records), task=task, leads=_leads(leads),
-                          sampling_rate_hz=sampling_rate_hz, filtered=False if no_filter else None, window_s=window_s,
-                          image_size=image_size, beat_window=_pair(beat_window, "--beat-window"), context=context,
-                          template_beats=template_beats,
-                          rr_features=tuple(csv_list(rr_features)) if rr_features else None)
-    overrides = parse_pairs(config_pairs, "--config")
-    if recipe_name:
-        chosen = recipe(recipe_name)
-        if model_name and model_name != chosen.model:
-            raise click.UsageError(f"--recipe {recipe_name} trains {chosen.model}; drop --model {model_name}")
-        model_name = chosen.model
-        train_values = {k: v for k, v in train_values.items() if k in given}
-        base = chosen.train
-        options = DataOptions(**{**chosen.data, **options.to_dict()})
-        overrides = {**chosen.model_config, **overrides}
-    elif not model_name:
-        raise click.UsageError("give --model (or --recipe)")
-    else:
-        base = TrainConfig()
-    cfg = dataclasses.replace(base, seed=seed, accelerator=accelerator, calibrate=calibrate,
-                              abstain_below=abstain_below, max_steps_per_epoch=max_steps_per_epoch,
-                              progress=not quiet, **train_values)
-    if cv_folds:
-        if validation:
-            raise click.UsageError("--cv splits the data itself; drop --validation")
-        report = run_cross_validation(model_name, data, out, cv_folds, train_cfg=cfg, model_overrides=overrides,
-                                      data_options=options, val_fraction=val_fraction, overwrite=overwrite)
-        click.echo(report.markdown())
+    given = {name for name in params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    result = train_recipe(_request(params, given))
+    out = params["out"]
+    if isinstance(result, CrossValidation):
+        click.echo(result.markdown())
         click.echo(f"wrote {out / 'cv.json'}, {out / 'cv.md'}")
-        return
-    outside = validation and (Path(validation).exists() or validation in SYNTHETIC_SOURCES)
-    summary = run_training(
-        model_name, data, out, train_cfg=cfg, model_overrides=overrides, data_options=options,
-        val_fraction=val_fraction, val_groups=None if outside else csv_list(validation),
-        validation_data=validation if outside else None, overwrite=overwrite,
-    )
-    if not world().is_main:
-        return  # under torchrun: rank 0 reports
+    elif world().is_main:  # under torchrun: rank 0 reports
+        _report(result, params, out)
+
+
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "patience", "class_weighting", "loss",
+                "sampling", "augment")
+ENUMS = {"class_weighting": ClassWeighting, "loss": Loss, "sampling": Sampling}
+
+
+def _request(p: dict[str, Any], given: set[str]) -> TrainRequest:
+    """The options as a library request: with a recipe, only the training settings given on the command line
+    override the recipe's."""
+    train = {k: ENUMS[k](p[k]) if k in ENUMS else p[k] for k in TRAIN_FIELDS
+             if not p["recipe_name"] or k in given}
+    train.update(seed=p["seed"], accelerator=p["accelerator"], calibrate=p["calibrate"],
+                 abstain_below=p["abstain_below"], max_steps_per_epoch=p["max_steps_per_epoch"],
+                 progress=not p["quiet"])
+    options = DataOptions(samples=p["samples"], records=csv_list(p["records"]), task=p["task"],
+                          leads=_leads(p["leads"]), sampling_rate_hz=p["sampling_rate_hz"],
+                          filtered=False if p["no_filter"] else None, window_s=p["window_s"],
+                          image_size=p["image_size"], beat_window=_pair(p["beat_window"], "--beat-window"),
+                          context=p["context"], template_beats=p["template_beats"],
+                          rr_features=tuple(csv_list(p["rr_features"])) if p["rr_features"] else None)
+    return TrainRequest(data=p["data"], out=p["out"], model=p["model_name"], recipe=p["recipe_name"], train=train,
+                        data_options=options, model_config=parse_pairs(p["config_pairs"], "--config"),
+                        val_fraction=p["val_fraction"], validation=p["validation"], cv_folds=p["cv_folds"],
+                        overwrite=p["overwrite"])
+
+
+def _report(summary: RunSummary, p: dict[str, Any], out: Path) -> None:
     held_out = ", ".join(summary.val_groups[:12]) + (" ..." if len(summary.val_groups) > 12 else "")
-    click.echo(f"trained {model_name} on {data}: {summary.train_size} training / {summary.val_size} validation "
-               f"samples; held out {held_out}")
+    click.echo(f"trained {summary.model} on {p['data']}: {summary.train_size} training / {summary.val_size} "
+               f"validation samples; held out {held_out}")
     click.echo(f"best epoch {summary.best_epoch} of {summary.epochs_run}; "
                f"{summary.seconds_per_epoch:.1f} s per epoch")
     click.echo(summary.table())

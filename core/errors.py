@@ -71,3 +71,7 @@ class BundleError(EdgemedError):
 
 class AcceptanceError(BundleError):
     """A bundle's reference inputs and outputs cannot be replayed (malformed or not the model's)."""
+
+
+class OptionError(EdgemedError):
+    """Arguments that cannot go together, or one that is missing (the CLI shows it as a usage error)."""

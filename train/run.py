@@ -38,6 +38,7 @@ class RunSummary:
     train_size: int
     val_size: int
     val_groups: list[str]
+    model: str = ""
 
     def table(self) -> str:
         return format_report(self.report)
@@ -134,7 +135,8 @@ def _summary(out: Path, result: Any, train_ds: Dataset, val_ds: Dataset) -> RunS
     return RunSummary(out=out, report=result.val_report, best_epoch=result.best_epoch,
                       epochs_run=len(result.history), seconds_per_epoch=sum(seconds) / len(seconds),
                       train_size=len(train_ds), val_size=len(val_ds),
-                      val_groups=sorted(set(val_ds.groups.astype(str).tolist())))
+                      val_groups=sorted(set(val_ds.groups.astype(str).tolist())),
+                      model=getattr(result.model, "architecture", ""))
 
 
 def run_cross_validation(model_name: str, data: str, out: Path | str, folds: int, *, train_cfg: TrainConfig,
