@@ -18,7 +18,6 @@ from edgemed.export.quantize import (
     QuantMode,
     QuantScheme,
     RecurrentWeights,
-    isa_targets,
 )
 from edgemed.export.verify import to_json, verify
 
@@ -134,30 +133,16 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
 def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate,
                      engine, scheme, isa_text, device_name, recurrent_weights, output, json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
-    from edgemed.core.atomic import check_outputs, sidecar_path, write_bytes_atomic
-    from edgemed.export.quant_data import quantization_data
     from edgemed.export.quant_report import format_report
-    from edgemed.export.quantize import quantize, report_json
-    from edgemed.runtime.onnx.info import describe
-    from edgemed.runtime.onnx.integrity import verify_file
+    from edgemed.export.quantize import quantize_file
 
-    verify_file(model)  # a model failing its own checks is refused before its provenance names data to load
-    meta = describe(model).metadata
-    if meta.spec is None:
-        raise click.ClickException(f"{model}: no edgemed spec; quantize takes models exported by edgemed")
-    output = output or model.with_suffix(f".{mode}.onnx")
-    data_paths = [Path(d) for d in (calibration, validation) if d and Path(d).exists()]
-    check_outputs({"-o": output, "its sidecar": sidecar_path(output), "--json": json_path}, force,
-                  [model, sidecar_path(model), *data_paths])
-    cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation, calibration_samples)
-    result = quantize(model, output, QuantMode(mode), cal, val, CalibrationMethod(method), max_drop, force_gate,
-                      overwrite=force, recurrent_weights=RecurrentWeights(recurrent_weights),
-                      engine=QuantEngine(engine), scheme=QuantScheme(scheme),
-                      isa_classes=isa_targets(isa_text, device_name))
+    result = quantize_file(model, QuantMode(mode), calibration=calibration, validation=validation,
+                           calibration_samples=calibration_samples, output=output, json_path=json_path, force=force,
+                           isa=isa_text, device=device_name, method=CalibrationMethod(method), max_drop=max_drop,
+                           force_gate=force_gate, engine=QuantEngine(engine), scheme=QuantScheme(scheme),
+                           recurrent_weights=RecurrentWeights(recurrent_weights))
     click.echo(format_report(result.report))
-    if json_path:
-        write_bytes_atomic(json_path, report_json(result.report), replace=force)
-    click.echo(f"wrote {output}" + (f" and {json_path}" if json_path else ""))
+    click.echo(f"wrote {result.path}" + (f" and {json_path}" if json_path else ""))
 
 
 @click.command("tune")
