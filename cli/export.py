@@ -166,24 +166,16 @@ def tune_command(model, device, out_dir, calibration, validation, max_drop, max_
                  cache_dir, force):
     """Search backend x precision x threads x graph options for the fastest variant of MODEL that passes parity
     and the clinical gates on the validation data and fits the device's budgets."""
-    from edgemed.export.quant_data import quantization_data
-    from edgemed.export.tune import tune
-    from edgemed.runtime.onnx.info import describe
-    from edgemed.runtime.onnx.integrity import verify_file
+    from edgemed.export.tune import tune_file
 
-    verify_file(model)
-    meta = describe(model).metadata
-    if meta.spec is None:
-        raise click.ClickException(f"{model}: no edgemed spec; tune takes models exported by edgemed")
     threads = None
     if thread_list:
         try:
             threads = sorted({int(t) for t in thread_list.split(",")})
         except ValueError:
             raise click.BadParameter("give thread counts such as 1,2", param_hint="--threads") from None
-    cal, val = quantization_data(meta.spec, meta.provenance, calibration, validation)
-    cache = cache_dir or Path.home() / ".cache" / "edgemed" / "tune"
-    result = tune(model, device, cal, val, out_dir, cache, max_drop, max_class_drop, runs, threads, force)
+    result = tune_file(model, device, out_dir, calibration=calibration, validation=validation, cache=cache_dir,
+                       max_drop=max_drop, max_class_drop=max_class_drop, runs=runs, threads=threads, force=force)
     click.echo(result.markdown())
     click.echo(f"wrote {out_dir / 'tune.json'}, {out_dir / 'tune.md'}"
                + (f", {out_dir / 'model.tuned.onnx'} and {out_dir / 'tuned.json'}" if result.chosen else "")

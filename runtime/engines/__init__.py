@@ -57,17 +57,25 @@ def _openvino_available() -> bool:
     return available()
 
 
+def _openvino_variants() -> tuple[str, ...]:
+    from edgemed.runtime.engines.openvino import supports_bf16
+
+    return ("fp32", *(["bf16"] if supports_bf16() else []), "int8-nncf", "int8-static")
+
+
 register(EngineEntry("onnxruntime", "onnxruntime on the device profile's execution providers (CPU by default)",
-                     lambda data, o: _ort.OrtEngine(data, o, _ort.CPU, "onnxruntime"), uses_device_providers=True))
+                     lambda data, o: _ort.OrtEngine(data, o, _ort.CPU, "onnxruntime"), uses_device_providers=True,
+                     variants=lambda: ("fp32", "fp16", "int8-static", "int8-dynamic"), graph_levels=("all", "basic")))
 register(EngineEntry("openvino", "OpenVINO on the CPU, fp32 or bf16", _openvino, ("fp32", "bf16"),
-                     _openvino_available, extra="openvino"))
+                     _openvino_available, extra="openvino", variants=_openvino_variants))
 register(EngineEntry("cuda", "onnxruntime's CUDA execution provider, falling back to the CPU",
                      lambda data, o: _ort.OrtEngine(data, o, _ort.CUDA, "cuda"),
-                     available=lambda: _ort.has_provider("CUDAExecutionProvider"), extra="gpu", falls_back=True))
+                     available=lambda: _ort.has_provider("CUDAExecutionProvider"), extra="gpu", falls_back=True,
+                     variants=lambda: ("fp32", "fp16")))
 register(EngineEntry("tensorrt", "onnxruntime's TensorRT execution provider, then CUDA, then the CPU",
                      lambda data, o: _ort.OrtEngine(data, o, _ort.TENSORRT, "tensorrt"),
                      available=lambda: _ort.has_provider("TensorrtExecutionProvider"), extra="gpu",
-                     falls_back=True))
+                     falls_back=True, variants=lambda: ("fp32", "fp16")))
 
 __all__ = ["Engine", "EngineEntry", "EngineOptions", "StatefulRun", "TensorInfo", "engine_entry", "engine_names",
            "engine_precisions", "load_engine", "register"]

@@ -80,3 +80,5 @@ class EngineEntry:
     uses_device_providers: bool = False
     extra: str = ""  # the pip extra that installs it, for error messages
     falls_back: bool = False  # loads even where its accelerator is missing, warning (or, strict, refusing) then
+    variants: Callable[[], tuple[str, ...]] = lambda: ("fp32",)  # what `edgemed tune` tries on it here
+    graph_levels: tuple[str, ...] = ("all",)  # graph optimisation levels `edgemed tune` tries
