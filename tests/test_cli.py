@@ -99,7 +99,7 @@ def test_output_folders_are_checked_before_any_work(tmp_path):
 
 def test_an_unanticipated_error_is_one_line_with_its_own_exit_code(tmp_path, monkeypatch):
     """A bug still ends in one line (exit 70, not the 1 of a refused input); EDGEMED_DEBUG shows the traceback."""
-    from edgemed.cli import runtime as runtime_cli
+    from edgemed.cli import describe as runtime_cli
 
     def broken(path):
         raise ValueError("an unforeseen case")
