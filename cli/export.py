@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from edgemed.cli.options import force_option, user_errors
-from edgemed.export.exporters import DEFAULT_OPSET, DYNAMO_MIN_OPSET, Exporter
-from edgemed.export.foreign import FileKind, file_kind
-from edgemed.export.pipeline import export_target, target_from_checkpoint, target_from_foreign
+from edgemed.export.exporters import DEFAULT_OPSET, Exporter
+from edgemed.export.pipeline import export_file
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES
 from edgemed.export.quantize import (
     DEFAULT_MAX_DROP,
@@ -20,6 +19,7 @@ from edgemed.export.quantize import (
     RecurrentWeights,
 )
 from edgemed.export.verify import to_json, verify
+from edgemed.train.models.layers import READOUTS
 
 
 def _ints(text: str | None) -> tuple[int, ...]:
@@ -41,7 +41,7 @@ def _ints(text: str | None) -> tuple[int, ...]:
               type=click.Choice([e.value for e in Exporter]),
               help="auto tries torchscript, then dynamo, and keeps the first that passes parity.")
 @click.option("--no-real-data", is_flag=True, help="Parity on random inputs only, even if the training data is here.")
-@click.option("--recurrent-readout", type=click.Choice(["final_state", "gather"]), default="final_state",
+@click.option("--recurrent-readout", type=click.Choice(list(READOUTS)), default="final_state",
               show_default=True, help="GRU/LSTM/RNN: the native op's sequence_lens and final state (lean, fastest on "
               "onnxruntime), or a gather of the last valid step (for OpenVINO, which mis-handles sequence_lens).")
 @click.option("--input-shape", help="Foreign models: example input shape, e.g. 1,12,5000.")
@@ -56,17 +56,11 @@ def _ints(text: str | None) -> tuple[int, ...]:
 def export_command(model, output, opset, streaming, exporter, no_real_data, recurrent_readout, input_shape,
                    dynamic_axis, labels, trust_pickle, force):
     """Export a checkpoint (or a TorchScript / ExportedProgram file) to ONNX, proving parity with PyTorch."""
-    output = output or model.with_suffix(".stream.onnx" if streaming else ".onnx")
-    if file_kind(model) is FileKind.CHECKPOINT and not (input_shape or labels or dynamic_axis):
-        target = target_from_checkpoint(model, streaming=streaming, use_real_data=not no_real_data)
-    else:
-        if streaming:
-            raise click.ClickException("--streaming needs an edgemed checkpoint of a family that streams")
-        names = tuple(p.strip() for p in labels.split(",")) if labels else ()
-        target = target_from_foreign(model, _ints(input_shape), dynamic_axis, names, trust_pickle)
-    if opset is None:
-        opset = DYNAMO_MIN_OPSET if exporter == Exporter.DYNAMO.value else DEFAULT_OPSET
-    result = export_target(target, output, Exporter(exporter), opset, force=force, readout=recurrent_readout)
+    result = export_file(model, output, streaming=streaming, exporter=Exporter(exporter), opset=opset,
+                         real_data=not no_real_data, readout=recurrent_readout, input_shape=_ints(input_shape),
+                         dynamic_axes=tuple(dynamic_axis),
+                         labels=tuple(p.strip() for p in labels.split(",")) if labels else (),
+                         trust_pickle=trust_pickle, force=force)
     for attempt in result.attempts:
         click.echo(f"  {attempt['exporter']}: {attempt['outcome']}")
     click.echo(f"exporter: {result.exporter} ({result.reason})")

@@ -32,6 +32,7 @@ from edgemed.export.foreign import (
     FileKind,
     check_model_output,
     describe_source,
+    file_kind,
     foreign_spec,
     inspect_file,
     load_foreign,
@@ -43,9 +44,7 @@ from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport
 from edgemed.export.real_data import real_windows
 from edgemed.runtime.engines.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint
-from edgemed.train.models.layers import RECURRENT_READOUT
-
-READOUTS = ("final_state", "gather")
+from edgemed.train.models.layers import READOUTS, set_readout
 
 
 @dataclass
@@ -121,17 +120,19 @@ def export_target(target: ExportTarget, out: Path, exporter: Exporter = Exporter
                   opset: int = DEFAULT_OPSET, force: bool = False, readout: str = "final_state") -> ExportResult:
     """Export, check and prove parity; write the model (and its sidecar) only if some exporter passes. An existing
     output is replaced only with `force`; the source file never. `readout`: how recurrent stacks are read out
-    (`edgemed.train.models.layers.RECURRENT_READOUT`)."""
+    (`edgemed.train.models.layers.READOUTS`), set on the model for this export only."""
     if readout not in READOUTS:
         raise ExportError(f"recurrent readout must be one of {READOUTS}, not {readout!r}")
-    token = RECURRENT_READOUT.set(readout)
+    module = target.exportable if isinstance(target.exportable, nn.Module) else target.module
+    previous = set_readout(module, readout)
     try:
-        return _export_target(target, out, exporter, opset, force)
+        return _export_target(target, out, exporter, opset, force, readout)
     finally:
-        RECURRENT_READOUT.reset(token)
+        set_readout(module, previous)
 
 
-def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: int, force: bool) -> ExportResult:
+def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: int, force: bool,
+                   readout: str) -> ExportResult:
     out = Path(out)
     check_writable(out)
     sources = [p for p in (target.source, target.data_source) if p is not None]
@@ -175,7 +176,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
             attempts.append({"exporter": candidate.value, "outcome": "passed parity"})
             reason = (f"first in auto order ({', '.join(e.value for e in order)}) to pass parity"
                       if exporter is Exporter.AUTO else "asked for with --exporter")
-            _annotate(model, target, candidate, reason, attempts, report, use_opset)
+            _annotate(model, target, candidate, reason, attempts, report, use_opset, readout)
             digest = save_model(model, out, replace=force)
             return ExportResult(out, digest, candidate.value, reason, attempts, report, spec)
     finally:
@@ -187,7 +188,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
 
 
 def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, reason: str,
-              attempts: list[dict[str, str]], report: ParityReport, opset: int) -> None:
+              attempts: list[dict[str, str]], report: ParityReport, opset: int, readout: str) -> None:
     spec = target.spec
     model.producer_name = "edgemed"
     model.doc_string = f"{spec.architecture} classifier ({', '.join(spec.labels)}), exported by edgemed"
@@ -197,7 +198,7 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
         "spec": spec.to_dict(),
         "provenance": provenance,
         "exporter": {"name": exporter.value, "reason": reason, "attempts": attempts, "opset": opset,
-                     "recurrent_readout": RECURRENT_READOUT.get()},
+                     "recurrent_readout": readout},
         "parity": report.to_dict(),
         "checksums": dict(target.checksums),  # save_model adds the weights digest of the bytes it writes
     })
@@ -255,3 +256,23 @@ def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: 
     return ExportTarget(module, spec, length, exportable=exportable, exporters=exporters,
                         provenance={**source, **trust}, checksums={"source_sha256": source["source_sha256"]},
                         source=path)
+
+
+def export_file(model: Path, output: Path | None = None, *, streaming: bool = False,
+                exporter: Exporter = Exporter.AUTO, opset: int | None = None, real_data: bool = True,
+                readout: str = "final_state", input_shape: tuple[int, ...] = (), dynamic_axes: tuple[str, ...] = (),
+                labels: tuple[str, ...] = (), trust_pickle: bool = False, force: bool = False) -> ExportResult:
+    """`edgemed export` as a library call: an edgemed checkpoint (with its recorded data for parity unless
+    `real_data` is off), or a foreign model described by `input_shape`, `dynamic_axes` and `labels`, to ONNX at
+    `output` (default: beside `model`, `.onnx` or `.stream.onnx`)."""
+    model = Path(model)
+    output = Path(output) if output else model.with_suffix(".stream.onnx" if streaming else ".onnx")
+    if file_kind(model) is FileKind.CHECKPOINT and not (input_shape or labels or dynamic_axes):
+        target = target_from_checkpoint(model, streaming=streaming, use_real_data=real_data)
+    else:
+        if streaming:
+            raise ExportError("`streaming` needs an edgemed checkpoint of a family that streams")
+        target = target_from_foreign(model, tuple(input_shape), tuple(dynamic_axes), tuple(labels), trust_pickle)
+    if opset is None:
+        opset = DYNAMO_MIN_OPSET if exporter is Exporter.DYNAMO else DEFAULT_OPSET
+    return export_target(target, output, exporter, opset, force=force, readout=readout)

@@ -3,7 +3,6 @@ parameter (GRU, LSTM or plain Elman RNN), the classifier head, conv blocks and p
 
 from __future__ import annotations
 
-import contextvars
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,8 +18,19 @@ if TYPE_CHECKING:
 CELLS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 # How an ONNX export reads a recurrent stack's last valid step: "final_state" (the native op's `sequence_lens` and
 # `Y_h`: lean, onnxruntime's fastest) or "gather" (step lengths - 1 gathered from `Y`: for engines that mis-handle
-# `sequence_lens`, as OpenVINO 2026.4 does). Set around an export by `edgemed.export.pipeline`.
-RECURRENT_READOUT: contextvars.ContextVar[str] = contextvars.ContextVar("recurrent_readout", default="final_state")
+# `sequence_lens`, as OpenVINO 2026.4 does). An option of each `Recurrent` layer (`set_readout`), given by the export.
+READOUTS = ("final_state", "gather")
+
+
+def set_readout(module: nn.Module, readout: str) -> str:
+    """Set how every recurrent stack in `module` is read out when exported; returns the previous setting."""
+    if readout not in READOUTS:
+        raise ModelError(f"recurrent readout must be one of {READOUTS}, not {readout!r}")
+    previous = "final_state"
+    for layer in module.modules():
+        if isinstance(layer, Recurrent):
+            previous, layer.readout = layer.readout, readout
+    return previous
 
 
 class Normalize(nn.Module):
@@ -51,7 +61,7 @@ class Recurrent(nn.Module):
         super().__init__()
         if cell not in CELLS:
             raise ModelError(f"unknown recurrent cell {cell!r}; choose one of {sorted(CELLS)}")
-        self.cell = cell
+        self.cell, self.readout = cell, "final_state"
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers, batch_first=True,
                                dropout=dropout if num_layers > 1 else 0.0)
 
@@ -78,7 +88,7 @@ class Recurrent(nn.Module):
         Under the TorchScript ONNX exporter this becomes the lean graph: each layer is the native ONNX op fed the
         lengths as its own `sequence_lens`, and the result is the last layer's final state `Y_h`, instead of
         gathering step `lengths - 1` from the full output `Y` (the same numbers; parity checks it)."""
-        if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing() and RECURRENT_READOUT.get() == "final_state":
+        if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing() and self.readout == "final_state":
             return _LeanRecurrent.apply(x, lengths, self.cell, self.rnn.hidden_size, self.rnn.num_layers,
                                         *_onnx_weights(self.rnn, self.cell))
         out, _ = self(x)
