@@ -17,7 +17,7 @@ from edgemed.core.metrics import classification_report
 from edgemed.runtime.model import EdgeModel
 from edgemed.train.checkpoint import load_checkpoint
 from edgemed.train.data import load_data
-from edgemed.train.trainer import predict_proba
+from edgemed.train.predict import predict_proba
 
 
 def main() -> None:

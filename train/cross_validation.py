@@ -18,8 +18,9 @@ from edgemed.core.errors import DataError
 from edgemed.core.metrics import classification_report
 from edgemed.train.builder import build_for_data
 from edgemed.train.data.dataset import Dataset
+from edgemed.train.predict import predict_proba
 from edgemed.train.split import DEFAULT_VAL_FRACTION, group_split
-from edgemed.train.trainer import TrainConfig, predict_proba, seed_everything, train
+from edgemed.train.trainer import TrainConfig, seed_everything, train
 
 
 def patient_folds(ds: Dataset, k: int, seed: int = 0) -> list[list[str]]:

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edgemed.core.calibration import coverage, expected_calibration_error, fit_temperature, softmax
 from edgemed.core.errors import EdgemedError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import Calibration
 from edgemed.train.data.dataset import Dataset
 from edgemed.train.distributed import World, world
 from edgemed.train.distributed import start as start_world
+from edgemed.train.predict import calibrate, model_inputs, predict_proba
 
 
 class ClassWeighting(enum.Enum):
@@ -113,44 +113,6 @@ def class_weights(y: np.ndarray, num_classes: int, mode: ClassWeighting) -> torc
     return torch.tensor(w, dtype=torch.float32)
 
 
-def _inputs(model: nn.Module, ds: Dataset, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The model's inputs for samples `idx`, in its spec's order, found by role: the signal is X, lengths the
-    dataset's lengths (left out when the data are not padded), context the dataset's array of that source."""
-    out = []
-    for t in model.spec.inputs:
-        if t.role == "signal":
-            arr = ds.X[idx]
-        elif t.role == "lengths":
-            if ds.lengths is None:
-                continue
-            arr = ds.lengths[idx]
-        elif t.source in ds.context:
-            arr = ds.context[t.source][idx]
-        else:
-            raise EdgemedError(f"{ds.source}: the model takes {t.name!r} ({t.source}), which this data lacks; "
-                               "train on beat data (a WFDB folder with --task beats, or synthetic-beats)")
-        out.append(torch.from_numpy(np.ascontiguousarray(arr)).to(device))
-    return tuple(out)
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, ds: Dataset, batch_size: int = 256, device: str | torch.device = "cpu",
-                   ) -> np.ndarray:
-    """Logits [n, classes] of `model` on all of `ds`, in eval mode."""
-    model.eval()
-    device = torch.device(device)
-    out = []
-    for start in range(0, len(ds), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(ds)))
-        out.append(model(*_inputs(model, ds, idx, device)).float().cpu().numpy())
-    return np.concatenate(out)
-
-
-def predict_proba(model: nn.Module, ds: Dataset, batch_size: int = 256, device: str | torch.device = "cpu"):
-    """Softmax probabilities [n, classes] of `model` on all of `ds`, in eval mode."""
-    return softmax(predict_logits(model, ds, batch_size, device)).astype(np.float32)
-
-
 def epoch_order(y: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> np.ndarray:
     """Sample indices for one epoch (as many as there are samples)."""
     if sampling is Sampling.SHUFFLE:
@@ -174,28 +136,32 @@ def loss_function(loss: Loss, weights: torch.Tensor):
     return focal
 
 
-def calibrate(model: nn.Module, val_ds: Dataset, abstain_below: float | None, device: torch.device) -> Calibration:
-    """Fit the temperature on the validation data, store it in the model, and report ECE before and after."""
-    logits = predict_logits(model, val_ds, device=device) * model.head.temperature
-    temperature = fit_temperature(logits, val_ds.y)
-    cal = Calibration(temperature=temperature, ece_before=expected_calibration_error(softmax(logits), val_ds.y),
-                      ece_after=expected_calibration_error(softmax(logits / temperature), val_ds.y),
-                      fitted_on=f"{len(val_ds)} validation samples from {len(set(val_ds.groups.tolist()))} groups",
-                      abstain_below=abstain_below,
-                      coverage=coverage(softmax(logits / temperature), abstain_below))
-    model.set_calibration(cal)
-    return cal
-
-
 def _val_probs(model: nn.Module, val_ds: Dataset, device: torch.device, w: World) -> np.ndarray:
     """Validation probabilities, each rank predicting its share and all gathering the whole."""
     idx = w.shard(np.arange(len(val_ds)))
     return w.gather(predict_proba(model, val_ds.subset(idx), device=device), len(val_ds))
 
 
-def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
-    """Train `model` in place and return it with the weights of its best validation epoch. Under torchrun the
-    processes train one model together (DistributedDataParallel; see `edgemed.train.distributed`)."""
+@dataclass
+class _Loop:
+    """What one training run holds between epochs."""
+
+    model: nn.Module  # the module trained (DistributedDataParallel under torchrun)
+    module: nn.Module  # the family's own module
+    device: torch.device
+    world: World
+    opt: torch.optim.Optimizer
+    sched: Any
+    loss_fn: Any
+    weights: torch.Tensor
+    batch_size: int
+    steps: int
+    augment: bool
+    rng: np.random.Generator
+    aug_gen: torch.Generator
+
+
+def _setup(model: nn.Module, train_ds: Dataset, cfg: TrainConfig) -> _Loop:
     seed_everything(cfg.seed)
     device = resolve_accelerator(cfg.accelerator)
     w = world()
@@ -217,45 +183,64 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps * cfg.epochs, pct_start=0.2)
     weights = class_weights(train_ds.y, len(train_ds.labels), cfg.class_weighting).to(device)
-    loss_fn = loss_function(cfg.loss, weights)
-    result = TrainResult(model=module, device=str(device) + (f" x {w.size} processes" if w.active else ""))
-    aug_gen = torch.Generator().manual_seed(cfg.seed + w.rank)
+    return _Loop(model, module, device, w, opt, sched, loss_function(cfg.loss, weights), weights, batch_size, steps,
+                 augment, rng, torch.Generator().manual_seed(cfg.seed + w.rank))
+
+
+def _train_epoch(loop: _Loop, train_ds: Dataset, epoch: int, cfg: TrainConfig) -> float:
+    """One epoch over this rank's share; the mean training loss across ranks."""
+    loop.model.train()
+    order = loop.world.shard(epoch_order(train_ds.y, cfg.sampling, loop.rng))
+    losses = []
+    bar = tqdm(range(loop.steps), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+               disable=not cfg.progress or not loop.world.is_main or None)
+    for step in bar:
+        idx = order[step * loop.batch_size : (step + 1) * loop.batch_size]
+        if len(idx) < 2 and step > 0:
+            break  # batch norm cannot train on a batch of one; the order changes every epoch
+        y = torch.from_numpy(train_ds.y[idx]).to(loop.device)
+        inputs = model_inputs(loop.module, train_ds, idx, loop.device)
+        if loop.augment:
+            inputs = (loop.module.augment(inputs[0], loop.aug_gen), *inputs[1:])
+        loss = loop.loss_fn(loop.model(*inputs), y)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(loop.model.parameters(), cfg.grad_clip)
+        loop.opt.step()
+        loop.sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return loop.world.mean(float(np.mean(losses)))
+
+
+def _validate(loop: _Loop, val_ds: Dataset) -> tuple[dict[str, Any], float]:
+    """The validation report and the class-weighted validation loss."""
+    probs = _val_probs(loop.module, val_ds, loop.device, loop.world)
+    report = classification_report(val_ds.y, probs, val_ds.labels)
+    val_loss = float(nn.functional.cross_entropy(
+        torch.log(torch.from_numpy(probs).clamp_min(1e-12)), torch.from_numpy(val_ds.y), weight=loop.weights.cpu()
+    ))
+    return report, val_loss
+
+
+def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
+    """Train `model` in place and return it with the weights of its best validation epoch (early stopping on
+    `cfg.monitor`), then calibrated. Under torchrun the processes train one model together
+    (DistributedDataParallel; see `edgemed.train.distributed`)."""
+    loop = _setup(model, train_ds, cfg)
+    w, module = loop.world, loop.module
+    result = TrainResult(model=module, device=str(loop.device) + (f" x {w.size} processes" if w.active else ""))
     best_score, best_state, stale = -np.inf, None, 0
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
         start = time.perf_counter()
-        order = w.shard(epoch_order(train_ds.y, cfg.sampling, rng))
-        losses = []
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress or not w.is_main or None)
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            if len(idx) < 2 and step > 0:
-                break  # batch norm cannot train on a batch of one; the order changes every epoch
-            y = torch.from_numpy(train_ds.y[idx]).to(device)
-            inputs = _inputs(module, train_ds, idx, device)
-            if augment:
-                inputs = (module.augment(inputs[0], aug_gen), *inputs[1:])
-            loss = loss_fn(model(*inputs), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        train_loss = _train_epoch(loop, train_ds, epoch, cfg)
         train_seconds = time.perf_counter() - start
-        train_loss = w.mean(float(np.mean(losses)))
-        probs = _val_probs(module, val_ds, device, w)
-        report = classification_report(val_ds.y, probs, val_ds.labels)
-        val_loss = float(nn.functional.cross_entropy(
-            torch.log(torch.from_numpy(probs).clamp_min(1e-12)), torch.from_numpy(val_ds.y), weight=weights.cpu()
-        ))
+        report, val_loss = _validate(loop, val_ds)
         score = report[cfg.monitor] if report[cfg.monitor] is not None else -np.inf
         result.history.append({
             "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
             "val_macro_f1": report["macro_f1"], "val_accuracy": report["accuracy"],
-            "lr": sched.get_last_lr()[0], "seconds": train_seconds,
+            "lr": loop.sched.get_last_lr()[0], "seconds": train_seconds,
         })
         if cfg.progress and w.is_main:
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
@@ -269,6 +254,6 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
                 break
     module.load_state_dict(best_state)
     if cfg.calibrate:
-        result.calibration = calibrate(module, val_ds, cfg.abstain_below, device)
+        result.calibration = calibrate(module, val_ds, cfg.abstain_below, loop.device)
     module.to("cpu").eval()
     return result

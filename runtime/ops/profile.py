@@ -139,7 +139,7 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
     """Profile `model` (and `compare` variants, and the `references` the factories make for the same input
     buffers) interleaved in one run. References are closed here, whatever happens."""
     if with_per_op and backend != "onnxruntime":
-        raise InputError("--per-op uses onnxruntime's profiler; drop it for the openvino backend")
+        raise InputError("`per_op` uses onnxruntime's profiler; drop it for other backends")
     main = EdgeModel(model, device=device, threads=threads, backend=backend, precision=precision)
     threads = main.threads
     variants = {model.name: main}
@@ -150,30 +150,7 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
     real = read_input(data, spec) if data is not None else None
     buffers = input_buffers(spec, batch, data=None if real is None else real.x,
                             lengths=None if real is None else real.lengths)
-    made: dict[str, Reference] = {}
-    try:
-        for key, factory in (references or {}).items():
-            made[key] = factory(buffers, threads)
-        for i in range(warmup):
-            for m in variants.values():
-                m.run(buffers[i % len(buffers)])
-            for ref in made.values():
-                ref.run_us(i)
-        times: dict[str, list[float]] = {k: [] for k in [*variants, *made]}
-        deadline = time.perf_counter() + duration if duration else None
-        i = 0
-        while (i < runs) if deadline is None else (time.perf_counter() < deadline):
-            feeds = buffers[i % len(buffers)]
-            for key, m in variants.items():
-                t0 = time.perf_counter_ns()
-                m.run(feeds)
-                times[key].append((time.perf_counter_ns() - t0) / 1e3)
-            for key, ref in made.items():
-                times[key].append(ref.run_us(i))
-            i += 1
-    finally:
-        for ref in made.values():
-            ref.close()
+    times = _timed(variants, references or {}, buffers, threads, runs, warmup, duration)
     budget = main.device.latency_budget_ms
     arrays = {k: np.asarray(v) for k, v in times.items()}
     first = float(np.median(arrays[model.name]))
@@ -194,4 +171,33 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
         times=arrays)
 
 
-
+def _timed(variants: dict[str, EdgeModel], references: dict[str, ReferenceFactory],
+           buffers: list[dict[str, np.ndarray]], threads: int, runs: int, warmup: int,
+           duration: float | None) -> dict[str, list[float]]:
+    """Microseconds per call of every variant and reference, interleaved over the same rotating buffers, after
+    `warmup` untimed rounds; `runs` rounds, or as many as fit in `duration` seconds. References are closed here."""
+    made: dict[str, Reference] = {}
+    try:
+        for key, factory in references.items():
+            made[key] = factory(buffers, threads)
+        for i in range(warmup):
+            for m in variants.values():
+                m.run(buffers[i % len(buffers)])
+            for ref in made.values():
+                ref.run_us(i)
+        times: dict[str, list[float]] = {k: [] for k in [*variants, *made]}
+        deadline = time.perf_counter() + duration if duration else None
+        i = 0
+        while (i < runs) if deadline is None else (time.perf_counter() < deadline):
+            feeds = buffers[i % len(buffers)]
+            for key, m in variants.items():
+                t0 = time.perf_counter_ns()
+                m.run(feeds)
+                times[key].append((time.perf_counter_ns() - t0) / 1e3)
+            for key, ref in made.items():
+                times[key].append(ref.run_us(i))
+            i += 1
+        return times
+    finally:
+        for ref in made.values():
+            ref.close()

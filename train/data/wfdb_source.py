@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemed.core import readers
 from edgemed.core.errors import DataError
 from edgemed.core.readers import wfdb
 from edgemed.core.spec import BandpassFilter, BeatContext, DataSpec, Preprocessing, Window
@@ -29,28 +30,29 @@ def list_records(folder: Path) -> list[str]:
 
 def read_record(folder: Path, name: str, leads: int | list[str] | None
                 ) -> tuple[np.ndarray, float, list[str], wfdb.Annotations]:
-    """Signal [leads, samples] in physical units, its rate, lead names and the `atr` annotations. `leads` is a
-    list of lead names (chosen by name, in that order), a count (the record's first leads) or None (all)."""
+    """Signal [leads, samples] in physical units, its rate, lead names and the `atr` annotations, read through the
+    reader registry (`edgemed.core.readers`). `leads` is a list of lead names (chosen by name, in that order), a
+    count (the record's first leads) or None (all)."""
     base = folder / name
     if not base.with_name(name + ".atr").exists():
         raise DataError(f"record {name}: no annotation file {base.with_name(name + '.atr')}; beat and rhythm "
                         "labels come from the .atr annotations")
-    record = wfdb.read_record(base)
-    ann = wfdb.read_annotations(base)
+    record = readers.read_recording(base)
+    names = record.names or []
     if isinstance(leads, list):
-        missing = [c for c in leads if c not in record.names]
+        missing = [c for c in leads if c not in names]
         if missing:
-            raise DataError(f"record {name}: has leads {record.names}, not {missing}; leads are matched by name, so "
+            raise DataError(f"record {name}: has leads {names}, not {missing}; leads are matched by name, so "
                             "name leads every record has (--leads MLII) or leave this record out (--records)")
-        rows = [record.names.index(c) for c in leads]
+        rows = [names.index(c) for c in leads]
     else:
-        if leads is not None and len(record.names) < leads:
-            raise DataError(f"record {name}: has {len(record.names)} lead(s), {leads} requested")
-        rows = list(range(len(record.names) if leads is None else leads))
+        if leads is not None and len(names) < leads:
+            raise DataError(f"record {name}: has {len(names)} lead(s), {leads} requested")
+        rows = list(range(len(names) if leads is None else leads))
     sig = record.signal[rows]
     if not np.isfinite(sig).all():
         raise DataError(f"record {name}: signal contains NaN (missing samples); choose other records")
-    return sig, record.fs, [record.names[r] for r in rows], ann
+    return sig, record.fs, [names[r] for r in rows], record.annotations
 
 
 def beat_counts(folder: Path | str, name: str) -> dict[str, int]:
@@ -106,8 +108,33 @@ def load_wfdb(
     if task not in ("beats", "rhythm"):
         raise DataError(f"unknown WFDB task {task!r}; use 'beats' or 'rhythm'")
     names = records or list_records(folder)
-    rate, lead_names, pre = None, [], None
-    recordings, xs, ys, gs = [], [], [], []
+    records_read, lead_names, pre = _conditioned(folder, names, leads, sampling_rate_hz, filtered)
+    rate = pre.sampling_rate_hz
+    source, digest = f"wfdb:{folder.resolve()}", _digest(folder, names)
+    if task == "beats":
+        before, after = beat_window or DEFAULT_BEAT_WINDOW
+        window = Window("beat", before_s=before, after_s=after, centre="R peak")
+        ctx = make_beat_context(context, template_beats, beat_context, rr_features)
+        recordings = [Recording(r.name, r.signal, r.beats, r.classes) for r in records_read]
+        return beat_dataset(recordings, rate, AAMI_CLASSES, window, ctx, pre, tuple(lead_names), source, digest)
+    return _rhythm_dataset(records_read, pre, window_s, tuple(lead_names), source, digest, folder)
+
+
+@dataclasses.dataclass
+class _Conditioned:
+    name: str
+    signal: np.ndarray  # conditioned [leads, samples] at the common rate
+    beats: np.ndarray  # reference beat positions, conditioned
+    classes: list[str]
+    samples: np.ndarray  # every annotation's position, conditioned
+    aux: list[str]
+
+
+def _conditioned(folder: Path, names: list[str], leads: int | list[str] | None, sampling_rate_hz: float | None,
+                 filtered: bool) -> tuple[list[_Conditioned], list[str], Preprocessing]:
+    """Every record read (through the reader registry) and conditioned as the runtime does: the same leads by
+    name in each, one common rate."""
+    rate, lead_names, pre, out = None, [], None, []
     for name in names:
         # Leads are chosen by name: the first record fixes the names, every other record must have them.
         sig, fs, lead_names, ann = read_record(folder, name, lead_names or leads)
@@ -120,27 +147,28 @@ def load_wfdb(
         pre = Preprocessing(sampling_rate_hz=rate, units="mV", bandpass=CAUSAL_BANDPASS if filtered else None,
                             causal=True)
         sig, delay = condition(sig, fs, pre)
-        samples = to_conditioned(ann.sample, fs, rate, delay)
-        if task == "beats":
-            positions, classes = reference_beats(ann)
-            recordings.append(Recording(name, sig, to_conditioned(positions, fs, rate, delay), classes))
-        else:
-            x, y, _ = rhythm_windows(sig, samples, ann.aux, Window("rhythm", seconds=window_s).length(rate))
-            xs.append(x)
-            ys.extend(y)
-            gs.extend([name] * len(y))
-    if task == "beats":
-        before, after = beat_window or DEFAULT_BEAT_WINDOW
-        window = Window("beat", before_s=before, after_s=after, centre="R peak")
-        ctx = make_beat_context(context, template_beats, beat_context, rr_features)
-        return beat_dataset(recordings, rate, AAMI_CLASSES, window, ctx, pre, tuple(lead_names),
-                            f"wfdb:{folder.resolve()}", _digest(folder, names))
+        positions, classes = reference_beats(ann)
+        out.append(_Conditioned(name, sig, to_conditioned(positions, fs, rate, delay), classes,
+                                to_conditioned(ann.sample, fs, rate, delay), ann.aux))
+    return out, lead_names, pre
+
+
+def _rhythm_dataset(records: list[_Conditioned], pre: Preprocessing, window_s: float, lead_names: tuple[str, ...],
+                    source: str, digest: str, folder: Path) -> Dataset:
+    """Non-overlapping rhythm windows inside one rhythm episode each, labelled by that rhythm."""
+    xs, ys, gs = [], [], []
+    length = Window("rhythm", seconds=window_s).length(pre.sampling_rate_hz)
+    for r in records:
+        x, y, _ = rhythm_windows(r.signal, r.samples, r.aux, length)
+        xs.append(x)
+        ys.extend(y)
+        gs.extend([r.name] * len(y))
     if not ys:
-        raise DataError(f"{folder}: no rhythm windows found in records {names}")
-    labels = tuple(sorted(set(ys), key=lambda r: (-ys.count(r), r)))
+        raise DataError(f"{folder}: no rhythm windows found in records {[r.name for r in records]}")
+    labels = tuple(sorted(set(ys), key=lambda v: (-ys.count(v), v)))
     index = {c: i for i, c in enumerate(labels)}
-    spec = DataSpec(labels=labels, layout="batch,lead,sample", channel_names=tuple(lead_names),
+    spec = DataSpec(labels=labels, layout="batch,lead,sample", channel_names=lead_names,
                     preprocessing=dataclasses.replace(pre, window=Window("rhythm", seconds=window_s)),
                     signal_checks=("range", "flat", "clipping"))
-    return Dataset(X=np.concatenate(xs), y=np.array([index[v] for v in ys]), groups=np.array(gs),
-                   source=f"wfdb:{folder.resolve()}", sha256=_digest(folder, names), spec=spec)
+    return Dataset(X=np.concatenate(xs), y=np.array([index[v] for v in ys]), groups=np.array(gs), source=source,
+                   sha256=digest, spec=spec)
