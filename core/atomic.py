@@ -51,7 +51,7 @@ def inside_folder(path: Path, folder: Path) -> bool:
 
 
 def check_output(path: Path | str, force: bool = False, inputs: Iterable[Path | str] = (), what: str = "output",
-                 flag: str = "--force", folder_ok: bool = False) -> Path:
+                 flag: str = "`force`", folder_ok: bool = False) -> Path:
     """Refuse `path` when it is (or links to) one of `inputs` or an existing file inside an input folder, or when
     it exists and `force` is not set (a folder only where `folder_ok`: the caller then decides what in it may be
     replaced)."""
@@ -122,13 +122,13 @@ def publish_file(tmp: Path, path: Path, replace: bool) -> None:
     try:
         os.link(tmp, path)  # fails if the name exists: exclusive, and still whole when it appears
     except FileExistsError:
-        raise OverwriteError(f"{path} appeared while edgemed was writing it and was left as it is; pass --force to "
+        raise OverwriteError(f"{path} appeared while edgemed was writing it and was left as it is; pass `force` to "
                              "replace it") from None
     except OSError:  # a file system without hard links: reserve the name exclusively, then fill it
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
         except FileExistsError:
-            raise OverwriteError(f"{path} appeared while edgemed was writing it and was left as it is; pass --force "
+            raise OverwriteError(f"{path} appeared while edgemed was writing it and was left as it is; pass `force` "
                                  "to replace it") from None
         os.replace(tmp, path)
 

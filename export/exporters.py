@@ -58,7 +58,7 @@ def check_opset(opset: int, exporter: Exporter) -> None:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(
             f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET}: below {MIN_OPSET} the exported GRU models do not "
-            "load in onnxruntime (measured); choose --opset between them"
+            "load in onnxruntime (measured); choose `opset` between them"
         )
     if exporter is Exporter.DYNAMO and opset < DYNAMO_MIN_OPSET:
         raise ExportError(f"the dynamo exporter needs opset >= {DYNAMO_MIN_OPSET}; got {opset}")

@@ -27,7 +27,7 @@ from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec, TensorSpec
 from edgemed.export.exporters import Exporter
 
-TRUST_HINT = ("pass --trust-pickle only if you trust its source (the choice is recorded in the exported model's "
+TRUST_HINT = ("pass `trust_pickle` only if you trust its source (the choice is recorded in the exported model's "
               "provenance), or train and save the model with edgemed (checkpoints hold data only)")
 
 
@@ -102,13 +102,13 @@ def parse_axes(items: tuple[str, ...], rank: int) -> dict[int, str]:
     for item in items:
         index, sep, name = item.partition("=")
         if not sep or not index.strip().lstrip("-").isdigit() or not name.strip():
-            raise SpecError(f"--dynamic-axis {item!r}: expected INDEX=NAME, e.g. 0=batch")
+            raise SpecError(f"`dynamic_axes` {item!r}: expected INDEX=NAME, e.g. 0=batch")
         i = int(index)
         if not -rank <= i < rank:
-            raise SpecError(f"--dynamic-axis {item!r}: index {i} outside an input of rank {rank}")
+            raise SpecError(f"`dynamic_axes` {item!r}: index {i} outside an input of rank {rank}")
         axes[i % rank] = name.strip()
     if axes.get(0) != "batch":
-        raise SpecError("--dynamic-axis must name axis 0 'batch' (0=batch): edgemed models take batches")
+        raise SpecError("`dynamic_axes` must name axis 0 'batch' (0=batch): edgemed models take batches")
     return axes
 
 
@@ -127,7 +127,7 @@ def load_foreign(path: Path, trust_pickle: bool) -> tuple[nn.Module, object, tup
     """(reference module, object to hand the exporter, exporters that can handle it, trust record)."""
     kind, why = inspect_file(path)
     refuse_untrusted(path, why, trust_pickle)
-    trust = {"trusted_code_on_load": {"reason": why, "granted_by": "--trust-pickle"}} if why else {}
+    trust = {"trusted_code_on_load": {"reason": why, "granted_by": "`trust_pickle`"}} if why else {}
     if kind is FileKind.TORCHSCRIPT:
         module = torch.jit.load(str(path), map_location="cpu").eval()
         return module, module, (Exporter.TORCHSCRIPT,), trust
@@ -138,7 +138,7 @@ def load_foreign(path: Path, trust_pickle: bool) -> tuple[nn.Module, object, tup
         return program.module(), program, (Exporter.DYNAMO,), trust
     if kind is FileKind.CHECKPOINT:
         raise CheckpointError(f"{path}: holds plain data (an edgemed checkpoint or a state_dict), not a model "
-                              "module; export an edgemed checkpoint without --input-shape and --labels")
+                              "module; export an edgemed checkpoint without `input_shape` and `labels`")
     obj = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(obj, nn.Module):
         raise CheckpointError(f"{path}: the pickle holds a {type(obj).__name__}, not an nn.Module")
@@ -151,13 +151,13 @@ def check_model_output(module: nn.Module, spec: ModelSpec, input_shape: tuple[in
         with torch.no_grad():
             out = module(torch.zeros(input_shape))
     except Exception as exc:
-        raise SpecError(f"the model does not run on --input-shape {list(input_shape)}: "
+        raise SpecError(f"the model does not run on `input_shape` {list(input_shape)}: "
                         f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from exc
     if isinstance(out, tuple | list):
         out = out[0]
     expected = (input_shape[0], len(spec.labels))
     if tuple(out.shape) != expected:
-        raise SpecError(f"the model outputs shape {list(out.shape)}, but --labels names {len(spec.labels)} "
+        raise SpecError(f"the model outputs shape {list(out.shape)}, but `labels` names {len(spec.labels)} "
                         f"classes (expected {list(expected)})")
 
 

@@ -141,7 +141,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
     order = target.exporters if exporter is Exporter.AUTO else (exporter,)
     if exporter is not Exporter.AUTO and exporter not in target.exporters:
         raise ExportError(f"this model exports with {', '.join(e.value for e in target.exporters)} only, "
-                          f"not --exporter {exporter.value}")
+                          f"not `exporter` {exporter.value}")
     for candidate in order:
         if exporter is not Exporter.AUTO or candidate is not Exporter.DYNAMO:
             check_opset(opset, candidate)
@@ -175,7 +175,7 @@ def _export_target(target: ExportTarget, out: Path, exporter: Exporter, opset: i
                 continue
             attempts.append({"exporter": candidate.value, "outcome": "passed parity"})
             reason = (f"first in auto order ({', '.join(e.value for e in order)}) to pass parity"
-                      if exporter is Exporter.AUTO else "asked for with --exporter")
+                      if exporter is Exporter.AUTO else "asked for with `exporter`")
             _annotate(model, target, candidate, reason, attempts, report, use_opset, readout)
             digest = save_model(model, out, replace=force)
             return ExportResult(out, digest, candidate.value, reason, attempts, report, spec)
@@ -241,12 +241,12 @@ def target_from_foreign(path: Path, input_shape: tuple[int, ...], dynamic_axes: 
     runs code need `trust_pickle` (see edgemed.export.foreign), checked before anything is loaded."""
     kind, why = inspect_file(path)
     if kind is FileKind.CHECKPOINT:
-        raise ExportError(f"{path}: an edgemed checkpoint; export it without --input-shape, --dynamic-axis and "
-                          "--labels")
+        raise ExportError(f"{path}: an edgemed checkpoint; export it without `input_shape`, `dynamic_axes` and "
+                          "`labels`")
     refuse_untrusted(path, why, trust_pickle)
     if not input_shape or not labels:
-        raise SpecError(f"{path} is a {kind.value} file without an edgemed spec: give --input-shape, "
-                        "--dynamic-axis (at least 0=batch) and --labels")
+        raise SpecError(f"{path} is a {kind.value} file without an edgemed spec: give `input_shape`, "
+                        "`dynamic_axes` (at least 0=batch) and `labels`")
     spec = foreign_spec(kind, input_shape, parse_axes(dynamic_axes, len(input_shape)), labels)
     module, exportable, exporters, trust = load_foreign(path, trust_pickle)
     check_model_output(module, spec, input_shape)

@@ -56,7 +56,7 @@ def _split(ds: Dataset, provenance: dict[str, Any]) -> tuple[Dataset, Dataset]:
     groups = provenance.get("validation_groups") or []
     mask = np.isin(ds.groups.astype(str), groups)
     if not mask.any() or mask.all():
-        raise QuantizationError("the recorded validation groups are not in the recorded data; pass --validation DATA")
+        raise QuantizationError("the recorded validation groups are not in the recorded data; pass `validation` DATA")
     return ds.subset(np.flatnonzero(~mask)), ds.subset(np.flatnonzero(mask))
 
 
@@ -89,7 +89,7 @@ def quantization_data(spec: ModelSpec, provenance: dict[str, Any], calibration: 
     cal_ds = _load(calibration, provenance, spec, True) if calibration else train_part
     val_ds = _load(validation, provenance, spec, True) if validation else val_part
     if cal_ds is None or val_ds is None:
-        raise QuantizationError("the model's provenance names no data here; pass --calibration and --validation")
+        raise QuantizationError("the model's provenance names no data here; pass `calibration` and `validation`")
     _check(cal_ds, spec, "calibration")
     _check(val_ds, spec, "validation")
     if len(cal_ds) < MIN_CALIBRATION:

@@ -110,7 +110,7 @@ def nncf_quantize(pre: Path, out: Path, spec: ModelSpec, calibration: Labelled, 
     try:
         import nncf
     except ImportError as exc:
-        raise QuantizationError("--engine nncf needs NNCF: pip install 'edgemed[openvino]'") from exc
+        raise QuantizationError("`engine` nncf needs NNCF: pip install 'edgemed[openvino]'") from exc
     import logging
 
     logging.getLogger("nncf").setLevel(logging.ERROR)

@@ -84,7 +84,7 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise UnsafeFileError(
             f"{path}: refused: it pickles Python objects ({shown}), and loading it would run their code. edgemed "
             "checkpoints hold only plain types and tensors: re-save the model with edgemed, or export it as a "
-            "foreign model with --trust-pickle if you trust its source"
+            "foreign model with `trust_pickle` if you trust its source"
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -61,11 +61,11 @@ def split_data(data: str, seed: int, data_options: DataOptions | dict[str, Any] 
     options = {k: v for k, v in _options(data_options).items() if k != "records"}
     val = load_data(validation_data, seed=seed + 1, options=options)
     if tuple(val.labels) != tuple(ds.labels) or val.X.shape[1:] != ds.X.shape[1:]:
-        raise DataError(f"--validation {validation_data}: labels {list(val.labels)} and sample shape "
+        raise DataError(f"`validation` {validation_data}: labels {list(val.labels)} and sample shape "
                         f"{list(val.X.shape[1:])} must match the training data's {list(ds.labels)} and "
                         f"{list(ds.X.shape[1:])}")
     if val.sha256 == ds.sha256:
-        raise DataError(f"--validation {validation_data} is the training data itself; validate on other patients")
+        raise DataError(f"`validation` {validation_data} is the training data itself; validate on other patients")
     return ds, ds, val
 
 

@@ -43,17 +43,17 @@ def check_replaceable_run(out: Path, overwrite: bool) -> None:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not out.is_dir():
-        raise OverwriteError(f"{out}: exists and is not a folder; choose another --out")
+        raise OverwriteError(f"{out}: exists and is not a folder; choose another `out`")
     if not overwrite:
-        raise OverwriteError(f"{out}: already exists and is not empty; choose another --out or pass --overwrite")
+        raise OverwriteError(f"{out}: already exists and is not empty; choose another `out` or pass `overwrite`")
     listed = _written_by_edgemed(out)
     if listed is None:
-        raise OverwriteError(f"{out}: is not an edgemed run folder (no {MARKER}); --overwrite replaces only earlier "
-                             "edgemed runs. Remove it yourself or choose another --out")
+        raise OverwriteError(f"{out}: is not an edgemed run folder (no {MARKER}); `overwrite` replaces only earlier "
+                             "edgemed runs. Remove it yourself or choose another `out`")
     foreign = sorted(p.name for p in out.iterdir() if p.name != MARKER and p.name not in listed)
     if foreign:
         raise OverwriteError(f"{out}: holds files training did not write ({', '.join(foreign[:5])}); move them "
-                             "out first or choose another --out")
+                             "out first or choose another `out`")
 
 
 def publish_run(staged: Path, out: Path, overwrite: bool) -> None:

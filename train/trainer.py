@@ -94,7 +94,7 @@ def resolve_accelerator(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise EdgemedError("--accelerator cuda was asked for but no CUDA GPU is available; use --accelerator cpu")
+        raise EdgemedError("`accelerator` cuda was asked for but no CUDA GPU is available; use `accelerator` cpu")
     if name not in ("cpu", "cuda"):
         raise EdgemedError(f"unknown accelerator {name!r}; use auto, cpu or cuda")
     return torch.device(name)

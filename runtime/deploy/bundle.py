@@ -55,7 +55,7 @@ def _checked(path: Path, key: Path | None) -> tuple[Manifest, dict[str, bytes]]:
         manifest.signature = verify(files[MANIFEST], files.get(SIGNATURE_FILE), key, where)
     elif SIGNATURE_FILE in files:
         raise BundleError(f"{where}: refused: the bundle is signed, but no key was given to check the signature; "
-                          "pass --key with the signer's public key (an unchecked signature proves nothing)")
+                          "pass `key` with the signer's public key (an unchecked signature proves nothing)")
     else:
         manifest.signature = {"present": False, "checked": False}
     return manifest, files

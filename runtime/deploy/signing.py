@@ -72,7 +72,7 @@ def verify(manifest: bytes, signature_file: bytes | None, public_key_path: Path,
     _, _, InvalidSignature = _crypto()
     key = _read_key(public_key_path, private=False)
     if signature_file is None:
-        raise BundleError(f"{where}: refused: the bundle is not signed ({SIGNATURE_FILE} missing), but --key asks "
+        raise BundleError(f"{where}: refused: the bundle is not signed ({SIGNATURE_FILE} missing), but `key` asks "
                           "for a signature")
     try:
         record = json.loads(signature_file)

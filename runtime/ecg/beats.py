@@ -16,11 +16,10 @@ import numpy as np
 
 from edgemed.core.errors import InputError
 from edgemed.core.spec import BeatContext
-from edgemed.runtime.ecg.conditioning import Conditioner, condition, to_conditioned
+from edgemed.runtime.ecg.conditioning import Conditioner, check_raw_rate, condition, to_conditioned
 from edgemed.runtime.ecg.context import ContextTracker, beat_inputs, locate_r, padded_windows
 from edgemed.runtime.ecg.detector import BeatDetector, as_leads, detect_beats
 from edgemed.runtime.model import EdgeModel, Prediction
-from edgemed.runtime.ops.inputs import check_raw_rate
 
 EDGE = "edge"  # quality mark: the beat's window was padded past the recording's start or end
 DETECTOR_LATENCY_RR = 1.0  # the detector confirms a beat about one RR interval plus this many seconds after it

@@ -14,7 +14,8 @@ import numpy as np
 
 from edgemed.core.errors import InputError
 from edgemed.core.signal import CausalResampler, bandpass, butter_bandpass_sos, resample, sosfilt, sosfilt_zi
-from edgemed.core.spec import Preprocessing
+from edgemed.core.spec import ModelSpec, Preprocessing
+from edgemed.runtime.model.validate import positive_rate
 
 
 class Conditioner:
@@ -58,3 +59,19 @@ def condition(raw: np.ndarray, from_hz: float, pre: Preprocessing) -> tuple[np.n
 def to_conditioned(positions: np.ndarray, from_hz: float, to_hz: float, delay_s: float) -> np.ndarray:
     """Raw sample positions mapped into the conditioned signal (rate change plus the conditioning delay)."""
     return np.round((np.asarray(positions, np.float64) / from_hz + delay_s) * to_hz).astype(np.int64)
+
+
+RESAMPLE_FACTOR = 64  # a raw signal's rate must be within this factor of the model's (when the spec sets no range)
+
+
+def check_raw_rate(spec: ModelSpec, fs: float, where: str) -> float:
+    """The rate of a raw signal the runtime will resample: within the spec's accepted range, or within a factor
+    of 64 of the model's rate."""
+    fs = positive_rate(fs, f"{where}: sampling rate")
+    target = spec.preprocessing.sampling_rate_hz
+    lo, hi = spec.preprocessing.rate_range_hz or ((target / RESAMPLE_FACTOR, target * RESAMPLE_FACTOR) if target
+                                                    else (fs, fs))
+    if not lo <= fs <= hi:
+        raise InputError(f"{where}: sampled at {fs:g} Hz, outside the {lo:g}-{hi:g} Hz this model accepts for "
+                         f"resampling to {target:g} Hz")
+    return fs

@@ -32,7 +32,7 @@ class Streamer:
     def __init__(self, model: Any, chunk: int | None = None, batch: int = 1) -> None:
         spec = model.spec
         if spec.streaming is None:
-            raise SpecError(f"{model.path.name} is not a streaming model; export it with --streaming")
+            raise SpecError(f"{model.path.name} is not a streaming model; export it with `streaming`")
         self.model, self.spec, self.streaming = model, spec, spec.streaming
         self.input = spec.signal
         self.axis = self.input.shape.index(self.streaming.chunk_axis)

@@ -41,7 +41,7 @@ def plot_latency(times: dict[str, np.ndarray], path: Path, title: str, replace: 
     except ImportError as exc:
         from edgemed.core.errors import EdgemedError
 
-        raise EdgemedError("--plot needs matplotlib: pip install matplotlib") from exc
+        raise EdgemedError("`plot` needs matplotlib: pip install matplotlib") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -42,11 +42,11 @@ def stream_step(model: EdgeModel, chunk_seconds: float) -> tuple[int, float]:
     """The model step (a multiple of the spec's chunk multiple, at most one push) and the rate."""
     rate = model.spec.preprocessing.sampling_rate_hz or model.spec.preprocessing.frame_rate_hz
     if not rate:
-        raise InputError("the model's spec states no sampling rate, so --chunk-seconds cannot be converted")
+        raise InputError("the model's spec states no sampling rate, so `chunk_seconds` cannot be converted")
     m = model.spec.streaming.chunk_multiple
     push = int(round(chunk_seconds * rate))
     if push < m:
-        raise InputError(f"--chunk-seconds {chunk_seconds} is {push} samples at {rate:g} Hz; the model needs "
+        raise InputError(f"`chunk_seconds` {chunk_seconds} is {push} samples at {rate:g} Hz; the model needs "
                          f"at least {m} per step")
     return push // m * m, rate
 
@@ -81,7 +81,7 @@ def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds:
             tables.append(classifier.classify(rec.signal, rec.fs, given, rec.model_leads, rec.name))
             continue
         if given is not None:
-            raise InputError("--stream detects beats as the signal arrives; drop --beats reference")
+            raise InputError("`stream` detects beats as the signal arrives; drop `beats` reference")
         tables.append(stream_recording(classifier, rec, chunk_seconds))
         latencies.extend((tables[-1].emitted_at - tables[-1].samples) / rec.fs)
     rows = [r for t in tables for r in t.rows()]
@@ -97,7 +97,7 @@ def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds:
 
 def reference_positions(rec: Recording) -> np.ndarray:
     if rec.annotations is None:
-        raise InputError(f"record {rec.name}: no reference annotations (.atr); use --beats detect")
+        raise InputError(f"record {rec.name}: no reference annotations (.atr); use `beats` detect")
     return reference_beats(rec.annotations)[0]
 
 
@@ -116,7 +116,7 @@ def run_file(model: EdgeModel, path: Path, stream: bool = False,
     if is_beat_input(model, path):
         return run_beats(model, path, stream, chunk_seconds, sampling_rate_hz, beats, progress)
     if sampling_rate_hz is not None:
-        raise InputError("--sampling-rate applies to raw recordings run through a beat model")
+        raise InputError("`sampling_rate_hz` applies to raw recordings run through a beat model")
     start = time.perf_counter()
     data = read_input(path, model.spec, whole_signal=stream)
     if not stream:
@@ -132,7 +132,7 @@ def run_file(model: EdgeModel, path: Path, stream: bool = False,
             report = classification_report([index[t] for t in data.truth], pred.probabilities, model.labels)
         return RunResult(rows, model.labels, data.description, time.perf_counter() - start, report)
     if model.spec.streaming is None:
-        raise InputError(f"{model.path.name} is not a streaming model; export it with --streaming, or drop --stream")
+        raise InputError(f"{model.path.name} is not a streaming model; export it with `streaming`, or drop `stream`")
     step, rate = stream_step(model, chunk_seconds)
     signal = data.x if data.x.ndim == len(model.spec.signal.shape) else data.x[None]
     streamer = model.stream(chunk=step, batch=signal.shape[0])
@@ -193,7 +193,7 @@ def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
         writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) and k.startswith("p_") else v) for k, v in r.items()}
                          for r in rows)
         return buf.getvalue()
-    raise InputError(f"--out: use a .json or .csv file name, not {suffix or 'no suffix'}")
+    raise InputError(f"`out`: use a .json or .csv file name, not {suffix or 'no suffix'}")
 
 
 def write_predictions(result: RunResult, out: Path, model: EdgeModel, force: bool = False,
@@ -201,6 +201,6 @@ def write_predictions(result: RunResult, out: Path, model: EdgeModel, force: boo
     """Write atomically; an existing file is replaced only with `force`, an input never."""
     text = predictions_text(result, out.suffix, model)
     if not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
-    check_output(out, force, (model.path, *inputs), what="--out")
+        raise InputError(f"`out` {out}: folder {out.parent} does not exist")
+    check_output(out, force, (model.path, *inputs), what="`out`")
     write_bytes_atomic(out, text, replace=force)

@@ -130,7 +130,7 @@ def score(model: Path, data: list[Path], out: Path, workers: int = 2, address: s
 
     ray = _ray()
     sha = EdgeModel(model, require_integrity=True).sha256  # checked here, and again on every worker
-    out = check_output_folder(out, what="--out")  # what is in it is this job's own: a re-run resumes
+    out = check_output_folder(out, what="`out`")  # what is in it is this job's own: a re-run resumes
     items = list_items(data)
     (out / PREDICTIONS).mkdir(parents=True, exist_ok=True)
     (out / FAILURES).mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,7 @@ def synthetic_ecg(samples: int = 1000, seed: int = 0, leads: int = 2, sampling_r
                   window_s: float = 10.0, patients: int = 40) -> Dataset:
     """`samples` windows of `window_s` seconds, balanced over the five rhythms, from `patients` patients."""
     if isinstance(leads, bool) or not isinstance(leads, int) or leads < 1:
-        raise DataError(f"synthetic-ecg takes a number of leads (--leads 2), not {leads!r}")
+        raise DataError(f"synthetic-ecg takes a number of leads (`leads` 2), not {leads!r}")
     rng = np.random.default_rng(seed)
     people = [_patient(leads, rng) for _ in range(patients)]
     n = int(round(window_s * sampling_rate_hz))

@@ -43,7 +43,7 @@ def read_record(folder: Path, name: str, leads: int | list[str] | None
         missing = [c for c in leads if c not in names]
         if missing:
             raise DataError(f"record {name}: has leads {names}, not {missing}; leads are matched by name, so "
-                            "name leads every record has (--leads MLII) or leave this record out (--records)")
+                            "name leads every record has (`leads` MLII) or leave this record out (`records`)")
         rows = [names.index(c) for c in leads]
     else:
         if leads is not None and len(names) < leads:

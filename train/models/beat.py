@@ -71,7 +71,7 @@ class BeatClassifier(EdgeModule):
     @classmethod
     def context_config(cls, shapes: dict[str, tuple[int, ...]]) -> dict:
         if RR_SOURCE not in shapes:
-            raise ModelError("beat_cnn needs RR features: train on beat data (a WFDB folder with --task beats, or "
+            raise ModelError("beat_cnn needs RR features: train on beat data (a WFDB folder with `task` beats, or "
                              "synthetic-beats)")
         return {"rr_features": shapes[RR_SOURCE][1], "template": TEMPLATE_SOURCE in shapes}
 
