@@ -22,7 +22,13 @@ from edgemed.cli.runtime import load_model
 from edgemed.core.atomic import check_output, check_output_folder, write_bytes_atomic
 from edgemed.core.metrics import format_report
 from edgemed.runtime.model import DEFAULT_BATCH_SIZE, UNCERTAIN
-from edgemed.runtime.ops.run import DEFAULT_CHUNK_SECONDS, quality_summary, run_file, write_predictions
+from edgemed.runtime.ops.run import (
+    DEFAULT_CHUNK_SECONDS,
+    episodes_path,
+    quality_summary,
+    run_file,
+    write_predictions,
+)
 
 
 @click.command("run")
@@ -60,6 +66,9 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
                f"({loaded.providers.summary()})")
     shown = list(result.labels) + ([UNCERTAIN] if counts.get(UNCERTAIN) else [])
     click.echo("predicted: " + ", ".join(f"{name} {counts.get(name, 0)}" for name in shown))
+    if result.extra.get("episodes"):
+        kinds = Counter(e["kind"] for e in result.extra["episodes"])
+        click.echo("episodes: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     if "latency_s" in result.extra:
         lat = result.extra["latency_s"]
         click.echo(f"stream latency (R peak to report): median {lat['median']:.2f} s, 95th percentile "
@@ -71,7 +80,8 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
         click.echo(f"warning: {warning}", err=True)
     if out:
         write_predictions(result, out, loaded, force=force, inputs=(input_path,))
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {out}" + (f" and {episodes_path(out)}" if out.suffix == ".csv"
+                                     and "episodes" in result.extra else ""))
 
 
 @click.command("evaluate")

@@ -26,6 +26,8 @@ from edgemed.core.calibration import expected_calibration_error
 from edgemed.core.errors import EdgemedError, InputError
 from edgemed.runtime.ecg.beats import BeatClassifier
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
+from edgemed.runtime.ecg.episode_match import EpisodeCounts, compare, merge
+from edgemed.runtime.ecg.episodes import detected_episodes, reference_af, runs
 from edgemed.runtime.ecg.recording import list_recordings, read_recording
 from edgemed.runtime.ecg.windows import AAMI_CLASSES
 from edgemed.runtime.model import UNCERTAIN, EdgeModel
@@ -93,6 +95,7 @@ class RecordEvaluation:
     error: str | None = None  # why the record could not be classified (its beats count as unclassified)
     edge_beats: int = 0  # beats whose window was padded at the record's ends
     calibration: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # (probs, truth index)
+    episodes: dict[str, EpisodeCounts] = field(default_factory=dict)  # runs and AF against the reference
 
 
 @dataclass
@@ -129,6 +132,10 @@ class Evaluation:
         return {"ece": expected_calibration_error(probs, truth), "beats": int(len(truth)),
                 "abstain_below": self.abstain_below, "coverage": float(answered.mean())}
 
+    def episodes(self) -> dict[str, Any]:
+        """Gross run-by-run and AF episode figures (`edgemed.runtime.ecg.episode_match`)."""
+        return {kind: c.to_dict() for kind, c in merge([r.episodes for r in self.records]).items()}
+
     def to_dict(self) -> dict[str, Any]:
         gross = self.gross
         return {
@@ -136,10 +143,11 @@ class Evaluation:
             "beats": self.beats, "labels": list(self.labels), "rule": RULE,
             "gross": {"reference_beats": gross.reference_beats, "per_class": gross.per_class(self.labels),
                       "confusion": gross.to_dict(), "detection": self.detection(),
-                      "calibration": self.calibration()},
+                      "calibration": self.calibration(), "episodes": self.episodes()},
             "records": [{"record": r.record, "reference_beats": r.beats, "error": r.error,
                          "edge_beats": r.edge_beats, "excluded_s": round(r.excluded_s, 2),
                          "detection": r.detection, "per_class": r.confusion.per_class(self.labels),
+                         "episodes": {kind: c.to_dict() for kind, c in r.episodes.items()},
                          "confusion": r.confusion.to_dict()} for r in self.records],
         }
 
@@ -175,8 +183,9 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str) -> RecordEvalu
         for t, p in zip(truth, table.labels, strict=True):
             conf.add(t, p)
         keep, idx = _truth_index(labels, truth)
+        episodes = _episodes(rec, np.sort(ref_pos), truth, table.samples, table.labels, [])
         return RecordEvaluation(rec.name, conf, len(truth), edge_beats=sum("edge" in q for q in table.quality),
-                                calibration=(table.probabilities[keep], idx))
+                                calibration=(table.probabilities[keep], idx), episodes=episodes)
     intervals = excluded_intervals(rec.annotations, rec.signal.shape[1])
     inside = outside(ref_pos, intervals)
     ref_pos, ref_cls = ref_pos[inside], [c for c, k in zip(ref_cls, inside, strict=True) if k]
@@ -200,8 +209,20 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str) -> RecordEvalu
     probs = det_probs[m.pairs[:, 1]][keep] if len(m.pairs) else np.zeros((0, len(labels)))
     excluded = sum(min(hi, rec.signal.shape[1]) - lo for lo, hi in intervals) / rec.fs
     edge = [q for q, k in zip(table.quality, det_keep, strict=True) if k]
+    episodes = _episodes(rec, ref_pos, ref_cls, det_pos, det_labels, intervals)
     return RecordEvaluation(rec.name, conf, len(ref_cls), {"tp": m.tp, "fn": m.fn, "fp": m.fp}, excluded,
-                            edge_beats=sum("edge" in q for q in edge), calibration=(probs, idx))
+                            edge_beats=sum("edge" in q for q in edge), calibration=(probs, idx), episodes=episodes)
+
+
+def _episodes(rec, ref_pos: np.ndarray, ref_cls: list[str], det_pos: np.ndarray, det_labels: list[str],
+              intervals: list[tuple[int, int]]) -> dict[str, EpisodeCounts]:
+    """Runs and AF of the reference (beat classes, rhythm annotations) against those of the classified beats."""
+    order = np.argsort(ref_pos, kind="stable")
+    reference = runs(ref_pos[order], [ref_cls[i] for i in order])
+    ann = rec.annotations
+    reference += [e for e in reference_af(ann.sample, ann.aux, rec.signal.shape[1])
+                  if outside(np.array([e.start]), intervals)[0]]
+    return compare(reference, detected_episodes(det_pos, det_labels, rec.fs), rec.fs)
 
 
 def _counted_unclassified(conf: Confusion, name: str, classes: list[str], reason: str) -> RecordEvaluation:

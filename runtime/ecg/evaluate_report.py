@@ -35,6 +35,19 @@ def confusion_table(conf: dict) -> list[str]:
     return lines
 
 
+def episode_table(episodes: dict) -> list[str]:
+    """Run-by-run and AF episode figures (EC57 terms), one row per kind."""
+    if not episodes:
+        return []
+    lines = ["| episodes | reference | detected | Se % | +P % | duration Se % | duration +P % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for kind, e in episodes.items():
+        lines.append(f"| {kind} | {e['reference']:,} | {e['detected']:,} | {pct(e['se'])} | {pct(e['ppv'])} | "
+                     f"{pct(e.get('duration_se'))} | {pct(e.get('duration_ppv'))} |")
+    return lines + ["", "A run is found when a detected run of its class and kind overlaps it (150 ms tolerance); "
+                    "AF durations are seconds of overlap over the reference (Se) and detected (+P) AF time.", ""]
+
+
 def markdown(ev: Evaluation) -> str:
     d = ev.to_dict()
     g = d["gross"]
@@ -51,6 +64,7 @@ def markdown(ev: Evaluation) -> str:
         lines += [f"Calibration on these beats: ECE {cal['ece']:.4f} over {cal['beats']:,} beats"
                   + (f"; answered {pct(cal['coverage'])} % at abstention threshold {cal['abstain_below']}"
                      if cal["abstain_below"] else "") + ".", ""]
+    lines += episode_table(g["episodes"])
     lines += ["Confusion matrix (rows: reference; `extra`: detections matching no reference beat):", "",
               *confusion_table(g["confusion"]), "", "## Per record", "",
               "| record | beats | " + " | ".join(f"{c} Se % | {c} +P %" for c in ev.labels)

@@ -13,7 +13,7 @@ the integrated signal are decided in order:
    T wave;
 4. a peak above the threshold `noise + 0.25 * (signal - noise)` is a beat, else noise; signal and noise levels are
    running averages of the peaks so classified (the first two seconds set them);
-5. search-back: when no beat came within 1.66 times the mean of the last eight RR intervals, the largest noise peak
+5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals, the largest noise peak
    since the last beat (at least 360 ms after it) above half the threshold is taken as a beat.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
@@ -41,7 +41,8 @@ from edgemed.runtime.model.validate import positive_rate
 REFRACTORY_S = 0.2
 T_WAVE_S = 0.36
 INTEGRATION_S = 0.15
-SEARCH_BACK_RR = 1.66
+SEARCH_BACK_RR = 1.4
+SEARCH_BACK_FRACTION = 0.5  # a search-back beat's peak is above this share of the threshold
 LEARNING_S = 2.0
 SCALE_S = 8.0  # time constant of each lead's running mean squared slope
 THRESHOLD_FRACTION = 0.25
@@ -245,7 +246,7 @@ class QRSDetector:
             if not eligible:
                 break
             h, i = max(eligible)
-            if h <= 0.5 * self._levels.threshold:
+            if h <= SEARCH_BACK_FRACTION * self._levels.threshold:
                 break
             self._levels.beat(h, weight=0.25)
             slope, _ = self._slope(i)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from edgemed.core import readers
-from edgemed.core.atomic import check_output, write_bytes_atomic
+from edgemed.core.atomic import check_outputs, write_bytes_atomic
 from edgemed.core.errors import DataError, InputError
 from edgemed.core.metrics import classification_report
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatRows
 from edgemed.runtime.ecg.ec57 import reference_beats
+from edgemed.runtime.ecg.episodes import detected_episodes
 from edgemed.runtime.ecg.recording import Recording, list_recordings, read_recording
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.ops.inputs import read_input
@@ -85,7 +86,9 @@ def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds:
         tables.append(stream_recording(classifier, rec, chunk_seconds))
         latencies.extend((tables[-1].emitted_at - tables[-1].samples) / rec.fs)
     rows = [r for t in tables for r in t.rows()]
-    extra: dict[str, Any] = {"records": [t.record for t in tables], "beats": beats}
+    episodes = [{"record": t.record, **e.to_dict(t.fs)} for t in tables
+                for e in detected_episodes(t.samples, t.labels, t.fs)]
+    extra: dict[str, Any] = {"records": [t.record for t in tables], "beats": beats, "episodes": episodes}
     if latencies:
         lat = np.asarray(latencies)
         extra["latency_s"] = {"median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
@@ -198,9 +201,27 @@ def predictions_text(result: RunResult, suffix: str, model: EdgeModel) -> str:
 
 def write_predictions(result: RunResult, out: Path, model: EdgeModel, force: bool = False,
                       inputs: tuple[Path, ...] = ()) -> None:
-    """Write atomically; an existing file is replaced only with `force`, an input never."""
+    """Write atomically; an existing file is replaced only with `force`, an input never. A CSV of beats gets its
+    episodes (runs, AF) in `<name>.episodes.csv` beside it; JSON holds them under `episodes`."""
     text = predictions_text(result, out.suffix, model)
     if not out.parent.is_dir():
         raise InputError(f"`out` {out}: folder {out.parent} does not exist")
-    check_output(out, force, (model.path, *inputs), what="`out`")
-    write_bytes_atomic(out, text, replace=force)
+    files = {out: text}
+    if out.suffix == ".csv" and "episodes" in result.extra:
+        files[episodes_path(out)] = episodes_csv(result.extra["episodes"])
+    check_outputs({"`out`": out, "its episodes file": episodes_path(out) if len(files) > 1 else None}, force,
+                  (model.path, *inputs))
+    for path, content in files.items():
+        write_bytes_atomic(path, content, replace=force)
+
+
+def episodes_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.episodes.csv")
+
+
+def episodes_csv(episodes: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["record", "kind", "start_s", "end_s", "beats", "length"])
+    writer.writeheader()
+    writer.writerows(episodes)
+    return buf.getvalue()
