@@ -17,6 +17,7 @@ import dataclasses
 import json
 import time
 
+import numpy as np
 import torch
 
 from edgemed.train.cross_validation import cross_validate
@@ -30,6 +31,8 @@ MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 SAVED = ROOT / "build" / "mitdb_cv"
 HEADER = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %", "macro-F1 %", "minutes"]
 
+PAST = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
+MORPHOLOGY = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
 # name: (change to the training config, change to the model config, change to the data options)
 VARIANTS = {
     "recipe": ({}, {}, {}),
@@ -44,6 +47,9 @@ VARIANTS = {
     "focal loss": ({"loss": Loss.FOCAL}, {}, {}),
     "augmentation": ({"augment": True}, {}, {}),
     "ratios only": ({}, {}, {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
+    "morphology features": ({}, {}, {"rr_features": PAST + MORPHOLOGY}),
+    "morphology without rhythm path": ({}, {"rr_skip": False, "morphology_dropout": 0.0},
+                                   {"rr_features": PAST + MORPHOLOGY}),
 }
 
 
@@ -100,6 +106,9 @@ def _run(name: str, args: argparse.Namespace) -> dict:
               "details": f"### {name}\n\n{cv.markdown()}"}
     SAVED.mkdir(parents=True, exist_ok=True)
     (SAVED / f"{_slug(name)}.json").write_text(json.dumps(result))
+    ds = _CACHE[key]
+    np.savez(SAVED / f"{_slug(name)}.npz", probabilities=cv.probabilities, y=ds.y, groups=ds.groups.astype(str),
+             labels=np.array(ds.labels))  # out-of-fold probabilities, for threshold studies
     print(" | ".join(str(c) for c in row), flush=True)
     return result
 

@@ -30,6 +30,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "verify-bundle": ("edgemed.cli.deploy", "verify_bundle_command", "runtime",
                       "Check a bundle: layout, checksums, signature."),
     "keygen": ("edgemed.cli.deploy", "keygen_command", "runtime", "Make an Ed25519 key pair to sign bundles."),
+    "monitor": ("edgemed.cli.monitor", "monitor_command", "runtime",
+                "Monitor a live ECG: beats, alarms, JSON lines, FHIR and a report."),
 }
 HEAVY_MODULES = {"torch", "tqdm", "matplotlib", "onnx", "onnxscript"}
 

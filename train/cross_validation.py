@@ -64,6 +64,7 @@ class CrossValidation:
     folds: list[FoldResult]
     pooled: dict[str, Any]  # every sample predicted once, by the fold that held it out
     config: dict[str, Any] = field(default_factory=dict)
+    probabilities: np.ndarray | None = field(default=None, repr=False)  # out-of-fold, per sample (not in JSON)
 
     def summary(self) -> dict[str, dict[str, dict[str, float | None]]]:
         """Per class and metric (sensitivity, ppv, f1): mean and standard deviation over the folds that hold the
@@ -138,4 +139,4 @@ def cross_validate(model_name: str, ds: Dataset, k: int, cfg: TrainConfig,
                                   result.calibration.temperature if result.calibration else None))
         if progress is not None:
             progress(i + 1, k, report)
-    return CrossValidation(ds.labels, results, classification_report(ds.y, probs, ds.labels))
+    return CrossValidation(ds.labels, results, classification_report(ds.y, probs, ds.labels), probabilities=probs)

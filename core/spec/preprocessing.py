@@ -113,7 +113,9 @@ class Window:
 
 
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre",
-               "local_long", "pre_median", "local_cv")
+               "local_long", "pre_median", "local_cv",
+               # morphology against the patient's own beats (edgemed.runtime.ecg.morphology)
+               "qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
 
 
 @dataclass
@@ -126,8 +128,11 @@ class BeatContext:
     `long_rr` (mean of the pre-RR intervals of the previous `long_window_s` seconds), and their ratios
     (`pre_local` = pre_rr / local_rr, ...), `pre_median` (pre_rr over the median of the previous `local_beats`
     intervals: prematurity that ectopic neighbours do not blur) and `local_cv` (their coefficient of variation:
-    high in atrial fibrillation, where an early beat is not ectopic). `template_beats`: the median of the previous
-    that many beat windows is fed beside each beat (0: none), a per-patient reference of its usual morphology.
+    high in atrial fibrillation, where an early beat is not ectopic). Morphology features against the patient's own
+    beats may be listed too (`qrs_corr`, `p_corr`, `qrs_energy`, `qrs_width`, `residual`, `cluster_share`,
+    `cluster_rr`: see `edgemed.runtime.ecg.morphology`; they need a template). `template_beats`: the median of the
+    previous that many beat windows is fed beside each beat (0: none), a per-patient reference of its usual
+    morphology.
     Positions are first moved to the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
 
     features: tuple[str, ...] = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long",
@@ -151,6 +156,8 @@ class BeatContext:
         unknown = set(self.features) - set(RR_FEATURES)
         if unknown or not self.features:
             raise SpecError(f"beat context: unknown RR features {sorted(unknown)}; known: {RR_FEATURES}")
+        if self.template_beats == 0 and set(self.features) & set(RR_FEATURES[11:]):
+            raise SpecError("beat context: morphology features compare a beat with its template; keep template_beats")
         if self.causal and any(f.startswith("post") for f in self.features):
             raise SpecError("beat context: a causal model cannot use post_rr features (they need the next beat)")
         if self.local_beats < 1 or self.long_window_s <= 0 or self.template_beats < 0 or self.align_s < 0:

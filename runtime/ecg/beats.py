@@ -144,7 +144,7 @@ class BeatStream:
         if self.conditioner is None:
             raise InputError(f"{owner.model.path.name}: its preprocessing is zero-phase (it needs the whole "
                              "recording); only a model trained with causal preprocessing can stream")
-        self.tracker = ContextTracker(owner.rate, owner.ctx)
+        self.tracker = ContextTracker(owner.rate, owner.ctx, owner.before)
         self._buffer = np.zeros((model_leads, 0), np.float32)
         self._base = 0  # conditioned sample index of _buffer[:, 0]
         self._pending: list[tuple[int, int]] = []  # (raw position, conditioned position), in time order

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemed.core.spec import BeatContext, Window
+from edgemed.runtime.ecg.morphology import MORPHOLOGY_FEATURES, MorphologyTracker
 
 DEFAULT_RR_S = 0.8
 MIN_RR_S = 0.15  # shorter intervals are taken as this (two positions on one beat; no heart beats faster)
@@ -70,8 +71,11 @@ class ContextTracker:
     """Rhythm features and template of each beat from the beats before it (and the next one, for a non-causal
     context). Feed beats in time order with `next_inputs`."""
 
-    def __init__(self, fs: float, ctx: BeatContext) -> None:
+    def __init__(self, fs: float, ctx: BeatContext, r_index: int = 0) -> None:
+        """`r_index`: where the R peak lies in each window (the window's samples before it)."""
         self.fs, self.ctx = fs, ctx
+        wanted = set(ctx.features) & set(MORPHOLOGY_FEATURES)
+        self._morphology = MorphologyTracker(fs, r_index) if wanted else None
         self._last: int | None = None
         self._pre: deque[float] = deque(maxlen=ctx.local_beats)
         self._long: deque[tuple[int, float]] = deque()
@@ -98,11 +102,14 @@ class ContextTracker:
                   "pre_local": pre_f / local_f, "pre_long": pre_f / long_f, "post_local": post_f / local_f,
                   "post_pre": post_f / pre_f, "local_long": local_f / long_f,
                   "pre_median": pre_f / (median if median is not None else pre_f), "local_cv": spread}
-        rr = np.array([values[f] for f in ctx.features], dtype=np.float32)
         template = None
         if ctx.template_beats:
             template = (np.median(np.stack(self._windows), axis=0).astype(np.float32) if self._windows
                         else window.astype(np.float32))
+        if self._morphology is not None:
+            values.update(self._morphology.features(window[0], None if template is None else template[0],
+                                                    values["pre_local"]))
+        rr = np.array([values[f] for f in ctx.features], dtype=np.float32)
         if pre is not None:
             self._pre.append(pre)
             self._long.append((position, pre))
@@ -118,7 +125,7 @@ def beat_inputs(signal: np.ndarray, beats: np.ndarray, fs: float, window: Window
     positions = locate_r(np.asarray(signal)[0], beats, fs, ctx.align_s, ctx.align_s) if align else beats
     before, after = window.offsets(fs)
     windows, padded = padded_windows(signal, positions, before, after)
-    tracker = ContextTracker(fs, ctx)
+    tracker = ContextTracker(fs, ctx, before)
     rr = np.zeros((len(positions), len(ctx.features)), np.float32)
     template = np.zeros_like(windows) if ctx.template_beats else None
     for i, p in enumerate(positions):

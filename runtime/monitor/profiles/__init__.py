@@ -1,0 +1,1 @@
+"""Built-in alarm profiles of the monitor (TOML)."""

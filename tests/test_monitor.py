@@ -1,0 +1,258 @@
+"""`edgemed monitor`: the wire format, every alarm, replay equal to `run` beat for beat, faults as events (stdin,
+a socket that drops and comes back), SIGTERM flushing every output, FHIR resources that validate, and the report."""
+
+from __future__ import annotations
+
+import csv
+import html.parser
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgemed.cli.main import cli
+from edgemed.core.errors import InputError
+from edgemed.runtime.model import EdgeModel
+from edgemed.runtime.monitor.alarms import AlarmEngine
+from edgemed.runtime.monitor.framing import FrameDecoder, StreamHeader, decode_header, encode_frames
+from edgemed.runtime.monitor.profile import load_alarm_profile
+from edgemed.runtime.monitor.session import Monitor
+from edgemed.runtime.monitor.sources import TcpSource
+from edgemed.train.data.synthetic_ecg import synthetic_recording
+
+from helpers import write_wfdb
+
+FS = 360.0
+
+
+def test_frames_round_trip_and_a_bad_header_is_named():
+    header = StreamHeader(250.0, 2, sample_type=1)
+    sig = np.array([[0.1, -0.2, 1.5], [0.0, 0.3, -1.0]])
+    data = header.encode() + encode_frames(header, sig)
+    decoded = decode_header(data[:16])
+    decoder = FrameDecoder(decoded)
+    out = np.concatenate([decoder.feed(data[16:21]), decoder.feed(data[21:])], axis=1)
+    np.testing.assert_allclose(out, sig, atol=1e-3)
+    for bad, message in ((b"XXXX" + data[4:16], "magic"), (data[:6] + b"\x00\x00" + data[8:16], "channels"),
+                         (data[:8] + np.float64(np.nan).tobytes(), "sampling rate")):
+        with pytest.raises(InputError, match=message):
+            decode_header(bad)
+
+
+@pytest.fixture
+def engine():
+    return AlarmEngine(load_alarm_profile("adult"), FS)
+
+
+def _feed(engine, beats):
+    updates = []
+    for t, label in beats:
+        updates += engine.beat(t, label)
+    return [(state, e.kind) for state, e in updates]
+
+
+def test_ventricular_runs_couplets_and_frequent_pvcs(engine):
+    beats = [(k * 0.8, "N") for k in range(10)]
+    beats += [(8.0 + 0.4 * k, "V") for k in range(4)] + [(10.0, "N"), (10.4, "V"), (10.8, "V"), (11.6, "N")]
+    got = _feed(engine, beats)
+    assert ("start", "ventricular_run") in got and ("end", "ventricular_run") in got
+    assert ("point", "couplet") in got
+    run = next(e for e in engine.events if e.kind == "ventricular_run")
+    assert run.evidence["beats"] == 4 and run.start_s == pytest.approx(8.0) and run.end_s == pytest.approx(9.2)
+    assert engine.p.priorities["ventricular_run"] == "high"
+
+
+def test_rate_alarms_hold_then_end_with_hysteresis(engine):
+    slow = [(k * 1.5, "N") for k in range(20)]  # 40 bpm
+    got = _feed(engine, slow)
+    assert ("start", "bradycardia") in got
+    assert next(e for e in engine.events if e.kind == "bradycardia").start_s >= 0
+    t = slow[-1][0]
+    back = [(t + (k + 1) * 1.15, "N") for k in range(12)]  # 52 bpm: within the limit, but not by 5 bpm
+    assert ("end", "bradycardia") not in _feed(engine, back)
+    t = back[-1][0]
+    assert ("end", "bradycardia") in _feed(engine, [(t + (k + 1) * 0.9, "N") for k in range(12)])
+
+
+def test_a_pause_asystole_and_lead_off_are_told_apart(engine):
+    _feed(engine, [(k * 0.8, "N") for k in range(10)])
+    assert [(s, e.kind) for s, e in engine.beat(7.2 + 3.5, "N")] == [("point", "pause")]
+    assert engine.tick(10.7 + 4.0) == [] and engine.signal(14.7, flat=False) == []
+    started = engine.tick(10.7 + 5.5)
+    assert [(s, e.kind) for s, e in started] == [("start", "asystole")]
+    assert [(s, e.kind) for s, e in engine.beat(17.0, "N")][0] == ("end", "asystole")
+    # a flat signal is a lead-off, and no asystole is called while the leads are off
+    assert [(s, e.kind) for s, e in engine.signal(19.0, flat=True)] == [("start", "lead_off")]
+    assert engine.tick(30.0) == []
+
+
+def test_irregular_rhythm_raises_atrial_fibrillation(engine):
+    rng = np.random.default_rng(2)
+    t = np.cumsum(rng.uniform(0.45, 1.1, 80))
+    got = _feed(engine, [(float(x), "N") for x in t])
+    assert ("start", "atrial_fibrillation") in got
+
+
+def test_poor_signal_quality_and_source_faults(engine):
+    got = _feed(engine, [(k * 0.8, "uncertain" if k % 2 else "N") for k in range(30)])
+    assert ("start", "signal_quality") in got
+    assert [(s, e.kind) for s, e in engine.fault(24.0, "stall", "no samples", ongoing=True)] == [
+        ("start", "source_fault")]
+    assert [(s, e.kind) for s, e in engine.recovered(27.0)] == [("end", "source_fault")]
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mon")
+    sig, beats, kinds = synthetic_recording("mixed", 150, FS, 1, seed=9)
+    write_wfdb(folder, "m1", sig, FS, ["lead1"], beats, [{"N": "N", "S": "A", "V": "V"}[k] for k in kinds])
+    return folder / "m1"
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_replay_gives_run_s_beats_and_labels_and_writes_every_output(exported, record, tmp_path):
+    model = exported["beat_cnn"]
+    runner = CliRunner()
+    ran = runner.invoke(cli, ["run", str(model), str(record), "--out", str(tmp_path / "run.csv")])
+    assert ran.exit_code == 0, ran.output
+    with open(tmp_path / "run.csv") as f:
+        expected = [(round(float(r["time_s"]), 3), r["label"]) for r in csv.DictReader(f)]
+    result = runner.invoke(cli, ["monitor", str(model), str(record), "--speed", "0", "--jsonl",
+                                 str(tmp_path / "m.jsonl"), "--report", str(tmp_path / "r.html"), "--fhir",
+                                 str(tmp_path / "fhir"), "-q"])
+    assert result.exit_code == 0, result.output
+    beats = [(b["t"], b["label"]) for b in _jsonl(tmp_path / "m.jsonl") if b["type"] == "beat"]
+    assert len(beats) == len(expected)
+    assert all(abs(a[0] - b[0]) <= 0.002 and a[1] == b[1] for a, b in zip(beats, expected, strict=True))
+    _check_fhir(tmp_path / "fhir")
+    _check_report(tmp_path / "r.html")
+    again = runner.invoke(cli, ["monitor", str(model), str(record), "--speed", "0", "--jsonl",
+                                str(tmp_path / "m.jsonl"), "-q"])
+    assert again.exit_code == 1 and "already exists" in again.output  # nothing replaced without --force
+
+
+def _check_fhir(folder):
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.observation import Observation
+
+    kinds = {}
+    for name in ("heart-rate.json", "rhythm.json", "alarms.json"):
+        data = json.loads((folder / name).read_text())
+        Bundle.model_validate(data)
+        for entry in data["entry"]:
+            Observation.model_validate(entry["resource"])
+        kinds[name] = data["entry"]
+    hr = kinds["heart-rate.json"][0]["resource"]
+    assert hr["code"]["coding"][0]["code"] == "8867-4" and hr["valueQuantity"]["unit"] == "/min"
+    strips = [e["resource"] for e in kinds["alarms.json"] if "component" in e["resource"]]
+    assert all(len(s["component"][0]["valueSampledData"]["data"].split()) > 100 for s in strips)
+
+
+class _Parser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.sources = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.sources += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def _check_report(path):
+    text = path.read_text()
+    parser = _Parser()
+    parser.feed(text)
+    assert parser.sources == []  # self-contained: nothing fetched
+    assert parser.tags.count("svg") >= 1 and "table" in parser.tags and "Beats per class per hour" in text
+
+
+def _frames(signal_mv, fs=FS):
+    header = StreamHeader(fs, 1, sample_type=1)
+    return header.encode() + encode_frames(header, signal_mv)
+
+
+def test_stdin_faults_are_events_and_sigterm_flushes_every_output(exported, tmp_path):
+    sig, _, _ = synthetic_recording("mixed", 40, FS, 1, seed=11)
+    out = tmp_path / "s.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgemed.cli", "monitor", str(exported["beat_cnn"]), "-",
+                             "--jsonl", str(out), "--report", str(tmp_path / "s.html"), "-q"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(_frames(sig))
+    proc.stdin.flush()
+    time.sleep(6)  # then nothing: a stall
+    proc.send_signal(signal.SIGTERM)
+    said, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    records = _jsonl(out)
+    assert sum(r["type"] == "beat" for r in records) > 20
+    assert any(r["type"] == "event" and r["kind"] == "source_fault" for r in records)
+    assert (tmp_path / "s.html").read_text().rstrip().endswith("</html>")
+    assert b"stopped by signal" in said
+
+
+def test_a_socket_that_drops_and_comes_back_resumes(exported, tmp_path):
+    sig, _, _ = synthetic_recording("mixed", 30, FS, 1, seed=12)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def serve():
+        for part, extra in ((sig[:, : sig.shape[1] // 2], b"\x01"), (sig[:, sig.shape[1] // 2 :], b"")):
+            conn, _ = server.accept()
+            conn.sendall(_frames(part) + extra)  # the first connection drops inside a frame
+            conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    records = []
+    source = TcpSource("127.0.0.1", port, retry_s=0.1, reconnect=1)
+    session = Monitor(EdgeModel(exported["beat_cnn"]), source, load_alarm_profile("adult"), records.append)
+    session.run()
+    faults = [r["evidence"]["fault"] for r in records if r["type"] == "event" and r["kind"] == "source_fault"]
+    assert "frame" in faults and "disconnect" in faults
+    beats = [r["t"] for r in records if r["type"] == "beat"]
+    assert beats and max(beats) > 20  # beats after the reconnection, on one time line
+    assert session.t == pytest.approx(sig.shape[1] / FS, abs=0.01)
+
+
+def test_a_wrong_sampling_rate_is_refused_cleanly(exported, tmp_path):
+    data = _frames(np.zeros((1, 100)), fs=1.0)
+    result = subprocess.run([sys.executable, "-m", "edgemed.cli", "monitor", str(exported["beat_cnn"]), "-",
+                             "--jsonl", str(tmp_path / "w.jsonl"), "-q"], input=data, capture_output=True)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr and b"Hz" in result.stderr
+    assert any(r["kind"] == "source_fault" for r in _jsonl(tmp_path / "w.jsonl") if r["type"] == "event")
+
+
+def test_memory_stays_bounded_over_a_long_replay(exported):
+    """An hour of signal through a session: everything it keeps is bounded (the soak benchmark measures RSS)."""
+    sig, _, _ = synthetic_recording("mixed", 3600, 180.0, 1, seed=13)
+
+    class Hour:
+        name, fs, names, annotations = "hour", 180.0, ["lead1"], None
+
+        def chunks(self):
+            from edgemed.runtime.monitor.sources import Chunk
+
+            for k in range(0, sig.shape[1], 180):
+                yield Chunk(sig[:, k : k + 180])
+
+        def close(self):
+            pass
+
+    session = Monitor(EdgeModel(exported["beat_cnn"]), Hour(), load_alarm_profile("adult"), lambda r: None)
+    session.run()
+    assert session.t == pytest.approx(3600, abs=1)
+    assert session._history_len <= 61 * 180 and len(session._recent) < 200
+    assert len(session.state.trend) <= 3600 / 10 + 1 and len(session.strips) <= 200
