@@ -33,23 +33,34 @@ HEADER = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %",
 
 PAST = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
 MORPHOLOGY = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
-# name: (change to the training config, change to the model config, change to the data options)
+SINGLE_CONFIG = {"rr_skip": True, "morphology_dropout": 0.3}
+
+
+def single(train: dict | None = None, model: dict | None = None, data: dict | None = None) -> tuple:
+    """A variant of the single beat_cnn of earlier rounds (the ensemble's first member alone)."""
+    return ({**(train or {})}, {"model": "beat_cnn", **SINGLE_CONFIG, **(model or {})},
+            {"rr_features": PAST, **(data or {})})
+
+
+# name: (change to the training config, change to the model config, change to the data options). "recipe" is the
+# mitdb recipe (the two-member ensemble); the rest change the single model of earlier rounds.
 VARIANTS = {
     "recipe": ({}, {}, {}),
-    "no rhythm path": ({}, {"rr_skip": False, "morphology_dropout": 0.0}, {}),
-    "no template": ({}, {"template": False}, {"template_beats": 0}),
-    "no amplitude scaling": ({}, {"scale_by_template": False}, {}),
-    "next-beat (full context)": ({}, {}, {"context": "full"}),
-    "shuffled batches + inverse weights": ({"sampling": Sampling.SHUFFLE, "class_weighting": ClassWeighting.INVERSE},
-                                          {}, {}),
-    "shuffled batches + capped weights": ({"sampling": Sampling.SHUFFLE, "class_weighting": ClassWeighting.CAPPED},
-                                         {}, {}),
-    "focal loss": ({"loss": Loss.FOCAL}, {}, {}),
-    "augmentation": ({"augment": True}, {}, {}),
-    "ratios only": ({}, {}, {"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
-    "morphology features": ({}, {}, {"rr_features": PAST + MORPHOLOGY}),
-    "morphology without rhythm path": ({}, {"rr_skip": False, "morphology_dropout": 0.0},
-                                   {"rr_features": PAST + MORPHOLOGY}),
+    "single model": single(),
+    "no rhythm path": single(model={"rr_skip": False, "morphology_dropout": 0.0}),
+    "no template": single(model={"template": False}, data={"template_beats": 0}),
+    "no amplitude scaling": single(model={"scale_by_template": False}),
+    "next-beat (full context)": single(data={"context": "full", "rr_features": None}),
+    "shuffled batches + inverse weights": single({"sampling": Sampling.SHUFFLE,
+                                                  "class_weighting": ClassWeighting.INVERSE}),
+    "shuffled batches + capped weights": single({"sampling": Sampling.SHUFFLE,
+                                                 "class_weighting": ClassWeighting.CAPPED}),
+    "focal loss": single({"loss": Loss.FOCAL}),
+    "augmentation": single({"augment": True}),
+    "ratios only": single(data={"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
+    "morphology features": single(data={"rr_features": PAST + MORPHOLOGY}),
+    "morphology without rhythm path": single(model={"rr_skip": False, "morphology_dropout": 0.0},
+                                             data={"rr_features": PAST + MORPHOLOGY}),
 }
 
 
@@ -90,14 +101,16 @@ _CACHE: dict[str, object] = {}
 def _run(name: str, args: argparse.Namespace) -> dict:
     """Cross-validate one variant, print its row and save it for --collect."""
     train_change, model_change, data_change = VARIANTS[name]
-    options = {**MITDB_RECIPE.data, **data_change}
+    model_change = dict(model_change)
+    model_name = model_change.pop("model", MITDB_RECIPE.model)
+    base_config = MITDB_RECIPE.model_config if model_name == MITDB_RECIPE.model else {}
+    options = {k: v for k, v in {**MITDB_RECIPE.data, **data_change}.items() if v is not None}
     key = repr(sorted(options.items()))
     if key not in _CACHE:
         _CACHE[key] = load_wfdb(MITDB, **options)
     cfg = dataclasses.replace(MITDB_RECIPE.train, epochs=args.epochs, progress=False, **train_change)
     start = time.perf_counter()
-    cv = cross_validate(MITDB_RECIPE.model, _CACHE[key], args.folds, cfg,
-                        {**MITDB_RECIPE.model_config, **model_change})
+    cv = cross_validate(model_name, _CACHE[key], args.folds, cfg, {**base_config, **model_change})
     minutes = (time.perf_counter() - start) / 60
     s = cv.summary()
     row = ([name] + [f"{pct(s[c]['sensitivity']['pooled'])} / {pct(s[c]['ppv']['pooled'])}"

@@ -42,6 +42,8 @@ RUNS = {
     "cnn_gru_frames": ("synthetic-frames", {"samples": 30}, {}),
     "cnn2d": ("synthetic-fundus", {"samples": 30, "image_size": 32}, {"channels": (8, 16)}),
     "beat_cnn": ("synthetic-beats", {"samples": 12}, {"channels": (8, 16)}),
+    "beat_ensemble": ("synthetic-beats", {"samples": 12},
+                      {"channels": (8, 16), "members": ({"rr_skip": True}, {"rr_skip": False, "dropout": 0.0})}),
 }
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgemed.cli.main import cli
 from edgemed.runtime.ecg.episode_match import compare
-from edgemed.runtime.ecg.episodes import AFTracker, Episode, af_episodes, reference_af, runs
+from edgemed.runtime.ecg.episodes import AFRelabel, AFTracker, Episode, af_episodes, reference_af, runs
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
 from helpers import write_wfdb
@@ -57,6 +57,21 @@ def test_the_tracker_needs_a_full_window_before_it_says_anything():
     rng = np.random.default_rng(1)
     states = [tracker.push(int(s), "N") for s in _positions(rng.uniform(0.4, 1.2, 20))]
     assert not any(states[:18]) and all(states[18:])  # 18 intervals: the window and two for the lag-2 differences
+
+
+def test_s_beats_in_irregular_rhythm_become_n_and_elsewhere_stay_s():
+    rng = np.random.default_rng(2)
+    sinus = np.full(60, 0.8)
+    sinus[30::10] = 0.5  # premature atrial beats in a regular rhythm
+    rr = np.concatenate([sinus, rng.uniform(0.45, 1.1, 80)])
+    labels = ["S" if k % 10 == 0 else "N" for k in range(len(rr))]
+    out, changed = AFRelabel(FS, ("N", "S", "V", "F")).apply(_positions(rr), labels)
+    assert out[:60] == labels[:60]  # regular: the premature beats are kept
+    relabelled = [k for k in range(len(rr)) if labels[k] != out[k]]
+    assert changed == len(relabelled) >= 4 and all(k >= 60 and labels[k] == "S" for k in relabelled)
+    assert {out[k] for k in relabelled} == {"N"}
+    # a model without both S and N is left as it is
+    assert AFRelabel(FS, ("S", "V")).apply(_positions(rr), labels) == (labels, 0)
 
 
 def test_comparison_counts_overlaps_and_af_durations():

@@ -17,7 +17,8 @@ FAMILIES = list_models()
 
 
 def test_registry_lists_every_family():
-    assert set(FAMILIES) == {"gru", "lstm", "rnn", "cnn_gru", "cnn_lstm", "cnn_gru_frames", "cnn2d", "beat_cnn"}
+    assert set(FAMILIES) == {"gru", "lstm", "rnn", "cnn_gru", "cnn_lstm", "cnn_gru_frames", "cnn2d", "beat_cnn",
+                             "beat_ensemble"}
 
 
 def test_unknown_model_config_key_and_fixed_cell_are_refused():
@@ -29,6 +30,22 @@ def test_unknown_model_config_key_and_fixed_cell_are_refused():
         create_model("gru", labels=["only"])
     with pytest.raises(ModelError, match="cell='lstm' is fixed"):
         create_model("lstm", cell="gru")
+
+
+def test_beat_ensemble_is_the_mean_log_probability_of_its_members():
+    model = create_model("beat_ensemble", channels=(8, 16),
+                         members=[{"rr_skip": True}, {"rr_skip": False, "dropout": 0.0}]).eval()
+    assert [m.config.rr_skip for m in model.members] == [True, False]
+    inputs = _inputs(model)
+    with torch.no_grad():
+        members = torch.stack([torch.log_softmax(m(*inputs), dim=1) for m in model.members])
+        np.testing.assert_allclose(model(*inputs).numpy(), members.mean(dim=0).numpy(), atol=1e-6)
+    with pytest.raises(ModelError, match="out of range"):  # a member's config is bounded like any config
+        create_model("beat_ensemble", members=[{"channels": (8, 10**12)}])
+    with pytest.raises(ModelError, match="unknown config key.*widht"):
+        create_model("beat_ensemble", members=[{"widht": 3}])
+    with pytest.raises(ModelError, match="1 to 8"):
+        create_model("beat_ensemble", members=[])
 
 
 def _inputs(model, batch: int = 3) -> tuple[torch.Tensor, ...]:

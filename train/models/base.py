@@ -111,6 +111,7 @@ class Traits:
     augments_by_default: bool = False
     context: tuple[str, ...] = ()  # context sources its inputs take (see edgemed.runtime.ecg.context)
     streams: bool = True  # has a chunk-by-chunk streaming variant (`streaming_module`)
+    members: bool = False  # an ensemble: its `members` are trained one by one, then it is calibrated whole
 
 
 class EdgeModule(nn.Module):

@@ -42,6 +42,7 @@ class BeatConfig(BaseConfig):
     dropout: float = 0.2
     morphology_dropout: float = 0.0  # drops whole morphology features in training: leans on the rhythm too
     rr_skip: bool = False  # a linear path from the RR features straight to the logits
+    feature_names: tuple[str, ...] = ()  # the context features it reads, of those the data has (empty: all)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,12 +62,19 @@ class BeatClassifier(EdgeModule):
         c = config
         self.blocks = nn.Sequential(*(ConvBlock1d(a, b, c.kernel_size, 2, causal=False)
                                       for a, b in pairs(c.leads * (2 if c.template else 1), c.channels)))
-        self.rr_norm = nn.BatchNorm1d(c.rr_features)
-        self.rr = nn.Sequential(nn.Linear(c.rr_features, c.rr_hidden), nn.ReLU())
+        available = c.preprocessing.beat_context.features if c.preprocessing.beat_context else ()
+        chosen = [available.index(f) for f in c.feature_names if f in available] if c.feature_names else []
+        if len(chosen) != len(c.feature_names):
+            raise ModelError(f"beat_cnn: feature_names {list(c.feature_names)} are not all among the data's "
+                             f"features {list(available)}")
+        self.register_buffer("rr_index", torch.tensor(chosen, dtype=torch.long), persistent=False)
+        n_rr = len(chosen) or c.rr_features
+        self.rr_norm = nn.BatchNorm1d(n_rr)
+        self.rr = nn.Sequential(nn.Linear(n_rr, c.rr_hidden), nn.ReLU())
         self.morph_drop = nn.Dropout(c.morphology_dropout)
         self.mix = nn.Sequential(nn.Linear(2 * c.channels[-1] + c.rr_hidden, c.hidden), nn.ReLU())
         self.head = head(c.hidden, c)
-        self.rr_direct = nn.Linear(c.rr_features, c.num_classes) if c.rr_skip else None
+        self.rr_direct = nn.Linear(n_rr, c.num_classes) if c.rr_skip else None
 
     @classmethod
     def context_config(cls, shapes: dict[str, tuple[int, ...]]) -> dict:
@@ -109,7 +117,7 @@ class BeatClassifier(EdgeModule):
             x = self.norm(x)
         z = self.blocks(x)
         morphology = self.morph_drop(torch.cat([z.mean(dim=2), z.amax(dim=2)], dim=1))
-        rhythm = self.rr_norm(rr)
+        rhythm = self.rr_norm(rr.index_select(1, self.rr_index) if self.rr_index.numel() else rr)
         features = self.mix(torch.cat([morphology, self.rr(rhythm)], dim=1))
         if self.rr_direct is None:
             return self.head(features)
