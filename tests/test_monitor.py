@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html.parser
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,25 +121,56 @@ def _jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_replay_gives_run_s_beats_and_labels_and_writes_every_output(exported, record, tmp_path):
-    model = exported["beat_cnn"]
+@pytest.fixture(scope="module")
+def replayed(exported, record, tmp_path_factory):
+    """The record through `run` and through `monitor` (every output): (run's beats, the monitor's folder)."""
+    model, out = exported["beat_cnn"], tmp_path_factory.mktemp("replayed")
     runner = CliRunner()
-    ran = runner.invoke(cli, ["run", str(model), str(record), "--out", str(tmp_path / "run.csv")])
+    ran = runner.invoke(cli, ["run", str(model), str(record), "--out", str(out / "run.csv")])
     assert ran.exit_code == 0, ran.output
-    with open(tmp_path / "run.csv") as f:
+    with open(out / "run.csv") as f:
         expected = [(round(float(r["time_s"]), 3), r["label"]) for r in csv.DictReader(f)]
     result = runner.invoke(cli, ["monitor", str(model), str(record), "--speed", "0", "--jsonl",
-                                 str(tmp_path / "m.jsonl"), "--report", str(tmp_path / "r.html"), "--fhir",
-                                 str(tmp_path / "fhir"), "-q"])
+                                 str(out / "m.jsonl"), "--report", str(out / "r.html"), "--fhir",
+                                 str(out / "fhir"), "-q"])
     assert result.exit_code == 0, result.output
-    beats = [(b["t"], b["label"]) for b in _jsonl(tmp_path / "m.jsonl") if b["type"] == "beat"]
+    return expected, out
+
+
+def test_replay_gives_run_s_beats_and_labels_and_writes_every_output(exported, record, replayed):
+    expected, out = replayed
+    beats = [(b["t"], b["label"]) for b in _jsonl(out / "m.jsonl") if b["type"] == "beat"]
     assert len(beats) == len(expected)
     assert all(abs(a[0] - b[0]) <= 0.002 and a[1] == b[1] for a, b in zip(beats, expected, strict=True))
-    _check_fhir(tmp_path / "fhir")
-    _check_report(tmp_path / "r.html")
-    again = runner.invoke(cli, ["monitor", str(model), str(record), "--speed", "0", "--jsonl",
-                                str(tmp_path / "m.jsonl"), "-q"])
+    _check_fhir(out / "fhir")
+    _check_report(out / "r.html")
+    again = CliRunner().invoke(cli, ["monitor", str(exported["beat_cnn"]), str(record), "--speed", "0", "--jsonl",
+                                     str(out / "m.jsonl"), "-q"])
     assert again.exit_code == 1 and "already exists" in again.output  # nothing replaced without --force
+
+
+def _browser() -> str | None:
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no headless browser (apt install chromium)")
+def test_the_report_renders_in_a_headless_browser_offline(replayed, tmp_path):
+    from PIL import Image
+
+    _, out = replayed
+    flags = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9"]  # any fetch would fail
+    url = (out / "r.html").as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and "<svg" in dom.stdout and "Beats per class per hour" in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1000,1400", url], capture_output=True,
+                   timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.shape == (1400, 1000)
+    drawn = (pixels < 200).mean(axis=1)  # rows with ink: text, the trend, the strips
+    assert (drawn > 0.005).mean() > 0.2  # the page is drawn, not blank or an error page
 
 
 def _check_fhir(folder):
