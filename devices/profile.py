@@ -16,7 +16,7 @@ PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("fp32", "fp16", "int8")
 # Instruction-set classes int8 kernels differ on: x86 without VNNI (u8 x s8 products saturate in 16 bits), x86 with
 # VNNI (AVX512-VNNI or AVX-VNNI: exact 32-bit accumulation), and aarch64 (its own dot-product kernels).
-ISA_CLASSES = ("x86-avx2", "x86-vnni", "aarch64")
+ISA_CLASSES = ("x86-avx2", "x86-vnni", "x86-amx", "aarch64")
 EMULATION_NOTE = "emulated: thread count and providers only"
 
 
@@ -113,10 +113,22 @@ def host_isa() -> str:
         return "aarch64"
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
+            flags = next((line.split(":", 1)[-1] for line in f if line.startswith("flags")), "")
     except OSError:
         flags = ""
-    return "x86-vnni" if (" avx512_vnni" in flags or " avx_vnni" in flags) else "x86-avx2"
+    return isa_of_flags(flags)
+
+
+def isa_of_flags(flags: str) -> str:
+    """The x86 class of a CPU from its /proc/cpuinfo flags: `x86-amx` with AMX int8 tiles (onnxruntime's int8 GEMM
+    and OpenVINO's bf16 use them), `x86-vnni` with AVX-512 or AVX VNNI (u8 x s8 dot products summed exactly in 32
+    bits), else `x86-avx2` (pairs summed in 16 bits first, which can saturate)."""
+    have = set(flags.split())
+    if {"amx_tile", "amx_int8"} <= have:
+        return "x86-amx"
+    if have & {"avx512_vnni", "avx_vnni"}:
+        return "x86-vnni"
+    return "x86-avx2"
 
 
 def _detect_host(profile: DeviceProfile) -> DeviceProfile:

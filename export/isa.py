@@ -1,8 +1,9 @@
 """Int8 results on each instruction-set class a device may have (`edgemed.devices.profile.ISA_CLASSES`).
 
-onnxruntime's int8 kernels differ by CPU: x86 with VNNI accumulates u8 x s8 products exactly in 32 bits; x86
-without VNNI (AVX2) adds pairs of them in 16 bits first (`vpmaddubsw`), which saturates when large activations meet
-large weights; aarch64 has its own dot-product kernels. The same int8 file can then give different logits on
+onnxruntime's int8 kernels differ by CPU: x86 with VNNI accumulates u8 x s8 products exactly in 32 bits, and so
+do AMX tiles (`x86-amx`, a kernel of its own since onnxruntime 1.14); x86 without VNNI (AVX2) adds pairs of them in
+16 bits first (`vpmaddubsw`), which saturates when large activations meet large weights; aarch64 has its own
+dot-product kernels. The same int8 file can then give different logits on
 different bedside CPUs. This module runs a model on a class other than the host's under qemu-user:
 
 - `x86-avx2` on an x86 host: the same Python under `qemu-x86_64-static -cpu Haswell` (AVX2, no VNNI);
@@ -51,6 +52,9 @@ def reachable(classes: tuple[str, ...] | list[str]) -> dict[str, str | None]:
             out[c] = None
         elif c == "x86-avx2" and host.startswith("x86"):
             out[c] = None if shutil.which("qemu-x86_64-static") else "qemu-x86_64-static is not installed"
+        elif c in ("x86-vnni", "x86-amx"):
+            out[c] = (f"{c} cannot be emulated (qemu implements neither VNNI nor AMX): run `edgemed quantize` on a "
+                      f"{c} machine to check it")
         elif c == "aarch64":
             out[c] = None if os.environ.get("EDGEMED_AARCH64_PYTHON") else (
                 "no aarch64 Python: set EDGEMED_AARCH64_PYTHON (scripts/setup_aarch64.sh builds one)")

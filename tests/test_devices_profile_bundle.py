@@ -49,6 +49,21 @@ def test_builtin_profiles_load_and_host_is_detected():
     assert jetson.emulation == EMULATION_NOTE  # no aarch64 Jetson here
 
 
+@pytest.mark.parametrize("flags,isa", [
+    ("fpu sse2 avx2 fma", "x86-avx2"),
+    ("avx2 avx512f avx512_vnni avx512_bf16", "x86-vnni"),  # e.g. AMD EPYC Zen 4, Intel Ice Lake
+    ("avx2 avx_vnni", "x86-vnni"),  # Alder Lake and later client CPUs
+    ("avx512_vnni avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8", "x86-amx"),  # Sapphire Rapids
+    ("avx512_vnni amx_tile", "x86-vnni"),  # tiles without int8 are no help to int8 GEMMs
+    ("avx512_vnnix", "x86-avx2"),  # whole flags only
+])
+def test_cpu_class_from_the_flags(flags, isa):
+    from edgemed.devices.profile import ISA_CLASSES, isa_of_flags
+
+    assert isa_of_flags(flags) == isa and isa in ISA_CLASSES
+    assert load_profile("xeon-amx").isa == "x86-amx"
+
+
 @pytest.mark.parametrize(
     "edit,message",
     [

@@ -181,7 +181,11 @@ def test_int8_scheme_is_chosen_per_instruction_set_class(exported, tmp_path, mon
     scheme = report.graph_passes["scheme"]
     assert scheme["chosen"] == "u8s8-reduced" and scheme["tried"][0]["result"].startswith("skipped")
     assert all(not scheme["tried"][1]["classes"][c]["checked"] for c in others)
-    assert isa_targets("all") [0] == host_isa() and len(isa_targets("all")) == 3
+    assert isa_targets("all")[0] == host_isa() and len(isa_targets("all")) == 4
+    monkeypatch.undo()
+    emulable = {"x86-avx2", host_isa()} if host_isa().startswith("x86") else {host_isa()}
+    for cls in {"x86-vnni", "x86-amx"} - emulable:  # no qemu implements VNNI or AMX: said, not pretended
+        assert "cannot be emulated" in isa_module.reachable([cls])[cls]
     with pytest.raises(QuantizationError, match="unknown instruction-set"):
         isa_targets("sparc")
     assert QuantScheme("u8u8") is QuantScheme.U8U8
