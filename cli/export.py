@@ -113,8 +113,8 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
               type=click.Choice([v.value for v in QuantScheme]),
               help="Static int8 types; auto: the first of u8s8, u8s8-reduced, u8u8 that holds on every --isa class.")
 @click.option("--isa", "isa_text", metavar="CLASSES",
-              help="Instruction-set classes the model must give the same results on (x86-avx2, x86-vnni, x86-amx, aarch64, or "
-                   "all); default: this machine's, plus --device's.")
+              help="Instruction-set classes the model must give the same results on (x86-avx2, x86-vnni, x86-amx, "
+                   "aarch64, or all); default: this machine's, plus --device's.")
 @click.option("--device", "device_name", metavar="PROFILE", help="The device the model is for: adds its class.")
 @click.option("--recurrent-weights", default=RecurrentWeights.FLOAT.value, show_default=True,
               type=click.Choice([v.value for v in RecurrentWeights]),
