@@ -50,13 +50,7 @@ HEADER = f"{'case':<44}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'mean us':>10}
 
 def machine() -> str:
     versions = ", ".join(f"{p} {_version(p)}" for p in ("onnxruntime", "torch", "numpy") if _version(p))
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-        cpu = model
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {versions}"
+    return f"{_processor()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {versions}"
 
 
 def _version(pkg: str) -> str | None:
@@ -72,13 +66,52 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, title: str, body: str, notes: str = "") -> Path:
-    """docs/results/<name>.md with the command that produced it, the date and the machine."""
+def cpu_class() -> str:
+    """This machine's CPU class (`edgemed.devices.profile.ISA_CLASSES`: x86-avx2, x86-vnni, x86-amx, aarch64)."""
+    from edgemed.devices.profile import host_isa
+
+    return host_isa()
+
+
+def write_results(name: str, title: str, body: str, notes: str = "", per_class: bool = False) -> Path:
+    """docs/results/<name>.md with the command that produced it, the date and the machine. With `per_class` the
+    file holds one section per CPU class and processor: this run replaces its own and keeps the others."""
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
-    text = (f"# {title}\n\nMeasured by `{command}` on {dt.date.today().isoformat()}.\n\nMachine: {machine()}.\n\n"
-            f"{body}\n" + (f"\n{notes}\n" if notes else ""))
+    measured = (f"Measured by `{command}` on {dt.date.today().isoformat()}.\n\nMachine: {machine()}.\n\n"
+                f"{body}\n" + (f"\n{notes}\n" if notes else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
+    if per_class:
+        sections = _sections(path.read_text()) if path.is_file() else {}
+        key = f"{cpu_class()}: {_processor()}"
+        sections[key] = "\n".join("#" + line if line.startswith("## ") else line for line in measured.splitlines())
+        text = f"# {title}\n\n{PER_CLASS_NOTE}\n" + "".join(
+            f"\n{MARK.format(k)}\n## {k}\n\n{v.strip()}\n" for k, v in sorted(sections.items()))
+    else:
+        text = f"# {title}\n\n{measured}"
     path.write_text(text)
     print(f"wrote {path}")
     return path
+
+
+MARK = "<!-- cpu: {} -->"
+PER_CLASS_NOTE = ("One section per CPU class (detected from the CPU flags: x86-avx2, x86-vnni, x86-amx, aarch64) and "
+                  "processor; a run replaces its own section and keeps the others. Compare numbers only within a "
+                  "section: each was measured in one run on one machine.")
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The per-class sections of a results file (key: 'class: processor'; the heading is left out)."""
+    out: dict[str, str] = {}
+    parts = text.split("<!-- cpu: ")[1:]
+    for part in parts:
+        key, _, rest = part.partition(" -->\n")
+        out[key] = rest.split("\n", 2)[2] if rest.startswith("## ") else rest
+    return out
+
+
+def _processor() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()

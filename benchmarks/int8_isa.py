@@ -64,7 +64,7 @@ def main() -> None:
         write_results("int8_isa", "Int8 results per CPU class", table,
                       f"Largest |logit(int8 on that class) - logit(fp32)| over {args.samples} validation samples, "
                       "and labels that differ from fp32. The fp32 files agree across classes to about 1e-6."
-                      + (" Not reachable here: " + "; ".join(skipped) if skipped else ""))
+                      + (" Not reachable here: " + "; ".join(skipped) if skipped else ""), per_class=True)
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ def main() -> None:
     print(gates)
     if args.docs:
         write_results("peers", "edgemed against PyTorch, onnxruntime and OpenVINO", f"{table}\n\n{cold_table}\n\n"
-                      f"Gates of edgemed's variants (only those passing are timed):\n\n{gates}")
+                      f"Gates of edgemed's variants (only those passing are timed):\n\n{gates}", per_class=True)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def main() -> None:
         write_results("runtime_overhead", "Runtime overhead over raw onnxruntime", table,
                       "Batch 1, one thread, untrained models of the measured-notes sizes; medians of interleaved "
                       "runs. edgemed checks every input (shape, dtype, NaN/Inf, magnitude against the training "
-                      "range) and every output (finite logits) on each call.")
+                      "range) and every output (finite logits) on each call.", per_class=True)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main() -> None:
         write_results("tune", "edgemed tune: every candidate, gated and timed", "\n\n".join(sections),
                       "Device profile bedside-x86 (2 threads, 50 ms latency budget). Float candidates must match the "
                       "fp32 export within 1e-4 + 1e-3 x |logit|; reduced precision needs 98 % top-1 agreement, "
-                      "macro-F1 within 0.5 points and no class's sensitivity more than 2 points lower.")
+                      "macro-F1 within 0.5 points and no class's sensitivity more than 2 points lower.", per_class=True)
 
 
 if __name__ == "__main__":
