@@ -94,6 +94,34 @@ def test_a_pause_asystole_and_lead_off_are_told_apart(engine):
     assert engine.tick(30.0) == []
 
 
+def test_asystole_is_timed_from_the_detector_not_the_late_classified_beats():
+    """The detector knows of a beat about one RR interval before it is classified: silence counts from the last
+    beat detected, and the classification of that beat, arriving later, does not end the asystole."""
+    engine = AlarmEngine(load_alarm_profile("adult"), FS)
+    _feed(engine, [(k * 0.8, "N") for k in range(10)])  # classified up to 7.2 s
+    assert engine.tick(12.8, last_detected=8.0) == []  # 8.0 detected, not yet classified: 4.8 s of silence
+    started = engine.tick(13.1, last_detected=8.0)
+    assert [(s, e.kind, e.start_s) for s, e in started] == [("start", "asystole", 8.0)]
+    assert [e.kind for _, e in engine.beat(8.0, "N")] == []  # the late label of the beat before: still silent
+    assert [(s, e.kind, e.end_s) for s, e in engine.beat(20.0, "N")][:1] == [("end", "asystole", 20.0)]
+
+
+def test_a_real_pause_under_the_asystole_limit_raises_no_asystole(exported, tmp_path):
+    """A 3.7 s pause: classified beats come late, yet no asystole is called (the detector heard the next beat)."""
+    fs = 360.0
+    sig, _, _ = synthetic_recording("sinus", 60, fs, 1, seed=4)
+    start, gap = int(30 * fs), int(3.7 * fs)
+    paused = np.concatenate([sig[:, :start], np.repeat(sig[:, start : start + 1], gap, axis=1), sig[:, start:]],
+                            axis=1)
+    np.save(tmp_path / "paused.npy", paused)
+    out = tmp_path / "m.jsonl"
+    result = CliRunner().invoke(cli, ["monitor", str(exported["beat_cnn"]), str(tmp_path / "paused.npy"),
+                                      "--sampling-rate", str(fs), "--speed", "0", "--jsonl", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    events = [r["kind"] for r in _jsonl(out) if r["type"] == "event"]
+    assert "pause" in events and "asystole" not in events
+
+
 def test_irregular_rhythm_raises_atrial_fibrillation(engine):
     rng = np.random.default_rng(2)
     t = np.cumsum(rng.uniform(0.45, 1.1, 80))

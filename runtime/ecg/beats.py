@@ -239,6 +239,12 @@ class BeatStream:
         self._queue(self.detector.push(x))
         return self._ready(final=False)
 
+    def last_decided_s(self) -> tuple[float, float] | None:
+        """(the last detected beat, the time up to which every beat is detected) in seconds of the stream; see
+        `BeatDetector.last_decided`."""
+        known = self.detector.last_decided()
+        return None if known is None else (known[0] / self.fs, known[1] / self.fs)
+
     def flush(self) -> BeatRows:
         """The beats still waiting at the end of the recording (their windows edge-padded)."""
         self._queue(self.detector.flush())

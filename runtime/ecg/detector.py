@@ -39,6 +39,13 @@ class BeatDetector:
             self._others += self.combined.push(x)
         return self._emit(final=False)
 
+    def last_decided(self) -> tuple[int, int] | None:
+        """(the last beat either QRS detector has decided, emitted here or not yet; the sample up to which every
+        beat is decided), None before the first beat. A beat is emitted once the next one is known, about one RR
+        interval late: a monitor's asystole test reads this instead."""
+        latest = max([*self._primary, *self._others, self._emitted])
+        return None if latest < 0 else (latest, max(self.primary.decided_until, latest))
+
     def flush(self) -> list[int]:
         self._primary += self.primary.flush()
         if self.combined is not None:

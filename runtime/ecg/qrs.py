@@ -142,6 +142,11 @@ class QRSDetector:
         self._n += x.shape[1]
         return self._decide(final=False)
 
+    @property
+    def decided_until(self) -> int:
+        """Every beat before this sample has been decided (returned by `push`), search-back aside."""
+        return self._n - self.refractory
+
     def flush(self) -> list[int]:
         """Decide the remaining candidates at the end of the signal."""
         return self._decide(final=True)

@@ -100,7 +100,8 @@ class AlarmEngine:
 
     def beat(self, t: float, label: str, implausible: bool = False) -> list:
         """One classified beat at `t` seconds."""
-        out = self._end("asystole", t)
+        silence = self.active.get("asystole")
+        out = self._end("asystole", t) if silence is not None and t > silence.start_s else []
         previous = self._last_beat
         if previous is not None:
             gap = t - previous[0]
@@ -192,13 +193,17 @@ class AlarmEngine:
         self._flat_since = None
         return self._end("lead_off", t_end)
 
-    def tick(self, t: float) -> list:
-        """Time passed to `t` seconds of signal: no beat for too long is asystole, unless the leads are off."""
-        if self._last_beat is None or "lead_off" in self.active:
+    def tick(self, t: float, last_detected: float | None = None) -> list:
+        """Beats are known up to `t` seconds of signal, the last one detected at `last_detected` (the detector
+        knows of a beat about one RR interval before it is classified; default: the last classified beat): no
+        beat for too long is asystole, unless the leads are off."""
+        if last_detected is None and self._last_beat is not None:
+            last_detected = self._last_beat[0]
+        if last_detected is None or "lead_off" in self.active:
             return []
-        silent = t - self._last_beat[0]
+        silent = t - last_detected
         if silent >= self.p["asystole.seconds"]:
-            return self._start("asystole", self._last_beat[0], {"seconds_without_beat": round(silent, 1)})
+            return self._start("asystole", last_detected, {"seconds_without_beat": round(silent, 1)})
         return []
 
     def fault(self, t: float, kind: str, detail: str, ongoing: bool) -> list:

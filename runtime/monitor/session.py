@@ -109,7 +109,9 @@ class Monitor:
         for s, label, q in zip(rows.samples, rows.labels, rows.quality, strict=True):
             self._beat(float(s + self._offset) / self.fs, label, q, rows)
         self._updates(self.engine.signal(self.t, self._flat()))
-        self._updates(self.engine.tick(self.t))
+        known = self.stream.last_decided_s()
+        if known is not None:
+            self._updates(self.engine.tick(known[1] + self._offset / self.fs, known[0] + self._offset / self.fs))
         self._capture_strips(final=False)
 
     def _leads(self, samples: np.ndarray) -> np.ndarray:
