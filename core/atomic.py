@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from edgemed.core.digest import sidecar_path  # noqa: F401  (re-exported: writers name sidecars through here)
 from edgemed.core.errors import OverwriteError
 from edgemed.core.interrupt import forget, track
 
@@ -187,11 +188,6 @@ def write_together(files: dict[Path, bytes], replace: bool = False) -> None:
                 path.unlink(missing_ok=True)
         for tmp, _ in staged:
             _discard(tmp)
-
-
-def sidecar_path(path: Path) -> Path:
-    """`model.onnx` -> `model.onnx.sha256`."""
-    return path.with_name(path.name + ".sha256")
 
 
 def private_tempdir(parent: Path | None = None, prefix: str = ".edgemed-") -> Path:

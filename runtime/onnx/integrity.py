@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgemed.core.atomic import sidecar_path
+from edgemed.core.digest import sidecar_path
 from edgemed.core.errors import IntegrityError
 from edgemed.core.limits import read_bounded
 from edgemed.runtime.onnx.file import read_model_file
