@@ -25,7 +25,7 @@ from edgemed.runtime.ecg.ec57 import reference_beats
 from edgemed.runtime.ecg.episodes import AFRelabel
 from edgemed.train.cross_validation import cross_validate
 from edgemed.train.data.wfdb_source import load_wfdb
-from edgemed.train.recipes import MITDB_RECIPE
+from edgemed.train.recipes import MITDB_RECIPE, MORPHOLOGY, RHYTHM
 from edgemed.train.trainer import ClassWeighting, Loss, Sampling
 
 from common import ROOT, markdown_table, write_results
@@ -35,23 +35,15 @@ SAVED = ROOT / "build" / "mitdb_cv"
 HEADER = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %", "macro-F1 %",
           "S Se / +P % after the AF rule", "minutes"]
 
-PAST = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
-MORPHOLOGY = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
-SINGLE_CONFIG = {"rr_skip": True, "morphology_dropout": 0.3}
-
-
 def single(train: dict | None = None, model: dict | None = None, data: dict | None = None) -> tuple:
-    """A variant of the single beat_cnn of earlier rounds (the ensemble's first member alone)."""
-    return ({**(train or {})}, {"model": "beat_cnn", **SINGLE_CONFIG, **(model or {})},
-            {"rr_features": PAST, **(data or {})})
+    """A change to the recipe (one beat_cnn)."""
+    return ({**(train or {})}, {**(model or {})}, {**(data or {})})
 
 
-# name: (change to the training config, change to the model config, change to the data options). "recipe" is the
-# mitdb recipe (the two-member ensemble); the rest change the single model of earlier rounds.
+# name: (change to the training config, change to the model config, change to the data options).
 VARIANTS = {
-    "recipe": ({}, {}, {}),
-    "single model": single(),
-    "no rhythm path": single(model={"rr_skip": False, "morphology_dropout": 0.0}),
+    "recipe": single(),
+    "no rhythm path": single(model={"rr_skip": False}),
     "no template": single(model={"template": False}, data={"template_beats": 0}),
     "no amplitude scaling": single(model={"scale_by_template": False}),
     "next-beat (full context)": single(data={"context": "full", "rr_features": None}),
@@ -62,9 +54,11 @@ VARIANTS = {
     "focal loss": single({"loss": Loss.FOCAL}),
     "augmentation": single({"augment": True}),
     "ratios only": single(data={"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
-    "morphology features": single(data={"rr_features": PAST + MORPHOLOGY}),
-    "morphology without rhythm path": single(model={"rr_skip": False, "morphology_dropout": 0.0},
-                                             data={"rr_features": PAST + MORPHOLOGY}),
+    "morphology features": single(model={"morphology_dropout": 0.3}, data={"rr_features": RHYTHM + MORPHOLOGY}),
+    "morphology without rhythm path": single(model={"rr_skip": False}, data={"rr_features": RHYTHM + MORPHOLOGY}),
+    "ensemble of both": single(model={"model": "beat_ensemble", "rr_skip": False, "members": (
+        {"rr_skip": True, "morphology_dropout": 0.3, "feature_names": RHYTHM}, {"rr_skip": False})},
+        data={"rr_features": RHYTHM + MORPHOLOGY}),
 }
 
 

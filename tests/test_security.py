@@ -372,6 +372,29 @@ def test_non_finite_logits_raise_instead_of_naming_a_label(tmp_path):
     assert result.exit_code == 1 and "NaN/Inf logit" in result.output and not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.parametrize("axis", [1, 2])
+def test_clipping_screen_agrees_with_counting_every_channel(axis):
+    """The two-count screen of `clipped_channels` gives what counting each channel gives, at and around the
+    threshold, on quantised signals (ties everywhere) and on float ones."""
+    from edgemed.runtime.model.plausibility import CLIP_FRACTION, CLIP_MIN_SAMPLES, clipped_channels, extremes
+
+    rng = np.random.default_rng(axis)
+    for trial in range(300):
+        x = rng.normal(size=(3, 4, 200)).astype(np.float32)
+        if trial % 3 == 0:
+            x = np.round(x * rng.choice([2, 8, 50]))  # ADC-like: many ties
+        b, c, run = rng.integers(3), rng.integers(4), int(rng.integers(0, 14))
+        x[b, c, 10 : 10 + run] = x[b, c].max() if trial % 2 else x[b, c].min()
+        if axis == 2:
+            x = np.ascontiguousarray(x.transpose(0, 2, 1))
+        mins, maxs = extremes(x, axis)
+        values = np.moveaxis(x, axis, -1).reshape(3, -1, 4)
+        counts = np.maximum((values == maxs[:, None, :]).sum(1), (values == mins[:, None, :]).sum(1))
+        threshold = max(CLIP_MIN_SAMPLES, CLIP_FRACTION * 200)
+        expected = (counts >= threshold) & (maxs > mins)
+        np.testing.assert_array_equal(clipped_channels(x, axis, mins, maxs), expected)
+
+
 def test_implausible_signals_are_refused_or_marked(exported):
     model = EdgeModel(exported["cnn_gru"])
     x = np.random.default_rng(0).normal(size=(4, 2, 320)).astype(np.float32) * 0.3

@@ -75,17 +75,26 @@ def check_magnitude(name: str, mins: np.ndarray, maxs: np.ndarray, rng: InputRan
         )
 
 
-def clip_counts(arr: np.ndarray, axis: int, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
-    """Per sample and channel, the larger of the number of values at the minimum and at the maximum."""
-    values = _per_channel(arr, axis)
-    at_max = (values == maxs[:, None, :]).sum(axis=1)
-    at_min = (values == mins[:, None, :]).sum(axis=1)
-    return np.maximum(at_max, at_min)
+def clipped_channels(arr: np.ndarray, axis: int, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
+    """Per sample and channel ([batch, channels], bool): at least `CLIP_MIN_SAMPLES` (or `CLIP_FRACTION` of its
+    values) sit exactly at the channel's own minimum or maximum, and the channel is not flat. Every channel has at
+    least one value at each extreme, so fewer than threshold + channels - 1 equalities over the whole array (two
+    fast counts, the usual case) prove no channel clipped; only otherwise are they counted per channel."""
+    shape = [1] * arr.ndim
+    shape[0], shape[axis] = arr.shape[0], arr.shape[axis]
+    top, bottom = maxs.reshape(shape), mins.reshape(shape)
+    threshold = max(CLIP_MIN_SAMPLES, CLIP_FRACTION * (arr.size // max(mins.size, 1)))
+    bound = threshold + mins.size - 1
+    if np.count_nonzero(arr == top) < bound and np.count_nonzero(arr == bottom) < bound:
+        return np.zeros(mins.shape, bool)
+    reduce = tuple(a for a in range(1, arr.ndim) if a != axis)
+    counts = np.maximum((arr == top).sum(axis=reduce, dtype=np.int64), (arr == bottom).sum(axis=reduce, dtype=np.int64))
+    return (counts >= threshold) & (maxs > mins)
 
 
-def assess(mins: np.ndarray, maxs: np.ndarray, rng: InputRange | None, clips: np.ndarray | None = None,
-           samples: int = 0) -> list[tuple[str, ...]]:
-    """Quality marks per sample (an empty tuple: nothing odd). `samples` is values per channel (for clipping)."""
+def assess(mins: np.ndarray, maxs: np.ndarray, rng: InputRange | None,
+           clipped: np.ndarray | None = None) -> list[tuple[str, ...]]:
+    """Quality marks per sample (an empty tuple: nothing odd); `clipped` from `clipped_channels`."""
     n = mins.shape[0]
     if rng is None or mins.shape[1] != len(rng.low):
         return [()] * n
@@ -94,7 +103,6 @@ def assess(mins: np.ndarray, maxs: np.ndarray, rng: InputRange | None, clips: np
     marks = {OUT_OF_RANGE: ((mins < low - MARK_SPANS * span) | (maxs > high + MARK_SPANS * span)).any(axis=1)}
     if "flat" in rng.checks:
         marks[FLAT] = ((maxs - mins) < FLAT_FRACTION * span).any(axis=1)
-    if "clipping" in rng.checks and clips is not None:
-        threshold = max(CLIP_MIN_SAMPLES, CLIP_FRACTION * samples)
-        marks[CLIPPED] = ((clips >= threshold) & (maxs > mins)).any(axis=1)
+    if "clipping" in rng.checks and clipped is not None:
+        marks[CLIPPED] = clipped.any(axis=1)
     return [tuple(k for k, v in marks.items() if v[i]) for i in range(n)]

@@ -18,7 +18,7 @@ import numpy as np
 from edgemed.core.errors import InputError
 from edgemed.core.limits import check
 from edgemed.core.spec import ModelSpec, TensorSpec
-from edgemed.runtime.model.plausibility import assess, check_magnitude, clip_counts, extremes
+from edgemed.runtime.model.plausibility import assess, check_magnitude, clipped_channels, extremes
 
 FLOAT32_EXACT_INT = 2**24  # integers up to this convert to float32 without rounding
 
@@ -127,11 +127,10 @@ class Assessment:
 
     mins: np.ndarray
     maxs: np.ndarray
-    clips: np.ndarray | None
-    samples: int
+    clipped: np.ndarray | None  # [batch, channels] bool, for waveforms (see `clipped_channels`)
 
     def quality(self, spec: ModelSpec) -> list[tuple[str, ...]]:
-        return assess(self.mins, self.maxs, spec.preprocessing.input_range, self.clips, self.samples)
+        return assess(self.mins, self.maxs, spec.preprocessing.input_range, self.clipped)
 
 
 _F32 = np.dtype(np.float32)
@@ -151,7 +150,7 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
     rng = spec.preprocessing.input_range
     axis = rng.axis if rng is not None and rng.axis < arr.ndim and arr.shape[rng.axis] == len(rng.low) else None
     if arr.size == 0:
-        return Assessment(np.zeros((arr.shape[0] if arr.ndim else 0, 1)), np.zeros((0, 1)), None, 0)
+        return Assessment(np.zeros((arr.shape[0] if arr.ndim else 0, 1)), np.zeros((0, 1)), None)
     if axis is None and lengths is None:
         # No training range to compare with: only finiteness matters, and one reduction proves it (a NaN or Inf
         # makes it non-finite; so would float32 overflow, which the exact check below then tells apart). For
@@ -161,7 +160,7 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
             mins, maxs = extremes(arr, None)
             check_magnitude(name, mins, maxs, None)
         nothing = _nothing(arr.shape[0] if arr.ndim else 1)
-        return Assessment(nothing, nothing, None, 0)
+        return Assessment(nothing, nothing, None)
     if lengths is not None and arr.ndim >= 2 and int(lengths.min()) < arr.shape[1]:
         steps = np.arange(arr.shape[1]).reshape((1, -1) + (1,) * (arr.ndim - 2))
         valid = steps < lengths.reshape((-1,) + (1,) * (arr.ndim - 1))
@@ -170,10 +169,10 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
     else:
         mins, maxs = extremes(arr, axis)
     check_magnitude(name, mins, maxs, rng if axis is not None else None)
-    clips = None
+    clipped = None
     if axis is not None and "clipping" in rng.checks:
-        clips = clip_counts(arr, axis, mins, maxs)
-    return Assessment(mins, maxs, clips, arr.size // max(1, arr.shape[0] * mins.shape[1]))
+        clipped = clipped_channels(arr, axis, mins, maxs)
+    return Assessment(mins, maxs, clipped)
 
 
 def check_rate(spec: ModelSpec, sampling_rate_hz: float | None) -> None:
