@@ -43,6 +43,8 @@ def single(train: dict | None = None, model: dict | None = None, data: dict | No
 # name: (change to the training config, change to the model config, change to the data options).
 VARIANTS = {
     "recipe": single(),
+    "recipe, idle dropout layer": single(model={"morphology_dropout": 0.3}),  # no morphology features: only the
+    # random stream differs from the recipe's, which shows how far the seed alone moves the figures
     "no rhythm path": single(model={"rr_skip": False}),
     "no template": single(model={"template": False}, data={"template_beats": 0}),
     "no amplitude scaling": single(model={"scale_by_template": False}),
@@ -92,7 +94,10 @@ def main() -> None:
                       f"the recipe: {MITDB_RECIPE.describe()}."
                       + (" The variants were trained in separate processes (`--variants NAME`, one core each) and "
                          "tabulated from their saved results." if args.collect else "") + f"\n\n{table}\n\n"
-                      + "\n".join(r["details"] for r in results))
+                      + "\n".join(r["details"] for r in results),
+                      "Round 1's ablations (no template, no amplitude scaling, next-beat context, shuffled batches "
+                      "with class weights, focal loss, augmentation: one seed each, against that round's recipe) "
+                      "are kept in [mitdb_cv_round1](mitdb_cv_round1.md).")
 
 
 _CACHE: dict[str, object] = {}
@@ -164,7 +169,9 @@ def _collect(args: argparse.Namespace) -> list[dict]:
 def _with_af_rule(result: dict) -> dict:
     """A variant saved before the AF-rule column: the column from its saved out-of-fold probabilities."""
     saved = SAVED / f"{_slug(result['name'])}.npz"
-    if len(result["row"]) == len(HEADER) - 1 and saved.exists():
+    if len(result["row"]) == len(HEADER) - 1 and not saved.exists():
+        result["row"].insert(len(HEADER) - 2, "-")  # trained before the out-of-fold probabilities were kept
+    elif len(result["row"]) == len(HEADER) - 1:
         options = {k: v for k, v in MITDB_RECIPE.data.items() if v is not None}
         key = repr(sorted(options.items()))
         if key not in _CACHE:
