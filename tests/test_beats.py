@@ -170,6 +170,9 @@ def test_evaluate_counts_every_beat_with_both_sources_and_writes_a_card(beat_mod
     det = detect["gross"]["detection"]
     assert det["se"] > 0.99 and det["ppv"] > 0.99
     assert det["tp"] + det["fn"] == total - 2 == detect["gross"]["reference_beats"]
+    card = (out / "model_card.md").read_text()
+    assert f"({det['fn']:,} missed, {det['fp']:,} extra)" in card
+    assert ("## Runs and rhythm episodes" in card) == bool(detect["gross"]["episodes"])
     bundle = tmp_path / "bundle"
     res = runner.invoke(cli, ["bundle", str(beat_model.path), "--device", "cpu", "-o", str(bundle), "--card",
                               str(out / "model_card.md")])

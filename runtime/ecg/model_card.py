@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemed.runtime.ecg.evaluate import Evaluation
-from edgemed.runtime.ecg.evaluate_report import class_table, pct
+from edgemed.runtime.ecg.evaluate_report import class_table, episode_table, pct
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.model.card import card_header
 
@@ -81,7 +81,10 @@ def model_card(model: EdgeModel, ev: Evaluation) -> str:
     lines += ["", "## Results (gross)", "", *class_table(gross["per_class"], ev.labels), ""]
     if gross["detection"]:
         det = gross["detection"]
-        lines += [f"Beat detection: Se {pct(det['se'])} %, +P {pct(det['ppv'])} %.", ""]
+        lines += [f"Beat detection: Se {pct(det['se'])} %, +P {pct(det['ppv'])} % ({det['fn']:,} missed, "
+                  f"{det['fp']:,} extra).", ""]
+    if gross.get("episodes"):
+        lines += ["## Runs and rhythm episodes", "", *episode_table(gross["episodes"])]
     lines += ["## Calibration", "",
               f"- Temperature {cal.temperature:.3f}, fitted on {cal.fitted_on or 'nothing recorded'}"
               + (f"; expected calibration error {cal.ece_before:.4f} before, {cal.ece_after:.4f} after"
