@@ -338,3 +338,36 @@ def test_stream_repeat_pushes_still_check_values(exported):
     assert bed.chunks_done == 2  # the refused push changed nothing
     with pytest.raises(InputError, match="axis 1 must be 2"):
         bed.push(np.zeros((1, 3, 32), np.float32))
+
+
+def test_the_stream_fast_path_checks_values_and_logits_and_keeps_state_on_refusal(tmp_path):
+    """A model whose spec has no training range takes the one-reduction path: NaN or Inf refused with nothing
+    changed, huge finite values accepted (the reduction overflows, the exact check then passes them), a strided
+    chunk gives what its contiguous copy gives, and logits that are not finite are refused."""
+    from edgemed.core.errors import OutputError
+    from edgemed.export.pipeline import export_target, target_from_model
+    from edgemed.train.models import create_model
+
+    torch.manual_seed(0)
+    module = create_model("gru", input_size=4, hidden_size=8).eval()
+    path = export_target(target_from_model(module, True, length=20), tmp_path / "g.onnx").path
+    model = EdgeModel(path)
+    assert model.spec.preprocessing.input_range is None
+    bed, twin = model.stream(chunk=5), model.stream(chunk=5)
+    assert bed._check.screen_only
+    x = np.random.default_rng(1).normal(size=(1, 10, 4)).astype(np.float32)
+    strided = x[:, ::2]
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(bed.push(strided)[0].logits, twin.push(strided.copy())[0].logits)
+    state = {k: v.copy() for k, v in bed.state.items()}
+    for bad in (np.nan, np.inf):
+        chunk = x[:, :5].copy()
+        chunk[0, 2, 1] = bad
+        with pytest.raises(InputError, match="NaN/Inf"):
+            bed.push(chunk)
+        assert bed.chunks_done == 1 and all(np.array_equal(state[k], v) for k, v in bed.state.items())
+    assert len(bed.push(np.full((1, 5, 4), 3e19, np.float32))) == 1  # vdot overflows; the values are finite
+    bed._engine_run = lambda feeds: [np.full((1, 2), np.nan, np.float32), *bed.state.values()]
+    with pytest.raises(OutputError, match="NaN/Inf logit"):
+        bed.push(x[:, :5].copy())
+    assert bed.chunks_done == 2

@@ -16,7 +16,7 @@ from edgemed.core.spec import ModelSpec
 from edgemed.runtime.model.validate import Assessment
 
 UNCERTAIN = "uncertain"  # the label of a prediction below the model's abstention threshold
-_SMALL = 256  # at most this many logits are checked in Python floats
+SMALL_LOGITS = 256  # at most this many logits are checked in Python floats
 
 
 def check_outputs(logits: np.ndarray, where: str, classes: int | None = None) -> np.ndarray:
@@ -28,7 +28,7 @@ def check_outputs(logits: np.ndarray, where: str, classes: int | None = None) ->
     # The sum is finite exactly when every logit is. A few logits are summed as Python floats (doubles: no
     # overflow, and cheaper than a numpy reduction at this size); more in float32, where logits near 1e38 would
     # overflow the sum and are refused as well (no label means anything there).
-    total = sum(logits.ravel().tolist()) if logits.size <= _SMALL else logits.sum()
+    total = sum(logits.ravel().tolist()) if logits.size <= SMALL_LOGITS else logits.sum()
     if not math.isfinite(total):
         bad = int(np.size(logits) - np.count_nonzero(np.isfinite(logits)))
         raise OutputError(f"{where} produced {bad} NaN/Inf logit(s); the input drives the model outside its "

@@ -175,6 +175,28 @@ def assess_input(spec: ModelSpec, name: str, arr: np.ndarray, lengths: np.ndarra
     return Assessment(mins, maxs, clipped)
 
 
+class InputCheck:
+    """`assess_input` for one input of one shape (a stream's chunks, a repeated batch), its branch chosen once.
+    Without a training range to compare with, one reduction proves the values finite and every call shares one
+    empty assessment (nothing per sample to keep); otherwise it is `assess_input` itself."""
+
+    def __init__(self, spec: ModelSpec, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        rng = spec.preprocessing.input_range
+        self.spec, self.name = spec, name
+        ranged = rng is not None and rng.axis < len(shape) and shape[rng.axis] == len(rng.low)
+        self.screen_only = not ranged and dtype == _F32 and bool(shape) and all(shape)
+        n = shape[0] if shape else 1
+        self.empty = Assessment(_nothing(n), _nothing(n), None)
+
+    def __call__(self, arr: np.ndarray) -> Assessment:
+        if self.screen_only:
+            if not math.isfinite(np.vdot(arr, arr)):
+                mins, maxs = extremes(arr, None)
+                check_magnitude(self.name, mins, maxs, None)
+            return self.empty
+        return assess_input(self.spec, self.name, arr)
+
+
 def check_rate(spec: ModelSpec, sampling_rate_hz: float | None) -> None:
     expected = spec.preprocessing.sampling_rate_hz or spec.preprocessing.frame_rate_hz
     if sampling_rate_hz is None:
