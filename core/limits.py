@@ -8,13 +8,12 @@ the variable that raises it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from edgemed.core.errors import LimitError
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     default: float
     env: str
     unit: str

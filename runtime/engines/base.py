@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from edgemed.core.spec import ModelSpec
 
 
-@dataclass(frozen=True)
-class EngineOptions:
+class EngineOptions(NamedTuple):
     """How to load: intra-op threads, the inference precision (engines that offer more than the file's own),
     onnxruntime's execution providers in order (names or (name, options) pairs; None: the engine's default),
     thread spinning, the graph optimisation level, and `strict` (a missing provider is an error, not a warning)."""
@@ -67,8 +66,7 @@ class Engine(Protocol):
     def stateful(self, spec: ModelSpec, batch: int) -> StatefulRun | None: ...
 
 
-@dataclass(frozen=True)
-class EngineEntry:
+class EngineEntry(NamedTuple):
     """One registered engine: how to load it, the precisions it offers, whether it is installed here, and whether
     it takes a device profile's execution providers (onnxruntime on the CPU)."""
 
