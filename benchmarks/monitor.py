@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemed.core.readers import wfdb
-from edgemed.runtime.ecg.ec57 import reference_beats
+from edgemed.runtime.ecg.ec57 import excluded_intervals, outside, reference_beats
 from edgemed.runtime.ecg.episode_match import EpisodeCounts, compare, merge
 from edgemed.runtime.ecg.episodes import Episode, reference_af, runs
 from edgemed.runtime.model import EdgeModel
@@ -38,11 +38,15 @@ def replay(model: EdgeModel, record: str) -> tuple[dict[str, EpisodeCounts], dic
     session.run()
     seconds = time.perf_counter() - start
     fs = source.fs
-    detected = [Episode(KINDS[e.kind], int(e.start_s * fs), int((e.end_s or session.t) * fs), 0)
-                for e in session.engine.events if e.kind in KINDS]
     ann = wfdb.read_annotations(MITDB / record)
+    skip = excluded_intervals(ann, source.signal.shape[1])  # ventricular flutter, left out as evaluate does
+    detected = [Episode(KINDS[e.kind], int(e.start_s * fs), int((e.end_s or session.t) * fs),
+                        int(e.evidence.get("beats", 0)))
+                for e in session.engine.events if e.kind in KINDS]
+    detected = [e for e in detected if outside(np.array([e.start]), skip)[0]]
     pos, cls = reference_beats(ann)
-    reference = [e for e in runs(pos, cls) if e.kind == "V run"]
+    keep = outside(pos, skip)
+    reference = [e for e in runs(pos[keep], [c for c, k in zip(cls, keep, strict=True) if k]) if e.kind == "V run"]
     reference += reference_af(ann.sample, ann.aux, source.signal.shape[1])
     return compare(reference, detected, fs), session.summary(), seconds
 
