@@ -121,6 +121,13 @@ def batch_case(label: str, name: str, config: dict, length: int, batch: int, run
                   "raw OpenVINO NNCF int8": _ov_compiled(nncf_file, "fp32")}
         ours["edgemed OpenVINO fp32"] = EdgeModel(gather, threads=1, backend="openvino")
         ours["edgemed OpenVINO bf16"] = EdgeModel(gather, threads=1, backend="openvino", precision="bf16")
+        from edgemed.runtime.engines.openvino import supports_bf16
+
+        if name != "gru":  # the int8 file on OpenVINO (its Q/DQ pairs run as int8), the float rest fp32 or bf16
+            ours["edgemed OpenVINO int8 static"] = EdgeModel(static, threads=1, backend="openvino")
+            if supports_bf16():
+                ours["edgemed OpenVINO int8 static + bf16"] = EdgeModel(static, threads=1, backend="openvino",
+                                                                        precision="bf16")
     for key, model in ours.items():
         got = np.concatenate([model.predict(check[i : i + 32]).logits for i in range(0, len(check), 32)])
         exact = "fp32" in key

@@ -11,7 +11,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Candidate:
     backend: str  # onnxruntime | openvino
-    precision: str  # fp32 | fp16 | bf16 | int8-static | int8-dynamic | int8-nncf
+    precision: str  # fp32 | fp16 | bf16 | int8-static | int8-static-bf16 | int8-dynamic | int8-nncf
     threads: int
     graph: str = "all"  # onnxruntime graph optimisation: all | basic
 
@@ -23,12 +23,12 @@ class Candidate:
     @property
     def file_kind(self) -> str:
         """Which file it runs: the fp32 export, or a quantised one."""
-        return {"int8-static": "static", "int8-dynamic": "dynamic", "int8-nncf": "nncf", "fp16": "fp16"}.get(
-            self.precision, "fp32")
+        return {"int8-static": "static", "int8-static-bf16": "static", "int8-dynamic": "dynamic",
+                "int8-nncf": "nncf", "fp16": "fp16"}.get(self.precision, "fp32")
 
     @property
     def runtime_precision(self) -> str:
-        return "bf16" if self.precision == "bf16" else "fp32"
+        return "bf16" if self.precision.endswith("bf16") else "fp32"  # int8-static-bf16: the float rest in bf16
 
 
 @dataclass

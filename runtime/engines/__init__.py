@@ -60,7 +60,8 @@ def _openvino_available() -> bool:
 def _openvino_variants() -> tuple[str, ...]:
     from edgemed.runtime.engines.openvino import supports_bf16
 
-    return ("fp32", *(["bf16"] if supports_bf16() else []), "int8-nncf", "int8-static")
+    bf16 = supports_bf16()
+    return ("fp32", *(["bf16"] if bf16 else []), "int8-nncf", "int8-static", *(["int8-static-bf16"] if bf16 else []))
 
 
 register(EngineEntry("onnxruntime", "onnxruntime on the device profile's execution providers (CPU by default)",
