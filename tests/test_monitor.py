@@ -140,8 +140,10 @@ def test_poor_signal_quality_and_source_faults(engine):
 @pytest.fixture(scope="module")
 def record(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mon")
-    sig, beats, kinds = synthetic_recording("mixed", 150, FS, 1, seed=9)
-    write_wfdb(folder, "m1", sig, FS, ["lead1"], beats, [{"N": "N", "S": "A", "V": "V"}[k] for k in kinds])
+    sig, beats, kinds = synthetic_recording("mixed", 150, FS, 2, seed=9)
+    sig[0, int(60 * FS) : int(68 * FS)] *= 0.03  # the model's lead faint for 8 s: only the other lead shows beats
+    # the model's lead second in the file: run and monitor both put it first and detect on both leads
+    write_wfdb(folder, "m1", sig[::-1], FS, ["V5", "lead1"], beats, [{"N": "N", "S": "A", "V": "V"}[k] for k in kinds])
     return folder / "m1"
 
 

@@ -53,6 +53,7 @@ class Monitor:
         self.started = started or dt.datetime.now(dt.UTC)
         self.state = SessionState()
         self.stream: BeatStream | None = None
+        self._channels = 0  # channels of the current stream: the model's leads first, then the others
         self.engine: AlarmEngine | None = None
         self.fs: float | None = None
         self.t = 0.0  # seconds of signal received
@@ -87,21 +88,22 @@ class Monitor:
         fs = float(self.source.fs)
         if self.fs is not None and fs != self.fs:
             raise InputError(f"{self.source.name}: the sampling rate changed from {self.fs:g} to {fs:g} Hz")
-        leads = len(self.model.spec.channel_names) or 1
-        self.stream = self.classifier.stream(fs, leads, leads, self.source.name)
+        model_leads = len(self.model.spec.channel_names) or 1
+        self.stream = self.classifier.stream(fs, self._channels, model_leads, self.source.name)
         if self.engine is None:
             self.fs, self.engine = fs, AlarmEngine(self.profile, fs)
         self._offset = self._received
 
     def _chunk(self, chunk: Chunk) -> None:
+        x = self._leads(chunk.samples)
         if self.stream is None:
+            self._channels = x.shape[0]
             try:
                 self._start_stream()
             except InputError as exc:
                 self._updates(self._engine_or_default().fault(self.t, "rate", str(exc), ongoing=False))
                 raise
         self._updates(self.engine.recovered(self.t))
-        x = self._leads(chunk.samples)
         self._received += x.shape[1]
         self.t = self._received / self.fs
         self._keep(x[0])
@@ -115,15 +117,19 @@ class Monitor:
         self._capture_strips(final=False)
 
     def _leads(self, samples: np.ndarray) -> np.ndarray:
-        """The model's leads: by name from a named recording, else the first channels."""
+        """The model's leads first (by name from a named recording, else the first channels), then the other
+        channels: the detector reads them all, as `edgemed run` does (a beat faint in one lead shows in another)."""
         wanted = list(self.model.spec.channel_names)
         names = list(getattr(self.source, "names", []) or [])
         if wanted and all(w in names for w in wanted):
-            return samples[[names.index(w) for w in wanted]]
+            order = [names.index(w) for w in wanted] + [i for i, n in enumerate(names) if n not in wanted]
+            samples = samples[order]
         count = len(wanted) or 1
         if samples.shape[0] < count:
             raise InputError(f"{self.source.name}: {samples.shape[0]} channel(s), the model needs {count}")
-        return samples[:count]
+        if self.stream is not None and samples.shape[0] != self._channels:
+            raise InputError(f"{self.source.name}: {samples.shape[0]} channel(s) now, {self._channels} before")
+        return samples
 
     def _engine_or_default(self) -> AlarmEngine:
         if self.engine is None:
