@@ -203,6 +203,53 @@ def test_the_report_renders_in_a_headless_browser_offline(replayed, tmp_path):
     assert (drawn > 0.005).mean() > 0.2  # the page is drawn, not blank or an error page
 
 
+def test_a_lab_streaming_layer_outlet_is_monitored(exported, tmp_path):
+    """An LSL outlet on this machine (pylsl, the `lsl` extra) with labelled channels, the model's lead second:
+    the monitor finds it by name, takes the lead by its label, and classifies beats until SIGTERM."""
+    pylsl = pytest.importorskip("pylsl")
+    name = f"edgemed-test-{time.time_ns()}"
+    info = pylsl.StreamInfo(name, "ECG", 2, FS, "float32", name)
+    channels = info.desc().append_child("channels")
+    for label in ("V5", "lead1"):
+        channels.append_child("channel").append_child_value("label", label)
+    outlet = pylsl.StreamOutlet(info)
+    sig, _, _ = synthetic_recording("sinus", 120, FS, 2, seed=3)
+    frames = np.ascontiguousarray(sig[::-1].T, np.float32)
+    stop = threading.Event()
+
+    def feed():
+        k, step = 0, int(FS / 10)
+        while not stop.is_set() and k < len(frames):
+            outlet.push_chunk(frames[k : k + step].tolist())
+            k += step
+            time.sleep(0.02)  # 5x real time
+
+    out = tmp_path / "lsl.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgemed.cli", "monitor", str(exported["beat_cnn"]),
+                             f"lsl:{name}", "--jsonl", str(out), "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and sum('"beat"' in line for line in out.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.5)
+        running = proc.poll() is None
+        if running:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        stop.set()
+        feeder.join()
+    if not running and "no Lab Streaming Layer stream" in err:
+        pytest.skip("LSL discovery does not work on this machine (no multicast on loopback)")
+    beats = [r for r in _jsonl(out) if r["type"] == "beat"]
+    assert proc.returncode in (0, 143) and len(beats) >= 20, err
+    assert {b["label"] for b in beats} <= {"N", "S", "V", "uncertain"}
+
+
 def _check_fhir(folder):
     from fhir.resources.R4B.bundle import Bundle
     from fhir.resources.R4B.observation import Observation

@@ -203,7 +203,7 @@ class LslSource:
         self._inlet = pylsl.StreamInlet(found[0])
         info = self._inlet.info()
         self.name, self.fs = f"lsl:{stream_name}", float(info.nominal_srate())
-        self.names = [f"ch{k + 1}" for k in range(info.channel_count())]
+        self.names = _lsl_labels(info)
         self.annotations = None
         if not self.fs > 0:
             raise InputError(f"{self.name}: an irregular-rate stream; the monitor needs a fixed sampling rate")
@@ -221,6 +221,16 @@ class LslSource:
 
     def close(self) -> None:
         self._inlet.close_stream()
+
+
+def _lsl_labels(info) -> list[str]:
+    """The channel labels an outlet declares (the XDF convention: desc/channels/channel/label), else ch1, ch2..."""
+    count = info.channel_count()
+    labels, channel = [], info.desc().child("channels").child("channel")
+    while len(labels) < count and not channel.empty():
+        labels.append(channel.child_value("label"))
+        channel = channel.next_sibling()
+    return labels if len(labels) == count and all(labels) else [f"ch{k + 1}" for k in range(count)]
 
 
 def open_source(text: str, sampling_rate_hz: float | None = None, speed: float = 1.0):
