@@ -13,7 +13,7 @@ MITDB := runs/mitdb
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,export,dev,openvino,scale]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,export,dev,openvino,scale,lsl]'
 	touch $(STAMP)
 
 install: $(STAMP)
