@@ -73,7 +73,6 @@ ORT_METHODS = {CalibrationMethod.MINMAX: ortq.CalibrationMethod.MinMax,
                 CalibrationMethod.PERCENTILE: ortq.CalibrationMethod.Percentile}
 
 
-@dataclass
 @dataclass(frozen=True)
 class QuantOptions:
     """How to quantise (see `edgemed.export.quantize.quantize`)."""
