@@ -10,6 +10,7 @@ matrix product per block instead of a Python loop per sample.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -80,16 +81,13 @@ def sosfilt_zi(sos: np.ndarray) -> np.ndarray:
     return np.linalg.solve(np.eye(len(A)) - A, B)
 
 
-def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Filter `x` [channels, samples] (float64) from state `zi` [channels, states]; returns (y, final state).
-
-    Block recursion: with the impulse-response Toeplitz matrix T of a block, y_block = x_block T' + s0 O' and
-    s_next = A^L s0 + x_block K', one matrix product for all blocks and a short loop over block states."""
+@functools.lru_cache(maxsize=64)
+def _block_operators(sos_bytes: bytes, sections: int, L: int) -> tuple[np.ndarray, ...]:
+    """The block-recursion matrices of a filter for blocks of L samples (made once per filter and block length: a
+    stream filters every chunk with the same ones). Read-only."""
+    sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(sections, 6)
     A, B, C, D = _state_space(sos)
     m = len(A)
-    channels, n = x.shape
-    state = np.zeros((channels, m)) if zi is None else np.array(zi, dtype=np.float64)
-    L = min(BLOCK, max(1, n))
     powers = [np.eye(m)]
     for _ in range(L):
         powers.append(A @ powers[-1])
@@ -99,7 +97,23 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> tup
     for k in range(L):
         T[k:, k] = h[: L - k]
     ctrl = np.stack([powers[L - 1 - j] @ B for j in range(L)], axis=1)  # [m, L]: s_L from x_j
-    AL = powers[L]
+    out = (A, B, obs, T, ctrl, powers[L])
+    for arr in out:
+        arr.flags.writeable = False
+    return out
+
+
+def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Filter `x` [channels, samples] (float64) from state `zi` [channels, states]; returns (y, final state).
+
+    Block recursion: with the impulse-response Toeplitz matrix T of a block, y_block = x_block T' + s0 O' and
+    s_next = A^L s0 + x_block K', one matrix product for all blocks and a short loop over block states."""
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    channels, n = x.shape
+    L = min(BLOCK, max(1, n))
+    A, B, obs, T, ctrl, AL = _block_operators(sos.tobytes(), len(sos), L)
+    m = len(A)
+    state = np.zeros((channels, m)) if zi is None else np.array(zi, dtype=np.float64)
     blocks = -(-n // L)
     padded = np.zeros((channels, blocks * L))
     padded[:, :n] = x
