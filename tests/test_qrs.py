@@ -81,3 +81,22 @@ def test_real_records(mitdb, name):
     low = resample(rec.signal[:, : int(rec.fs * 300)], rec.fs, 128.0)  # any sampling rate
     m = match(ref[ref < rec.fs * 300] * 128 / rec.fs, detect_beats(low, 128.0), 128.0)
     assert m.tp / (m.tp + m.fn) > 0.99
+
+
+@pytest.mark.parametrize("chunks", [[4000], [1, 7, 300, 1000, 2692], [256] * 15 + [160]])
+def test_block_iir_filter_is_scipys_sosfilt_whole_or_in_chunks(chunks):
+    """The numpy block-recursive filter (its block matrices cached per filter and block length) gives scipy's
+    sosfilt, whatever the chunking: a stream filters chunk by chunk from the carried state."""
+    signal = pytest.importorskip("scipy.signal")
+    from edgemed.core.signal import butter_bandpass_sos, sosfilt, sosfilt_zi
+
+    sos = butter_bandpass_sos(2, 0.5, 40.0, 360.0)
+    x = np.random.default_rng(len(chunks)).normal(size=(2, sum(chunks)))
+    zi = np.tile(sosfilt_zi(sos), (2, 1)) * x[:, :1]
+    expected, _ = signal.sosfilt(sos, x, axis=-1, zi=(zi.reshape(2, -1, 2).transpose(1, 0, 2)))
+    got, state, start = [], zi, 0
+    for n in chunks:
+        y, state = sosfilt(sos, x[:, start : start + n], state)
+        got.append(y)
+        start += n
+    np.testing.assert_allclose(np.concatenate(got, axis=1), expected, atol=1e-9)
