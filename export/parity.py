@@ -1,9 +1,13 @@
 """Parity between the PyTorch original and the exported ONNX model, measured at many shapes.
 
-Tolerances for fp32 (atol 1e-5, rtol 1e-4, numpy `allclose` semantics): an exported GRU reorders float
-operations but computes the same function, and measures about 4e-8 here; 1e-5 leaves two orders of
-magnitude for other CPUs and kernels while still catching a wrong gate formula (pytorch#189225: errors
-up to 0.1) or a mis-wired state, which show up at 1e-3 and above.
+Tolerances for fp32 (atol 1e-5, rtol 1e-4): an exported GRU reorders float operations but computes the same
+function, and measures about 4e-8 here; 1e-5 leaves two orders of magnitude for other CPUs and kernels while
+still catching a wrong gate formula (pytorch#189225: errors up to 0.1) or a mis-wired state, which show up at
+1e-3 and above. An element passes when |onnx - torch| <= atol * scale + rtol * |torch|, where scale is the
+largest |torch| value of that output in that case, at least 1 (numpy `allclose` for outputs within +-1).
+Why the scale: float32 rounding grows with the values a layer sums, so a correct model whose logits reach
+300 (a trained classifier on random parity inputs, measured) carries 300 x 1.2e-7 = 4e-5 of rounding on
+every logit of that row, small ones included; fixed atol 1e-5 would call that a mismatch.
 """
 
 from __future__ import annotations
@@ -92,9 +96,10 @@ def compare(case: ParityCase, names: list[str], got: list[np.ndarray], ref: list
         diff = np.abs(g - r)
         finite = np.isfinite(g).all() and np.isfinite(r).all()
         rel = diff / np.maximum(np.abs(r), atol)
+        scale = max(1.0, float(np.abs(r).max())) if r.size and finite else 1.0
         rows.append(ParityRow(
             case.name, case.source, shape, name, float(diff.max()) if diff.size else 0.0,
-            float(rel.max()) if rel.size else 0.0, bool(finite and np.all(diff <= atol + rtol * np.abs(r))),
+            float(rel.max()) if rel.size else 0.0, bool(finite and np.all(diff <= atol * scale + rtol * np.abs(r))),
         ))
     return rows
 

@@ -89,7 +89,13 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
     output_names = [o.name for o in sess.get_outputs()]
 
     def run_onnx(inputs):
-        return sess.run(None, {i.name: inputs[i.name] for i in sess.get_inputs()})
+        feeds = {i.name: inputs[i.name] for i in sess.get_inputs()}
+        try:
+            return sess.run(None, feeds)
+        except Exception as exc:  # onnxruntime's errors share no base; an exporter may have fixed a dynamic axis
+            shapes = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in feeds.items())
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"the exported graph does not run at {shapes}: {first[:200]}") from exc
 
     def reference(inputs):
         with torch.no_grad():

@@ -355,3 +355,39 @@ def test_published_files_get_normal_permissions(checkpoints, tmp_path):
     for path in (out, tmp_path / "m.onnx.sha256", checkpoints["gru"]):
         assert stat.S_IMODE(os.stat(path).st_mode) == public_mode(), path
     assert stat.S_IMODE(os.stat(checkpoints["gru"].parent).st_mode) == public_mode(directory=True)
+
+
+def test_parity_tolerance_scales_with_the_output():
+    """Rounding that grows with large logits passes; a real error on a small logit beside them does not."""
+    from edgemed.export.parity import ParityCase, compare
+
+    case = ParityCase("c", {"x": np.zeros((1, 2), np.float32)})
+    ref = np.array([[300.0, 0.3]])
+    rounding = compare(case, ["logits"], [ref + 4e-5], [ref], 1e-5, 1e-4)
+    wrong = compare(case, ["logits"], [ref + [0.0, 1e-2]], [ref], 1e-5, 1e-4)
+    small = np.array([[0.5, -0.2]])
+    within_one = compare(case, ["logits"], [small + 1e-4], [small], 1e-5, 1e-4)
+    assert rounding[0].passed and not wrong[0].passed and not within_one[0].passed
+
+
+def test_an_export_that_fixes_a_dynamic_axis_fails_as_an_attempt(checkpoints, tmp_path, monkeypatch):
+    """A graph that refuses a parity shape is a failed export naming the shape, not an internal error."""
+    import edgemed.export.pipeline as pipeline
+
+    real_export = pipeline.export_onnx
+
+    def fixing(module, args, spec, path, *rest, **kwargs):
+        real_export(module, args, spec, path, *rest, **kwargs)
+        model = onnx.load(str(path))
+        for value, arg in zip(model.graph.input, args, strict=False):
+            for dim, size in zip(value.type.tensor_type.shape.dim, arg.shape, strict=True):
+                if dim.dim_param and dim.dim_param != "batch":
+                    dim.dim_value = size
+        onnx.save(model, str(path))
+
+    monkeypatch.setattr(pipeline, "export_onnx", fixing)
+    target = target_from_checkpoint(checkpoints["gru"])
+    target.exporters = (Exporter.TORCHSCRIPT,)
+    with pytest.raises(ExportError, match=r"torchscript: the exported graph does not run at x 3x\d+x6"):
+        export_target(target, tmp_path / "m.onnx", exporter=Exporter.AUTO)
+    assert list(tmp_path.iterdir()) == []
