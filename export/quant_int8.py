@@ -20,6 +20,7 @@ from edgemed.core.calibration import softmax
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
+from edgemed.export.graph_passes import float_graph_outputs
 from edgemed.export.quant_checks import logits_of, session_for
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_options import ISA_ATOL, ISA_SAMPLES, ORT_METHODS, SCHEMES, CalibrationMethod, QuantScheme
@@ -49,6 +50,9 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
                                  per_channel=True, calibrate_method=ORT_METHODS[method], **SCHEMES[scheme])
     finally:
         root.setLevel(level)
+    model = onnx.load(str(out))
+    if float_graph_outputs(model):
+        onnx.save(model, str(out))
 
 
 def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,

@@ -77,6 +77,9 @@ def test_static_quantisation_writes_a_gated_model(ecg_onnx, tmp_path):
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
     assert json.loads(meta["edgemed.quantization"])["mode"] == "static" and "edgemed.spec" in meta
     assert (tmp_path / "static.onnx.sha256").exists()
+    graph = onnx.load(str(out)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    assert all(producers[o.name] not in ("DequantizeLinear", "QuantizeLinear") for o in graph.output)  # float logits
     model = EdgeModel(out)  # the runtime takes it as any other model, sidecar verified
     x = np.random.default_rng(1).normal(size=(4, 2, 320)).astype(np.float32)
     fp32 = EdgeModel(ecg_onnx).predict(x).probabilities
@@ -153,6 +156,9 @@ def test_streaming_exports_quantise_through_the_same_gate(exported, family, tmp_
     result = quantize(exported[family], tmp_path / "s8.onnx", QuantMode.STATIC, cal, val, max_drop=100)
     report = result.report.to_dict()
     assert report["gate"] == "passed" and report["validation"]["samples"] == len(val.y)
+    graph = onnx.load(str(result.path)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    assert all(producers[o.name] != "DequantizeLinear" for o in graph.output)  # logits and state stay float
     int8 = EdgeModel(result.path)
     assert int8.spec.streaming is not None and int8.metadata.quantization["mode"] == "static"
     stream = StreamingData(val, fp32.spec)
