@@ -45,7 +45,7 @@ def main() -> None:
     for batch, runs in ((1, args.runs), (32, max(args.runs // 30, 20))):
         xb = x[:batch]
         for rep in range(args.repeats):
-            t = interleaved({"fp32": lambda: a.predict(xb), "int8": lambda: b.predict(xb)}, runs)
+            t = interleaved({"fp32": lambda xb=xb: a.predict(xb), "int8": lambda xb=xb: b.predict(xb)}, runs)
             f, q = float(np.median(t["fp32"])), float(np.median(t["int8"]))
             rows.append([batch, rep + 1, f"{f:.1f}", f"{q:.1f}", f"{q / f:.3f}"])
     table = markdown_table(["batch", "repeat", "fp32 p50 us", "int8 static p50 us", "int8 / fp32"], rows)
