@@ -213,7 +213,7 @@ def _annotate(model: onnx.ModelProto, target: ExportTarget, exporter: Exporter, 
 def target_from_model(model: nn.Module, streaming: bool = False, real: tuple[dict[str, np.ndarray], str] | None = None,
                       length: int | None = None, **fields: Any) -> ExportTarget:
     """What to export for a model in memory (the streaming variant if asked), at its example length or `length`."""
-    multiple = model.length_multiple  # dynamo's dynamic axis needs pooled lengths declared as multiples
+    multiple = model.trace_multiple  # dynamo's dynamic axis needs pooled lengths declared as multiples
     if streaming:
         wrapper, spec = model.streaming_module()
         return ExportTarget(wrapper, spec, spec.example_sizes[spec.streaming.chunk_axis], original=model,

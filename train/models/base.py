@@ -152,6 +152,12 @@ class EdgeModule(nn.Module):
         """Sequence lengths must be multiples of this (pooling factors)."""
         return 1
 
+    @property
+    def trace_multiple(self) -> int:
+        """The dynamo exporter traces the sequence axis as a multiple of this: pooling over a free symbolic length
+        makes torch.export fix it to the example's (measured on beat_cnn); the graph still takes any length."""
+        return self.length_multiple
+
     def example_sizes(self) -> dict[str, int]:
         """A typical size for each dynamic axis other than batch: the window's length where the preprocessing
         states one, else the family's default, rounded up to `length_multiple`."""

@@ -76,6 +76,10 @@ class BeatClassifier(EdgeModule):
         self.head = head(c.hidden, c)
         self.rr_direct = nn.Linear(n_rr, c.num_classes) if c.rr_skip else None
 
+    @property
+    def trace_multiple(self) -> int:
+        return 2 ** len(self.config.channels)  # one 2x max-pool per block
+
     @classmethod
     def context_config(cls, shapes: dict[str, tuple[int, ...]]) -> dict:
         if RR_SOURCE not in shapes:

@@ -60,6 +60,10 @@ class BeatEnsemble(BeatClassifier):
         """The input normalisation (the members share the training data's statistics)."""
         return self.members[0].norm
 
+    @property
+    def trace_multiple(self) -> int:
+        return max(m.trace_multiple for m in self.members)
+
     def input_specs(self) -> tuple[TensorSpec, ...]:
         return self.members[0].input_specs()
 
