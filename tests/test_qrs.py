@@ -100,3 +100,29 @@ def test_block_iir_filter_is_scipys_sosfilt_whole_or_in_chunks(chunks):
         got.append(y)
         start += n
     np.testing.assert_allclose(np.concatenate(got, axis=1), expected, atol=1e-9)
+
+
+def _pulse(sig: np.ndarray, lead: int, at: int, fs: float, height: float) -> None:
+    """A QRS-like biphasic spike of 40 ms added to one lead."""
+    half = int(0.02 * fs)
+    shape = np.concatenate([np.linspace(0, 1, half), np.linspace(1, -0.4, half), np.linspace(-0.4, 0, half)])
+    sig[lead, at : at + len(shape)] += height * shape
+
+
+def test_other_leads_add_beats_only_where_one_is_missing(monkeypatch):
+    """Spikes in the second lead inside normal intervals are not beats; a beat the first lead lost still is."""
+    import edgemed.runtime.ecg.detector as detector
+
+    fs = 250.0
+    sig, beats, _ = synthetic_recording("sinus", 60.0, fs, leads=2, seed=7)
+    height = float(np.ptp(sig[1, beats[5] - 25 : beats[5] + 25]))
+    spikes = [(a + b) // 2 for a, b in zip(beats[10:40:3], beats[11:41:3], strict=True)]
+    for at in spikes:
+        _pulse(sig, 1, at, fs, height)
+    lost = beats[50]
+    sig[0, lost - int(0.1 * fs) : lost + int(0.1 * fs)] = np.median(sig[0])  # the first lead loses one beat
+    m = match(beats, detect_beats(sig, fs), fs)
+    assert m.fn <= 1 and m.fp <= 1, (m.fn, m.fp)
+    assert lost in beats[m.pairs[:, 0]] and match(beats, detect_beats(sig[:1], fs), fs).fn >= 1  # found in lead 2
+    monkeypatch.setattr(detector, "GAP_RR", 0.0)  # every beat of the other leads, as before the rule
+    assert match(beats, detect_beats(sig, fs), fs).fp >= len(spikes) // 2
