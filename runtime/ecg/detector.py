@@ -78,12 +78,11 @@ class BeatDetector:
             self._first = self._first[-keep:]
         return out
 
-
     def _in_a_gap(self, primary: np.ndarray, c: int) -> bool:
         """A beat only the combined detector found is kept where the first lead's beats around it leave a gap
         longer than GAP_RR local RR intervals (a beat is missing there), or where there is no local RR yet."""
         i = int(np.searchsorted(primary, c))
-        if i == 0 or i == len(primary) or i < 3:
+        if i < 3 or i == len(primary):
             return True
         rr = np.diff(primary[max(0, i - HISTORY):i])
         return bool(primary[i] - primary[i - 1] > GAP_RR * float(np.median(rr)))
