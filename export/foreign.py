@@ -25,6 +25,7 @@ from edgemed.core.errors import CheckpointError, SpecError, UnsafeFileError
 from edgemed.core.limits import check_file_size
 from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec, TensorSpec
+from edgemed.core.zip_errors import ZIP_ERRORS
 from edgemed.export.exporters import Exporter
 
 TRUST_HINT = ("pass `trust_pickle` only if you trust its source (the choice is recorded in the exported model's "
@@ -44,7 +45,7 @@ def _archive(path: Path) -> zipfile.ZipFile:
     check_file_size(path, "model_mb")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except ZIP_ERRORS as exc:
         raise CheckpointError(f"{path}: not a PyTorch file (not a torch.save, TorchScript or .pt2 archive)") from exc
 
 
@@ -64,6 +65,14 @@ def _torchscript_why(z: zipfile.ZipFile, names: list[str]) -> str:
 
 def inspect_file(path: Path) -> tuple[FileKind, str | None]:
     """The file's kind and, when loading it would run code from it, why; read as data only, nothing loaded."""
+    try:
+        return _inspect(path)
+    except ZIP_ERRORS as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{path}: a damaged archive: {first}") from exc
+
+
+def _inspect(path: Path) -> tuple[FileKind, str | None]:
     with _archive(path) as z:
         names = z.namelist()
         if len(set(names)) != len(names):

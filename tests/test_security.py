@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from edgemed.cli.main import cli
 from edgemed.core.errors import (
     BundleError,
+    CheckpointError,
     DataError,
     EdgemedError,
     InputError,
@@ -103,6 +104,34 @@ def test_bundle_symlink_member_and_duplicates_are_refused(site, bundle_members):
     _fails_closed(site, lambda: verify_bundle(evil), BundleError, "link, folder or device")
     dup = _zip(site / "dup.zip", [*bundle_members.items(), ("gru.onnx", b"second copy")])
     _fails_closed(site, lambda: verify_bundle(dup), BundleError, "duplicate member")
+
+
+def test_zip_member_whose_local_name_is_not_utf8_is_refused(site, bundle_members):
+    """The local header (not the central directory) flags its name UTF-8 and holds bytes that are not."""
+    data = bytearray(_zip(site / "names.zip", list(bundle_members.items())).read_bytes())
+    assert data[:4] == b"PK\x03\x04"
+    flags = int.from_bytes(data[6:8], "little") | 0x800
+    data[6:8] = flags.to_bytes(2, "little")
+    data[30] = 0x9C  # the first byte of the first member's name
+    (site / "names.zip").write_bytes(bytes(data))
+    _fails_closed(site, lambda: verify_bundle(site / "names.zip"), BundleError, "cannot be read")
+
+
+def test_archive_whose_central_name_is_not_utf8_is_refused(site, checkpoints):
+    """torch.save's archive with a central-directory name flagged UTF-8 that is not: one line, exit 1."""
+    from edgemed.train.checkpoint import read_checkpoint
+
+    data = bytearray(Path(checkpoints["gru"]).read_bytes())
+    at = data.find(b"PK\x01\x02")
+    data[at + 8 : at + 10] = (int.from_bytes(data[at + 8 : at + 10], "little") | 0x800).to_bytes(2, "little")
+    data[at + 46] = 0x9C
+    crafted = site / "names.pt"
+    crafted.write_bytes(bytes(data))
+    result = invoke("export", crafted, "-o", site / "out.onnx")
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "internal error" not in result.output
+    assert not (site / "out.onnx").exists()
+    with pytest.raises(CheckpointError, match="damaged archive"):
+        read_checkpoint(crafted)
 
 
 def test_zip_bomb_and_member_count_are_bounded(site, bundle_members, monkeypatch):

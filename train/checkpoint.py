@@ -15,6 +15,7 @@ from edgemed.core.errors import CheckpointError, EdgemedError, UnsafeFileError
 from edgemed.core.limits import check_file_size
 from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec
+from edgemed.core.zip_errors import ZIP_ERRORS
 from edgemed.train.models import create_model
 
 FORMAT_VERSION = 2
@@ -63,12 +64,18 @@ def _code_in(path: Path) -> list[str]:
             if not pickles:
                 raise CheckpointError(f"{path}: not an edgemed checkpoint (a zip archive without data.pkl)")
             return code_globals(z.read(pickles[0]))
-    except zipfile.BadZipFile:
+    except zipfile.BadZipFile:  # not an archive: a bare pickle
         try:
             return code_globals(path.read_bytes())
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's archive nor a pickle)") \
                 from exc
+    except ZIP_ERRORS as exc:  # a damaged or crafted archive (a name flagged UTF-8 that is not, a truncated member)
+        raise CheckpointError(f"{path}: a damaged archive: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
