@@ -175,6 +175,21 @@ def test_bundle_zip_accepts_or_refuses(seeds, edit, tmp_path_factory):
     call("verify_bundle", verify_bundle, path)
 
 
+@FUZZ
+@given(edit=edits)
+def test_checkpoint_archive_accepts_or_refuses(checkpoints, edit, tmp_path_factory):
+    """Damaged or crafted torch.save archives: the pre-load scan and the load refuse by name, never crash."""
+    from edgemed.export.foreign import inspect_file
+    from edgemed.train.checkpoint import load_checkpoint
+
+    path = tmp_path_factory.mktemp("ck") / "m.pt"
+    data = Path(checkpoints["gru"]).read_bytes()
+    tail = max(len(data) - 2048, 0)  # the central directory and the pickle's end: most of an archive's structure
+    path.write_bytes(_mutate(data, [(k, tail + p % 2048 if p % 2 else p, c) for k, p, c in edit]))
+    call("inspect_file", inspect_file, path)
+    call("load_checkpoint", load_checkpoint, path)
+
+
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
                            max_leaves=15)
