@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgemed.cli.main import cli
 from edgemed.runtime.ecg.episode_match import compare
-from edgemed.runtime.ecg.episodes import AFRelabel, AFTracker, Episode, af_episodes, reference_af, runs
+from edgemed.runtime.ecg.episodes import AF_WINDOW, AFRelabel, AFTracker, Episode, af_episodes, reference_af, runs
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
 from helpers import write_wfdb
@@ -42,9 +42,8 @@ def test_af_is_irregular_rhythm_and_bigeminy_is_not():
     labels = ["N"] * len(rr)
     episodes = af_episodes(samples, labels, FS)
     assert len(episodes) == 1
-    start_s, end_s = episodes[0].start / FS, episodes[0].end / FS
-    af_start, af_end = rr[:300].sum(), rr[:600].sum()
-    assert af_start - 15 <= start_s <= af_start + 15 and af_end - 5 <= end_s <= af_end + 5
+    first, last = np.searchsorted(samples, [episodes[0].start, episodes[0].end])  # beat indices; AF is beats 300-600
+    assert abs(first - 300) <= AF_WINDOW and abs(last - 600) <= 6  # onset needs a window of intervals to show
     # ventricular ectopics in a sinus rhythm (intervals next to a V beat are left out) are not AF either
     ectopic = ["V" if k % 4 == 0 else "N" for k in range(300)]
     early = sinus.copy()
