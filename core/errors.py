@@ -1,6 +1,12 @@
 """One error hierarchy for every stage, so callers can catch `EdgemedError` and the CLI can turn it into a message."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most `limit` characters:
+    what a one-line refusal quotes of a library's error."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 class EdgemedError(Exception):
     """Base class of every error edgemed raises on purpose (bad input, failed checks)."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgemed.core.errors import ExportError
+from edgemed.core.errors import ExportError, first_line
 from edgemed.core.spec import ModelSpec
 
 MIN_OPSET = 14  # measured: opset 11 breaks the variable-length GRU (int64 Gather indices); 14-20 all pass
@@ -86,5 +86,4 @@ def export_onnx(module: nn.Module | torch.export.ExportedProgram, args: tuple[to
                                   dynamic_shapes=shapes, opset_version=opset,
                                   dynamo=True, external_data=False, optimize=True, verbose=False)
         except Exception as exc:  # exporters raise many types; the caller reports and tries the next one
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"{exporter.value} exporter failed: {type(exc).__name__}: {first[:300]}") from exc
+            raise ExportError(f"{exporter.value} exporter failed: {type(exc).__name__}: {first_line(exc)}") from exc

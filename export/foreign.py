@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import CheckpointError, SpecError, UnsafeFileError
+from edgemed.core.errors import CheckpointError, SpecError, UnsafeFileError, first_line
 from edgemed.core.limits import check_file_size
 from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec, TensorSpec
@@ -68,8 +68,7 @@ def inspect_file(path: Path) -> tuple[FileKind, str | None]:
     try:
         return _inspect(path)
     except ZIP_ERRORS as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"{path}: a damaged archive: {first}") from exc
+        raise CheckpointError(f"{path}: a damaged archive: {first_line(exc, 200)}") from exc
 
 
 def _inspect(path: Path) -> tuple[FileKind, str | None]:
@@ -161,7 +160,7 @@ def check_model_output(module: nn.Module, spec: ModelSpec, input_shape: tuple[in
             out = module(torch.zeros(input_shape))
     except Exception as exc:
         raise SpecError(f"the model does not run on `input_shape` {list(input_shape)}: "
-                        f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from exc
+                        f"{first_line(exc, 200)}") from exc
     if isinstance(out, tuple | list):
         out = out[0]
     expected = (input_shape[0], len(spec.labels))

@@ -16,7 +16,7 @@ from torch import nn
 
 from edgemed.core.atomic import check_output, private_tempdir, remove_tempdir, sidecar_path
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import ExportError, ParityError, SpecError
+from edgemed.core.errors import ExportError, ParityError, SpecError, first_line
 from edgemed.core.examples import example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, shape_cases, stream_rows
@@ -94,8 +94,7 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
             return sess.run(None, feeds)
         except Exception as exc:  # onnxruntime's errors share no base; an exporter may have fixed a dynamic axis
             shapes = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in feeds.items())
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"the exported graph does not run at {shapes}: {first[:200]}") from exc
+            raise ExportError(f"the exported graph does not run at {shapes}: {first_line(exc, 200)}") from exc
 
     def reference(inputs):
         with torch.no_grad():

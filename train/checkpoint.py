@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgemed.core.atomic import write_atomic
-from edgemed.core.errors import CheckpointError, EdgemedError, UnsafeFileError
+from edgemed.core.errors import CheckpointError, EdgemedError, UnsafeFileError, first_line
 from edgemed.core.limits import check_file_size
 from edgemed.core.pickle_scan import code_globals
 from edgemed.core.spec import ModelSpec
@@ -71,11 +71,7 @@ def _code_in(path: Path) -> list[str]:
             raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's archive nor a pickle)") \
                 from exc
     except ZIP_ERRORS as exc:  # a damaged or crafted archive (a name flagged UTF-8 that is not, a truncated member)
-        raise CheckpointError(f"{path}: a damaged archive: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{path}: a damaged archive: {first_line(exc, 200)}") from exc
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from edgemed.core.errors import InputError, ModelLoadError
+from edgemed.core.errors import InputError, ModelLoadError, first_line
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import EngineOptions, StatefulRun, TensorInfo
 from edgemed.runtime.engines.providers import create_session, session_options
@@ -19,10 +19,6 @@ ORT_ERRORS = (*(e for e in vars(_PYBIND).values() if isinstance(e, type) and iss
 CPU = ["CPUExecutionProvider"]
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 TENSORRT = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 class OrtEngine:
@@ -40,7 +36,7 @@ class OrtEngine:
         try:
             self.session, self.report = create_session(data, providers, opts, options.strict)
         except ORT_ERRORS as exc:
-            raise ModelLoadError(f"not a loadable ONNX model (corrupt or truncated?): {_first_line(exc)}") from exc
+            raise ModelLoadError(f"not a loadable ONNX model (corrupt or truncated?): {first_line(exc)}") from exc
         self.output_names = [o.name for o in self.session.get_outputs()]
         # The session's C++ run, called directly: InferenceSession.run only re-checks the feed names in Python
         # (edgemed has checked every input; onnxruntime still refuses a missing one) and may switch providers
@@ -61,7 +57,7 @@ class OrtEngine:
                 return self._run(self.output_names, feeds, None)
             return self.session.run(self.output_names, feeds)
         except ORT_ERRORS as exc:
-            raise InputError(f"onnxruntime could not run these inputs: {_first_line(exc)}") from exc
+            raise InputError(f"onnxruntime could not run these inputs: {first_line(exc)}") from exc
 
     def stateful(self, spec: ModelSpec, batch: int) -> StatefulRun | None:
         return None  # the caller feeds the state outputs back as inputs

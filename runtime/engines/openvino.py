@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemed.core.errors import InputError, ModelLoadError, ProviderError
+from edgemed.core.errors import InputError, ModelLoadError, ProviderError, first_line
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import TensorInfo
 
@@ -127,8 +127,7 @@ class OpenVINOEngine:
         try:
             result = self._request().infer(feeds, share_inputs=True)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise InputError(f"OpenVINO could not run these inputs: {first}") from exc
+            raise InputError(f"OpenVINO could not run these inputs: {first_line(exc)}") from exc
         return [np.array(result[o]) for o in self.compiled.outputs]
 
     def stateful(self, spec: ModelSpec, batch: int = 1) -> StatefulStream:
