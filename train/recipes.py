@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgemed.core.errors import EdgemedError
+from edgemed.core.spec import MORPHOLOGY_FEATURES
 from edgemed.train.trainer import ClassWeighting, Sampling, TrainConfig
 
 
@@ -28,7 +29,7 @@ class Recipe:
 
 
 RHYTHM = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long", "pre_median", "local_cv")
-MORPHOLOGY = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
+MORPHOLOGY = MORPHOLOGY_FEATURES
 
 MITDB_RECIPE = Recipe(
     name="mitdb",

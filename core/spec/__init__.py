@@ -12,6 +12,7 @@ Modules: `tensors` (inputs, outputs, streaming), `preprocessing` (normalisation,
 
 from edgemed.core.spec.model import CHANNEL_AXES, SPEC_VERSION, Calibration, DataSpec, ModelSpec
 from edgemed.core.spec.preprocessing import (
+    MORPHOLOGY_FEATURES,
     RR_FEATURES,
     SIGNAL_CHECKS,
     WINDOW_KINDS,
@@ -24,6 +25,6 @@ from edgemed.core.spec.preprocessing import (
 )
 from edgemed.core.spec.tensors import CONTEXT_SOURCES, DTYPES, ROLES, StreamingSpec, TensorSpec
 
-__all__ = ["CHANNEL_AXES", "CONTEXT_SOURCES", "DTYPES", "ROLES", "RR_FEATURES", "SIGNAL_CHECKS", "SPEC_VERSION",
-           "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "DataSpec", "InputRange", "ModelSpec",
-           "Normalization", "Preprocessing", "StreamingSpec", "TensorSpec", "Window"]
+__all__ = ["CHANNEL_AXES", "CONTEXT_SOURCES", "DTYPES", "MORPHOLOGY_FEATURES", "ROLES", "RR_FEATURES", "SIGNAL_CHECKS",
+           "SPEC_VERSION", "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "DataSpec", "InputRange",
+           "ModelSpec", "Normalization", "Preprocessing", "StreamingSpec", "TensorSpec", "Window"]

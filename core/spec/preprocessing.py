@@ -112,10 +112,10 @@ class Window:
         return None
 
 
+# Morphology against the patient's own beats (computed by edgemed.runtime.ecg.morphology; they need a template).
+MORPHOLOGY_FEATURES = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre",
-               "local_long", "pre_median", "local_cv",
-               # morphology against the patient's own beats (edgemed.runtime.ecg.morphology)
-               "qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
+               "local_long", "pre_median", "local_cv", *MORPHOLOGY_FEATURES)
 
 
 @dataclass
@@ -156,7 +156,7 @@ class BeatContext:
         unknown = set(self.features) - set(RR_FEATURES)
         if unknown or not self.features:
             raise SpecError(f"beat context: unknown RR features {sorted(unknown)}; known: {RR_FEATURES}")
-        if self.template_beats == 0 and set(self.features) & set(RR_FEATURES[11:]):
+        if self.template_beats == 0 and set(self.features) & set(MORPHOLOGY_FEATURES):
             raise SpecError("beat context: morphology features compare a beat with its template; keep template_beats")
         if self.causal and any(f.startswith("post") for f in self.features):
             raise SpecError("beat context: a causal model cannot use post_rr features (they need the next beat)")

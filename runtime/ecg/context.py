@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemed.core.spec import BeatContext, Window
-from edgemed.runtime.ecg.morphology import MORPHOLOGY_FEATURES, MorphologyTracker
+from edgemed.core.spec import MORPHOLOGY_FEATURES, BeatContext, Window
+from edgemed.runtime.ecg.morphology import MorphologyTracker
 
 DEFAULT_RR_S = 0.8
 MIN_RR_S = 0.15  # shorter intervals are taken as this (two positions on one beat; no heart beats faster)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MORPHOLOGY_FEATURES = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
 QRS_S = 0.06
 P_FROM_S, P_TO_S = 0.30, 0.10
 CLUSTER_CORR = 0.90
@@ -47,7 +46,7 @@ def _ratio(a: float, b: float) -> float:
 
 class MorphologyTracker:
     """Feed each beat's window (first lead) and template in time order; returns the features named in
-    `MORPHOLOGY_FEATURES`."""
+    `edgemed.core.spec.MORPHOLOGY_FEATURES`."""
 
     def __init__(self, fs: float, r_index: int) -> None:
         q = max(1, int(round(QRS_S * fs)))
