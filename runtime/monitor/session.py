@@ -195,8 +195,18 @@ class Monitor:
         n = int(self.profile["asystole.window_s"] * self.fs)
         if self._history_len < n:
             return False
-        tail = np.concatenate(list(self._history))[-n:]
-        return float(np.ptp(tail)) < self.profile["asystole.flat_mv"]
+        return float(np.ptp(self._tail(n))) < self.profile["asystole.flat_mv"]
+
+    def _tail(self, n: int) -> np.ndarray:
+        """The last `n` samples kept, joined from the newest chunks only (this runs on every chunk; the history
+        holds a minute)."""
+        parts, have = [], 0
+        for part in reversed(self._history):
+            parts.append(part)
+            have += part.size
+            if have >= n:
+                break
+        return np.concatenate(parts[::-1])[-n:]
 
     def _capture_strips(self, final: bool) -> None:
         """Cut each pending event's strip once the signal has reached its end (or at the close)."""
