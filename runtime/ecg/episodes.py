@@ -89,6 +89,11 @@ class AFTracker:
         self.irregularity = min(lag1, lag2)
         return self.irregularity > self.threshold
 
+    @property
+    def window_s(self) -> float:
+        """Seconds of rhythm the last decision looked at."""
+        return float(sum(self._rr))
+
 
 def af_episodes(samples: np.ndarray, labels: list[str], fs: float) -> list[Episode]:
     """AF episodes suspected from a record's classified beats (see the module's docstring)."""
@@ -96,7 +101,7 @@ def af_episodes(samples: np.ndarray, labels: list[str], fs: float) -> list[Episo
     spans: list[list[int]] = []
     for s, label in zip(samples, labels, strict=True):
         if tracker.push(int(s), label):
-            start = int(s - sum(tracker._rr) * fs)
+            start = int(s - tracker.window_s * fs)
             if spans and start - spans[-1][1] <= AF_MERGE_S * fs:
                 spans[-1][1] = int(s)
             else:

@@ -42,8 +42,7 @@ class OrtEngine:
         # (edgemed has checked every input; onnxruntime still refuses a missing one) and may switch providers
         # silently on an execution-provider failure, which edgemed reports instead. About 4 us a call: 8 % of a
         # 50 us streaming step.
-        self._run = getattr(self.session, "_sess", None)
-        self._run = self._run.run if hasattr(self._run, "run") else None
+        self._run = getattr(getattr(self.session, "_sess", None), "run", None)
 
     def inputs(self) -> list[TensorInfo]:
         return [TensorInfo(i.name, ORT_DTYPES.get(i.type), list(i.shape)) for i in self.session.get_inputs()]
