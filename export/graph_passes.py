@@ -10,6 +10,9 @@
 - `float_graph_outputs`: the QDQ quantiser also rounds the graph's outputs (the logits) to 8 bits, a step of
   range / 255 on every probability's input (about 0.2 on a classifier's logits); the last op's int32 accumulator
   gives them in float at no cost, so the output's QuantizeLinear/DequantizeLinear pair goes.
+- `decision_nodes`: what the quantisers must leave in float32: comparisons (a tree's threshold test flips when
+  its input or threshold is rounded), the lookups and data movement that feed them, and the lookups their
+  decisions select (a tree's leaf values). Not a rewrite: the names go to the quantisers' exclusion lists.
 """
 
 from __future__ import annotations
@@ -142,3 +145,97 @@ def _names_used(graph: onnx.GraphProto) -> set[str]:
             for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
                 used |= _names_used(sub)
     return used
+
+
+COMPARISONS = frozenset({"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal"})
+DATA_MOVEMENT = frozenset({"Gather", "GatherElements", "GatherND", "Reshape", "Expand", "Squeeze", "Unsqueeze",
+                           "Slice", "Concat", "Transpose", "Identity", "Flatten", "Cast"})
+LOOKUPS = frozenset({"Gather", "GatherElements", "GatherND"})
+CARRIES_DECISIONS = DATA_MOVEMENT - LOOKUPS | {"Where", "Not", "And", "Or", "Xor"}
+INTEGER_TYPES = frozenset({onnx.TensorProto.INT32, onnx.TensorProto.INT64})
+
+
+def decision_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes to keep in float: every comparison, the data movement between its inputs and the
+    nearest computing node or graph input (walking back), and every lookup indexed by what decisions chose
+    (walking forward: a Where's choice, and what integer tables give for it, e.g. a tree's next node). Unnamed
+    nodes are named first."""
+    graph = model.graph
+    taken = {n.name for n in graph.node}
+    for k, node in enumerate(graph.node):
+        if not node.name:
+            node.name = next(name for j in range(len(graph.node) + 1)
+                             if (name := f"edgemed_{node.op_type}_{k}" + (f"_{j}" if j else "")) not in taken)
+            taken.add(node.name)
+    producer = {out: node for node in graph.node for out in node.output}
+    integer_tables = {i.name for i in graph.initializer if i.data_type in INTEGER_TYPES}
+    keep: set[str] = set()
+    stack = [n for n in graph.node if n.op_type in COMPARISONS]
+    while stack:
+        node = stack.pop()
+        if node.name not in keep:
+            keep.add(node.name)
+            stack += [producer[i] for i in node.input if i in producer and producer[i].op_type in DATA_MOVEMENT]
+    decided = {out for n in graph.node if n.op_type in COMPARISONS for out in n.output}
+    size = -1
+    while size != len(decided):
+        size = len(decided)
+        for node in graph.node:
+            if node.op_type in LOOKUPS and len(node.input) > 1 and node.input[1] in decided:
+                keep.add(node.name)
+                if node.input[0] in integer_tables or node.input[0] in decided:
+                    decided.update(node.output)
+            elif node.op_type in CARRIES_DECISIONS and any(i in decided for i in node.input):
+                decided.update(node.output)
+    return sorted(keep)
+
+
+def restore_float_inputs(model: onnx.ModelProto, keep: list[str]) -> int:
+    """Feed the `keep` nodes the float32 values a quantiser or the fp16 converter rounded on their way (a
+    QuantizeLinear/DequantizeLinear pair, a cast to half and back, a cast to half): those nodes were excluded,
+    but a tensor they share with quantised nodes is rounded once for all its readers. A node that read a half
+    value now reads float32; its outputs' recorded types go, for onnxruntime to infer. Returns inputs rewired."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    float32 = {v.name for v in [*graph.input, *graph.value_info]
+               if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    float32 |= {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    halves = {onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+
+    def cast_to(node: onnx.NodeProto) -> int:
+        return next((a.i for a in node.attribute if a.name == "to"), -1)
+
+    def unrounded(name: str) -> str | None:
+        """The float32 value `name` was rounded from, if it was."""
+        p = producer.get(name)
+        if p is None or not p.input:
+            return None
+        inner = producer.get(p.input[0])
+        if p.op_type == "DequantizeLinear" and inner is not None and inner.op_type == "QuantizeLinear":
+            return inner.input[0]
+        if p.op_type == "Cast" and cast_to(p) in halves and p.input[0] in float32:
+            return p.input[0]
+        if (p.op_type == "Cast" and cast_to(p) == onnx.TensorProto.FLOAT and inner is not None
+                and inner.op_type == "Cast" and cast_to(inner) in halves and inner.input[0] in float32):
+            return inner.input[0]
+        return None
+
+    retyped: set[str] = set()
+    rewired = 0
+    for node in graph.node:
+        if node.name not in keep:
+            continue
+        for k, name in enumerate(node.input):
+            source = unrounded(name)
+            if source is None:
+                continue
+            while (deeper := unrounded(source)) is not None:
+                source = deeper
+            if producer[name].op_type == "Cast" and cast_to(producer[name]) in halves:
+                retyped.update(node.output)
+            node.input[k] = source
+            rewired += 1
+    kept = [v for v in graph.value_info if v.name not in retyped]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return rewired

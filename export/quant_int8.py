@@ -20,7 +20,7 @@ from edgemed.core.calibration import softmax
 from edgemed.core.errors import QuantizationError
 from edgemed.core.metrics import classification_report
 from edgemed.core.spec import ModelSpec
-from edgemed.export.graph_passes import float_graph_outputs
+from edgemed.export.graph_passes import float_graph_outputs, restore_float_inputs
 from edgemed.export.quant_checks import logits_of, session_for
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_options import ISA_ATOL, ISA_SAMPLES, ORT_METHODS, SCHEMES, CalibrationMethod, QuantScheme
@@ -38,7 +38,7 @@ class _Reader(ortq.CalibrationDataReader):
 
 
 def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
-            scheme: QuantScheme) -> None:
+            scheme: QuantScheme, keep: list[str]) -> None:
     # The histogram calibrators print progress, and the quantiser logs (at WARNING) that a 1-D batch-norm weight
     # has no per-channel axis 1 (it then quantises it per tensor, which is right).
     root = logging.getLogger()
@@ -47,17 +47,18 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             ortq.quantize_static(str(pre), str(out), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
-                                 per_channel=True, calibrate_method=ORT_METHODS[method], **SCHEMES[scheme])
+                                 per_channel=True, calibrate_method=ORT_METHODS[method], nodes_to_exclude=keep,
+                                 **SCHEMES[scheme])
     finally:
         root.setLevel(level)
     model = onnx.load(str(out))
-    if float_graph_outputs(model):
+    if float_graph_outputs(model) + restore_float_inputs(model, keep):
         onnx.save(model, str(out))
 
 
 def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
                       scheme: QuantScheme, isa_classes: tuple[str, ...], validation: Labelled, spec: ModelSpec,
-                      max_drop: float, work: Path) -> dict[str, Any]:
+                      max_drop: float, work: Path, keep: list[str]) -> dict[str, Any]:
     """Static int8 with `scheme`, or (auto) the first scheme whose results hold on every target instruction-set
     class this machine can run (`edgemed.export.isa`): the host's gate, then each other class's logits within
     `ISA_ATOL` of the host's and its labels unchanged. What was tried, and each class's deviation, is returned."""
@@ -81,7 +82,7 @@ def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]],
             entry["result"] = "skipped: saturates on x86 without VNNI, which cannot be checked here"
             continue
         path = work / f"static-{candidate.value}.onnx"
-        _static(pre, path, batches, method, candidate)
+        _static(pre, path, batches, method, candidate, keep)
         host_logits = logits_of(session_for(path, 2), subset, spec)
         entry["classes"][host] = {"checked": True, "max_abs_vs_host": 0.0,
                                   "max_abs_vs_fp32": float(np.abs(host_logits - fp32_logits).max())}
@@ -108,9 +109,10 @@ def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]],
 
 
 def nncf_quantize(pre: Path, out: Path, spec: ModelSpec, calibration: Labelled, validation: Labelled,
-                   max_drop: float) -> dict[str, Any]:
+                   max_drop: float, keep: list[str]) -> dict[str, Any]:
     """NNCF's accuracy-controlled int8 on the prepared ONNX graph: macro-F1 on the validation data (scored with
-    onnxruntime) may drop by at most `max_drop` points, layers reverted to float until it does."""
+    onnxruntime) may drop by at most `max_drop` points, layers reverted to float until it does; the `keep` nodes
+    stay float."""
     try:
         import nncf
     except ImportError as exc:
@@ -135,7 +137,8 @@ def nncf_quantize(pre: Path, out: Path, spec: ModelSpec, calibration: Labelled, 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         quantized = nncf.quantize_with_accuracy_control(
             model, cal, nncf.Dataset(items, lambda item: item[0]), validation_fn=macro_f1,
-            max_drop=max_drop / 100, drop_type=nncf.DropType.ABSOLUTE, subset_size=min(300, len(batches)))
+            max_drop=max_drop / 100, drop_type=nncf.DropType.ABSOLUTE, subset_size=min(300, len(batches)),
+            ignored_scope=nncf.IgnoredScope(names=keep, validate=False))
     onnx.save(quantized, str(out))
     return {"engine": "nncf", "version": nncf.__version__, "accuracy_control_max_drop_points": max_drop}
 

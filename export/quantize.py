@@ -22,7 +22,12 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edgemed.core.atomic import check_output, sidecar_path, temporary_folder
 from edgemed.core.errors import QuantizationError
 from edgemed.core.spec import ModelSpec
-from edgemed.export.graph_passes import fuse_pad_into_conv, recurrent_weights_int8
+from edgemed.export.graph_passes import (
+    decision_nodes,
+    fuse_pad_into_conv,
+    recurrent_weights_int8,
+    restore_float_inputs,
+)
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_checks import accuracy_gate, is_quantized, latency_ratio, precision_of_ops, prepared_parity
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES, Labelled
@@ -98,6 +103,7 @@ def _prepare(fp32: Path, work: Path, validation: Labelled, spec: ModelSpec) -> t
     quant_pre_process(str(fp32), str(pre))
     model = onnx.load(str(pre))
     passes: dict[str, Any] = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
+    passes["kept_float_for_decisions"] = len(decision_nodes(model))  # names unnamed nodes, saved below
     onnx.save(model, str(pre))
     passes["fp32_parity_max_abs"] = prepared_parity(fp32, pre, validation, spec)
     return pre, passes
@@ -107,20 +113,24 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
              spec: ModelSpec, passes: dict[str, Any]) -> tuple[Path, onnx.ModelProto]:
     """The quantised graph, by mode and engine (what each pass did goes into `passes`)."""
     raw = work / "quantized.onnx"
+    keep = decision_nodes(onnx.load(str(pre)))
     if opts.mode is QuantMode.DYNAMIC:
-        ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8)
+        ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8,
+                              nodes_to_exclude=keep)
     elif opts.engine is QuantEngine.NNCF:
-        passes["nncf"] = nncf_quantize(pre, raw, spec, calibration, validation, opts.max_drop)
+        passes["nncf"] = nncf_quantize(pre, raw, spec, calibration, validation, opts.max_drop, keep)
     elif opts.mode is QuantMode.STATIC:
         batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
                    else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
         passes["scheme"] = static_by_scheme(pre, raw, batches, opts.method, opts.scheme, opts.isa_classes,
-                                            validation, spec, opts.max_drop, work)
+                                            validation, spec, opts.max_drop, work, keep)
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True), str(raw))
+        onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True, node_block_list=keep),
+                  str(raw))
     model = onnx.load(str(raw))
+    passes["float_inputs_restored"] = restore_float_inputs(model, keep)
     if opts.mode is not QuantMode.FP16 and opts.recurrent_weights is RecurrentWeights.INT8:
         passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
     onnx.save(model, str(raw))

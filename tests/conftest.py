@@ -43,7 +43,8 @@ RUNS = {
     "cnn2d": ("synthetic-fundus", {"samples": 30, "image_size": 32}, {"channels": (8, 16)}),
     "beat_cnn": ("synthetic-beats", {"samples": 12}, {"channels": (8, 16)}),
     "beat_ensemble": ("synthetic-beats", {"samples": 12},
-                      {"channels": (8, 16), "members": ({"rr_skip": True}, {"rr_skip": False, "dropout": 0.0})}),
+                      {"channels": (8, 16), "members": ({"rr_skip": True}, {"rr_skip": False, "dropout": 0.0}),
+                       "trees": {"rounds": 4, "leaves": 4, "min_samples_leaf": 5}}),
 }
 
 

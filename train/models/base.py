@@ -206,6 +206,9 @@ class EdgeModule(nn.Module):
         return dataclasses.replace(spec, inputs=(signal,), outputs=outputs, streaming=streaming,
                                    example_sizes={chunk_axis: chunk})
 
+    def fit_extra(self, train_ds, seed: int) -> None:
+        """Grow the parts not trained by gradient descent (an ensemble's trees), after the rest; most have none."""
+
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Training augmentation of a batch of signals: per-sample, per-channel gain in [0.85, 1.15] plus Gaussian
         noise of 5 % of each channel's spread. Recordings differ in electrode placement and gain between
