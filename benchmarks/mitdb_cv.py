@@ -36,31 +36,44 @@ HEADER = ["variant", "N Se / +P %", "S Se / +P %", "V Se / +P %", "F Se / +P %",
           "S Se / +P % after the AF rule", "minutes"]
 
 def single(train: dict | None = None, model: dict | None = None, data: dict | None = None) -> tuple:
-    """A change to the recipe (one beat_cnn)."""
+    """A change to the recipe."""
     return ({**(train or {})}, {**(model or {})}, {**(data or {})})
+
+
+NETWORK = {"model": "beat_cnn", "rr_skip": True}  # round 2's recipe: the network alone, on the rhythm features
+NETWORK_DATA = {"rr_features": RHYTHM}
+
+
+def network(train: dict | None = None, model: dict | None = None, data: dict | None = None) -> tuple:
+    """A change to round 2's recipe (one beat_cnn, no trees)."""
+    return single(train, {**NETWORK, **(model or {})}, {**NETWORK_DATA, **(data or {})})
 
 
 # name: (change to the training config, change to the model config, change to the data options).
 VARIANTS = {
     "recipe": single(),
-    "recipe, idle dropout layer": single(model={"morphology_dropout": 0.3}),  # no morphology features: only the
-    # random stream differs from the recipe's, which shows how far the seed alone moves the figures
-    "no rhythm path": single(model={"rr_skip": False}),
-    "no template": single(model={"template": False}, data={"template_beats": 0}),
-    "no amplitude scaling": single(model={"scale_by_template": False}),
-    "next-beat (full context)": single(data={"context": "full", "rr_features": None}),
-    "shuffled batches + inverse weights": single({"sampling": Sampling.SHUFFLE,
-                                                  "class_weighting": ClassWeighting.INVERSE}),
-    "shuffled batches + capped weights": single({"sampling": Sampling.SHUFFLE,
-                                                 "class_weighting": ClassWeighting.CAPPED}),
-    "focal loss": single({"loss": Loss.FOCAL}),
-    "augmentation": single({"augment": True}),
-    "ratios only": single(data={"rr_features": ("pre_local", "pre_long", "local_long", "pre_median", "local_cv")}),
-    "morphology features": single(model={"morphology_dropout": 0.3}, data={"rr_features": RHYTHM + MORPHOLOGY}),
-    "morphology without rhythm path": single(model={"rr_skip": False}, data={"rr_features": RHYTHM + MORPHOLOGY}),
-    "ensemble of both": single(model={"model": "beat_ensemble", "rr_skip": False, "members": (
-        {"rr_skip": True, "morphology_dropout": 0.3, "feature_names": RHYTHM}, {"rr_skip": False})},
-        data={"rr_features": RHYTHM + MORPHOLOGY}),
+    "network alone (round 2 recipe)": network(),
+    "network, idle dropout layer": network(model={"morphology_dropout": 0.3}),  # no morphology features: only
+    # the random stream differs from the network's, which shows how far the seed alone moves the figures
+    "no rhythm path": network(model={"rr_skip": False}),
+    "no template": network(model={"template": False}, data={"template_beats": 0}),
+    "no amplitude scaling": network(model={"scale_by_template": False}),
+    "next-beat (full context)": network(data={"context": "full", "rr_features": None}),
+    "shuffled batches + inverse weights": network({"sampling": Sampling.SHUFFLE,
+                                                   "class_weighting": ClassWeighting.INVERSE}),
+    "shuffled batches + capped weights": network({"sampling": Sampling.SHUFFLE,
+                                                  "class_weighting": ClassWeighting.CAPPED}),
+    "focal loss": network({"loss": Loss.FOCAL}),
+    "augmentation": network({"augment": True}),
+    "ratios only": network(data={"rr_features": ("pre_local", "pre_long", "local_long", "pre_median",
+                                                 "local_cv")}),
+    "morphology features": network(model={"morphology_dropout": 0.3}, data={"rr_features": RHYTHM + MORPHOLOGY}),
+    "morphology without rhythm path": network(model={"rr_skip": False}, data={"rr_features": RHYTHM + MORPHOLOGY}),
+    "ensemble of both": single(model={"model": "beat_ensemble", "trees": {}, "rr_skip": False, "members": (
+        {"rr_skip": True, "morphology_dropout": 0.3, "feature_names": RHYTHM}, {"rr_skip": False})}),
+    "recipe, trees' weight 1": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "weight": 1.0}}),
+    "recipe, trees' weight 4": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "weight": 4.0}}),
+    "recipe, 100 rounds of trees": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "rounds": 100}}),
 }
 
 
@@ -108,7 +121,7 @@ def _run(name: str, args: argparse.Namespace) -> dict:
     train_change, model_change, data_change = VARIANTS[name]
     model_change = dict(model_change)
     model_name = model_change.pop("model", MITDB_RECIPE.model)
-    base_config = MITDB_RECIPE.model_config if model_name == MITDB_RECIPE.model else {}
+    base_config = MITDB_RECIPE.model_config if "model" not in VARIANTS[name][1] else {}
     options = {k: v for k, v in {**MITDB_RECIPE.data, **data_change}.items() if v is not None}
     key = repr(sorted(options.items()))
     if key not in _CACHE:

@@ -228,8 +228,8 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
     """Train `model` in place and return it with the weights of its best validation epoch (early stopping on
     `cfg.monitor`), then calibrated. Under torchrun the processes train one model together
     (DistributedDataParallel; see `edgemed.train.distributed`). An ensemble (`Traits.members`) trains each member
-    on its own (seed + its index), then grows its other parts (`fit_extra`), then is validated and calibrated
-    whole."""
+    on its own (seed + its index) and calibrates it, so that the members' probabilities are averaged on one
+    scale, then grows its other parts (`finish_members`), then is validated and calibrated whole."""
     if model.traits.members:
         return _train_members(model, train_ds, val_ds, cfg)
     loop = _setup(model, train_ds, cfg)
@@ -267,11 +267,11 @@ def train(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig
 def _train_members(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig) -> TrainResult:
     history, best = [], []
     for k, member in enumerate(model.members):
-        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k, calibrate=False)
+        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k, abstain_below=None)
         result = train(member, train_ds, val_ds, member_cfg)
         history += [{**h, "member": k} for h in result.history]
         best.append(result.best_epoch)
-    model.fit_extra(train_ds, cfg.seed)
+    model.finish_members(train_ds, cfg.seed)
     device = resolve_accelerator(cfg.accelerator)
     model.to(device)
     report = classification_report(val_ds.y, predict_proba(model, val_ds, device=device), val_ds.labels)

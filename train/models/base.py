@@ -206,8 +206,9 @@ class EdgeModule(nn.Module):
         return dataclasses.replace(spec, inputs=(signal,), outputs=outputs, streaming=streaming,
                                    example_sizes={chunk_axis: chunk})
 
-    def fit_extra(self, train_ds, seed: int) -> None:
-        """Grow the parts not trained by gradient descent (an ensemble's trees), after the rest; most have none."""
+    def finish_members(self, train_ds, seed: int) -> None:
+        """An ensemble, once its networks are trained and calibrated one by one: grow what is not trained by
+        gradient descent (trees) and keep in the config what the members learned outside their weights."""
 
     def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Training augmentation of a batch of signals: per-sample, per-channel gain in [0.85, 1.15] plus Gaussian

@@ -3,8 +3,8 @@ context features but are configured differently (e.g. one with a direct rhythm p
 the morphology features too), each trained on its own (`Traits.members`), and optionally gradient-boosted trees over
 the context features (`trees`, `edgemed.train.models.trees`), grown after the networks. The graph takes the inputs
 once and returns the weighted mean of the members' log-probabilities (the normalised geometric mean of their
-probabilities; each network counts 1, the trees `trees.weight`), divided by the ensemble's calibrated temperature:
-one ONNX graph, one parity check. Measured on MIT-BIH DS1 (patient-wise cross-validation, docs/results/mitdb_cv.md)
+probabilities; each network, calibrated on its own first, counts 1, the trees `trees.weight`), divided by the
+ensemble's calibrated temperature: one ONNX graph, one parity check. Measured on MIT-BIH DS1 (patient-wise cross-validation, docs/results/mitdb_cv.md)
 one network with the trees beat either alone on S and V together.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
-
 import torch
 from torch import nn
 
@@ -80,8 +79,11 @@ class BeatEnsemble(BeatClassifier):
     def input_specs(self) -> tuple[TensorSpec, ...]:
         return self.members[0].input_specs()
 
-    def fit_extra(self, train_ds, seed: int) -> None:
-        """Grow the trees on the training data's context features (after the networks were trained)."""
+    def finish_members(self, train_ds, seed: int) -> None:
+        """Record each network's own calibration in its member config (a checkpoint rebuilds the members from
+        it), then grow the trees on the training data's context features."""
+        self.config.members = tuple({**config, "calibration": asdict(member.config.calibration)}
+                                    for config, member in zip(self.config.members, self.members, strict=True))
         if self.trees is not None:
             options = self.trees.fit(np.asarray(train_ds.context[RR_SOURCE]), train_ds.y, seed)
             self.config.trees = asdict(options)

@@ -13,7 +13,7 @@ learn the training patients' own rhythms and lose S on new patients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -122,13 +122,13 @@ class BoostedTrees(nn.Module):
                                              early_stopping=False, random_state=seed)
         clf.fit(x, y, sample_weight=1.0 / counts[y])
         depth = self._load(clf)
-        self.options = TreeOptions(**{**o.__dict__, "depth": depth})
+        self.options = replace(o, depth=depth)
         self._check_conversion(clf, features)
         return self.options
 
     def _load(self, clf) -> int:
         """Copy the fitted trees into the buffers; the deepest leaf's depth."""
-        o, n = self.options, self.options.nodes
+        n = self.options.nodes
         present = [int(c) for c in clf.classes_]
         per_round = [present[1]] if len(present) == 2 else present  # binary: one tree, the second class's score
         feature, threshold = self.feature.numpy(), self.threshold.numpy()
