@@ -42,6 +42,7 @@ def single(train: dict | None = None, model: dict | None = None, data: dict | No
 
 NETWORK = {"model": "beat_cnn", "rr_skip": True}  # round 2's recipe: the network alone, on the rhythm features
 NETWORK_DATA = {"rr_features": RHYTHM}
+TREES = MITDB_RECIPE.model_config["trees"]
 
 
 def network(train: dict | None = None, model: dict | None = None, data: dict | None = None) -> tuple:
@@ -53,7 +54,7 @@ def network(train: dict | None = None, model: dict | None = None, data: dict | N
 VARIANTS = {
     "recipe": single(),
     "network alone (round 2 recipe)": network(),
-    "network, idle dropout layer": network(model={"morphology_dropout": 0.3}),  # no morphology features: only
+    "network with an idle dropout layer": network(model={"morphology_dropout": 0.3}),  # no morphology features: only
     # the random stream differs from the network's, which shows how far the seed alone moves the figures
     "no rhythm path": network(model={"rr_skip": False}),
     "no template": network(model={"template": False}, data={"template_beats": 0}),
@@ -71,9 +72,9 @@ VARIANTS = {
     "morphology without rhythm path": network(model={"rr_skip": False}, data={"rr_features": RHYTHM + MORPHOLOGY}),
     "ensemble of both": single(model={"model": "beat_ensemble", "trees": {}, "rr_skip": False, "members": (
         {"rr_skip": True, "morphology_dropout": 0.3, "feature_names": RHYTHM}, {"rr_skip": False})}),
-    "recipe, trees' weight 1": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "weight": 1.0}}),
-    "recipe, trees' weight 4": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "weight": 4.0}}),
-    "recipe, 100 rounds of trees": single(model={"trees": {**MITDB_RECIPE.model_config["trees"], "rounds": 100}}),
+    "recipe with trees' weight 1": single(model={"trees": {**TREES, "weight": 1.0}}),
+    "recipe with trees' weight 4": single(model={"trees": {**TREES, "weight": 4.0}}),
+    "recipe with 100 rounds of trees": single(model={"trees": {**TREES, "rounds": 100}}),
 }
 
 

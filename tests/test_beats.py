@@ -232,7 +232,7 @@ def test_training_options_validation_loss_sampling_and_recipe(tmp_path):
     assert metrics["split"]["validation_data"] == "synthetic-beats" and metrics["calibration"]["abstain_below"] == 0.6
     assert metrics["calibration"]["ece_after"] <= metrics["calibration"]["ece_before"] + 1e-9
     res = runner.invoke(cli, ["train", "--recipe", "mitdb", "--model", "gru", "--data", "x", "--out", "y"])
-    assert res.exit_code == 2 and "trains beat_cnn" in res.output
+    assert res.exit_code == 2 and "trains beat_ensemble" in res.output
     res = runner.invoke(cli, ["train", "--data", "synthetic-beats", "--out", "y"])
     assert res.exit_code == 2 and "--recipe" in res.output
 
