@@ -43,7 +43,7 @@ demo: $(STAMP)
 	$(BIN)/edgemed monitor $(DEMO)/beats.onnx $(DEMO)/bedside.npy --sampling-rate 180 --speed 0 \
 		--report $(DEMO)/monitor.html --jsonl $(DEMO)/monitor.jsonl --fhir $(DEMO)/fhir --force
 
-# The recommended beat classifier on MIT-BIH DS1 (2 min measured on 2 cores): train, export, int8, evaluate.
+# The recommended beat classifier on MIT-BIH DS1 (2.5 min measured on 2 cores): train, export, int8, evaluate.
 mitdb: $(STAMP)
 	$(BIN)/edgemed train --recipe mitdb --data $(MITDB_DATA) --out $(MITDB)/train --overwrite
 	$(BIN)/edgemed export $(MITDB)/train/model.pt -o $(MITDB)/model.onnx --force
