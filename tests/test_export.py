@@ -69,9 +69,10 @@ def test_dynamo_parity_on_sequence_models(checkpoints, family, tmp_path):
     assert result.parity.passed
 
 
-def test_dynamo_exports_a_pooled_beat_model_at_every_length(checkpoints, tmp_path):
+@pytest.mark.parametrize("family", ["beat_cnn", "beat_ensemble"])  # the ensemble with its trees' walk
+def test_dynamo_exports_a_pooled_beat_model_at_every_length(checkpoints, tmp_path, family):
     """beat_cnn pools a free length; traced as a multiple of its pooling, its graph takes odd lengths too."""
-    result = export_target(target_from_checkpoint(checkpoints["beat_cnn"]), tmp_path / "m.onnx", Exporter.DYNAMO, 18)
+    result = export_target(target_from_checkpoint(checkpoints[family]), tmp_path / "m.onnx", Exporter.DYNAMO, 18)
     assert result.parity.passed and any(r.shape.endswith("x43") for r in result.parity.rows)
 
 
