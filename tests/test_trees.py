@@ -33,7 +33,7 @@ def test_walk_equals_scikit_learn_even_at_the_thresholds(classes, relabel):
 
     x, y = _features()
     y = relabel(y) if relabel else y
-    trees = BoostedTrees(TreeOptions(rounds=6, leaves=8, min_samples_leaf=10), classes, ())
+    trees = BoostedTrees(TreeOptions(rounds=6, leaves=8, min_samples_leaf=10), classes, (), 5)
     opts = trees.fit(x, y, seed=0)
     assert 1 <= opts.depth <= 7
     ref = HistGradientBoostingClassifier(max_iter=6, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=10,
@@ -65,6 +65,29 @@ def test_crafted_tree_options_are_refused():
             create_model("beat_ensemble", channels=(8, 16), members=[{}], trees=bad, labels=("N", "S", "V"))
     with pytest.raises(ModelError, match="not all among"):
         create_model("beat_ensemble", channels=(8, 16), members=[{}], trees={"feature_names": ["nope"]})
+
+
+@pytest.mark.parametrize("table,index,value,message", [
+    ("trees.feature", 0, 999, "feature index outside"),
+    ("trees.left", 0, 10**6, "left child outside its tree"),
+    ("trees.right", 1, 0, "right child outside its tree or not after its parent"),  # a loop back to the root
+    ("trees.threshold", 0, float("nan"), "non-finite threshold"),
+])
+def test_crafted_tree_tables_are_refused_on_load(checkpoints, tmp_path, table, index, value, message):
+    from click.testing import CliRunner
+
+    from edgemed.cli.main import cli
+
+    ckpt = torch.load(checkpoints["beat_ensemble"], weights_only=True)
+    weights = dict(ckpt["state_dict"])
+    tampered = weights[table].clone()
+    internal = torch.nonzero(weights["trees.left"] != torch.arange(len(tampered))).flatten()
+    tampered[internal[index]] = value
+    weights[table] = tampered
+    torch.save({**ckpt, "state_dict": weights}, tmp_path / "m.pt")
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 1 and "tables are not trees" in result.output and message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.onnx").exists()
 
 
 def test_ensemble_weighs_the_trees_as_documented():

@@ -65,7 +65,7 @@ class BeatEnsemble(BeatClassifier):
         self.members = nn.ModuleList(members)
         available = config.preprocessing.beat_context.features if config.preprocessing.beat_context else ()
         self.trees = (BoostedTrees(TreeOptions.from_dict(config.trees, config.num_classes), config.num_classes,
-                                   available) if config.trees else None)
+                                   available, config.rr_features) if config.trees else None)
         self.head = _Temperature(config.calibration.temperature)
 
     @property

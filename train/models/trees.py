@@ -77,7 +77,7 @@ class BoostedTrees(nn.Module):
 
     fitted = True  # grown by `fit`, not by gradient descent
 
-    def __init__(self, options: TreeOptions, classes: int, available: tuple[str, ...]) -> None:
+    def __init__(self, options: TreeOptions, classes: int, available: tuple[str, ...], inputs: int) -> None:
         super().__init__()
         self.options, self.classes = options, classes
         chosen = [available.index(f) for f in options.feature_names if f in available]
@@ -94,6 +94,8 @@ class BoostedTrees(nn.Module):
         self.register_buffer("value", torch.zeros(slots * n))
         self.register_buffer("baseline", torch.zeros(classes))
         self.register_buffer("roots", (torch.arange(slots) * n).unsqueeze(0), persistent=False)
+        self.inputs = len(chosen) or inputs  # columns the walk reads
+        self.register_load_state_dict_post_hook(lambda module, _: module.check_tables())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = features.index_select(1, self.feature_index) if self.feature_index.numel() else features
@@ -103,6 +105,40 @@ class BoostedTrees(nn.Module):
             node = torch.where(go_left, self.left[node], self.right[node])
         scores = self.value[node].reshape(x.shape[0], self.options.rounds, self.classes).sum(dim=1)
         return scores + self.baseline
+
+    def check_tables(self) -> None:
+        """Tables read from a checkpoint must describe trees: features among the inputs, each child inside its own
+        tree and after its parent, leaves pointing to themselves, finite numbers, every leaf within `depth` steps."""
+        o, n = self.options, self.options.nodes
+        feature, left, right = self.feature.numpy(), self.left.numpy(), self.right.numpy()
+        own = np.arange(len(feature))
+        start = own - own % n
+        leaf = (left == own) & (right == own)
+        inner = ~leaf
+        problems = []
+        if ((feature < 0) | (feature >= self.inputs)).any():
+            problems.append(f"a feature index outside 0..{self.inputs - 1}")
+        for name, child in (("left", left), ("right", right)):
+            if (inner & ((child <= own) | (child >= start + n))).any():
+                problems.append(f"a {name} child outside its tree or not after its parent")
+        for name in ("threshold", "value", "baseline"):
+            if not torch.isfinite(getattr(self, name)).all():
+                problems.append(f"a non-finite {name}")
+        if not problems:
+            deepest = self._deepest(left, right, leaf, start[::n])
+            if deepest > o.depth:
+                problems.append(f"trees {deepest} levels deep, more than the config's depth {o.depth}")
+        if problems:
+            raise ModelError("trees: the tables are not trees: " + "; ".join(problems))
+
+    @staticmethod
+    def _deepest(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, roots: np.ndarray) -> int:
+        """Steps from the roots to the deepest leaf (children come after parents, so this ends)."""
+        frontier, depth = roots, 0
+        while not leaf[frontier].all():
+            inner = frontier[~leaf[frontier]]
+            frontier, depth = np.concatenate([left[inner], right[inner]]), depth + 1
+        return depth
 
     def fit(self, features: np.ndarray, y: np.ndarray, seed: int) -> TreeOptions:
         """Grow the trees on `features` (every context feature, as `forward` takes them) with class-balanced sample
@@ -123,6 +159,7 @@ class BoostedTrees(nn.Module):
         clf.fit(x, y, sample_weight=1.0 / counts[y])
         depth = self._load(clf)
         self.options = replace(o, depth=depth)
+        self.check_tables()
         self._check_conversion(clf, features)
         return self.options
 
