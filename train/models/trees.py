@@ -75,8 +75,6 @@ class BoostedTrees(nn.Module):
     """(features [batch, all context features]) -> raw class scores [batch, classes]; softmax gives the trees'
     probabilities."""
 
-    fitted = True  # grown by `fit`, not by gradient descent
-
     def __init__(self, options: TreeOptions, classes: int, available: tuple[str, ...], inputs: int) -> None:
         super().__init__()
         self.options, self.classes = options, classes
