@@ -120,13 +120,23 @@ def parse_value(text: str) -> Any:
 
 
 def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
-    """`KEY=VALUE` strings to a dict, with a clear error for anything else."""
-    out = {}
+    """`KEY=VALUE` strings to a dict, with a clear error for anything else; `KEY.SUB=VALUE` sets one entry of a
+    mapping (`-c trees.rounds=50`)."""
+    out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
-        out[key.strip().replace("-", "_")] = parse_value(value.strip())
+        *parents, last = [part.strip().replace("-", "_") for part in key.split(".")]
+        target = out
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict) or not parent:
+                raise click.BadParameter(f"{pair!r}: {parent!r} is set both as a value and as a mapping",
+                                         param_hint=option)
+        if not last or isinstance(target.get(last), dict):
+            raise click.BadParameter(f"{pair!r}: {key!r} is not a key of one value", param_hint=option)
+        target[last] = parse_value(value.strip())
     return out
 
 

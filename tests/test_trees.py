@@ -136,3 +136,31 @@ def test_every_quantiser_leaves_the_trees_decisions_exact(exported, tmp_path):
         assert result.report.to_dict()["graph_passes"]["kept_float_for_decisions"] > 0
         got, got_name = _with_leaf_values(out)
         np.testing.assert_array_equal(got.run([got_name], feeds)[0], expected, err_msg=mode.value)
+
+
+def test_tree_options_from_the_command_line(tmp_path):
+    """`-c trees.KEY=VALUE` sets one tree option; over a recipe the others stay the recipe's."""
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from edgemed.cli.main import cli
+    from edgemed.train.recipes import MITDB_RECIPE
+    from edgemed.train.request import TrainRequest, resolve
+
+    *_, config = resolve(TrainRequest(data="x", out=Path("y"), recipe="mitdb",
+                                      model_config={"trees": {"rounds": 50}}))
+    assert config["trees"] == {**MITDB_RECIPE.model_config["trees"], "rounds": 50}
+    assert config["members"] == MITDB_RECIPE.model_config["members"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "--model", "beat_ensemble", "--data", "synthetic-beats", "--samples", "10",
+                                 "--epochs", "1", "-c", "channels=8", "-c", "trees.rounds=3", "-c", "trees.leaves=4",
+                                 "-c", "trees.min_samples_leaf=5", "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["config"]["trees"]
+    assert saved["rounds"] == 3 and saved["leaves"] == 4 and saved["depth"] >= 1
+    bad = runner.invoke(cli, ["train", "--model", "beat_ensemble", "--data", "synthetic-beats", "-c", "trees=3",
+                              "-c", "trees.rounds=3", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "both as a value and as a mapping" in bad.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())

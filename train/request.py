@@ -49,7 +49,16 @@ def resolve(request: TrainRequest) -> tuple[str, TrainConfig, DataOptions, dict[
         raise OptionError(f"the {request.recipe} `recipe` trains {chosen.model}; drop `model` {request.model}")
     options = DataOptions(**{**chosen.data, **request.data_options.to_dict()})
     return (chosen.model, dataclasses.replace(chosen.train, **request.train), options,
-            {**chosen.model_config, **request.model_config})
+            _merged(chosen.model_config, request.model_config))
+
+
+def _merged(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's model config with what was given: a mapping given for a mapping changes only its keys."""
+    out = dict(base)
+    for key, value in given.items():
+        out[key] = ({**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
 
 
 def train_recipe(request: TrainRequest) -> RunSummary | CrossValidation:
