@@ -75,6 +75,8 @@ VARIANTS = {
     "recipe with trees' weight 1": single(model={"trees": {**TREES, "weight": 1.0}}),
     "recipe with trees' weight 2": single(model={"trees": {**TREES, "weight": 2.0}}),
     "recipe with 100 rounds of trees": single(model={"trees": {**TREES, "rounds": 100}}),
+    "recipe with 50 rounds of trees": single(model={"trees": {**TREES, "rounds": 50}}),
+    "recipe with 8-leaf trees": single(model={"trees": {**TREES, "leaves": 8}}),
 }
 
 
