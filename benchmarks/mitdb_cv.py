@@ -111,8 +111,9 @@ def main() -> None:
                       + (" The variants were trained in separate processes (`--variants NAME`, one core each) and "
                          "tabulated from their saved results." if args.collect else "") + f"\n\n{table}\n\n"
                       + "\n".join(r["details"] for r in results),
-                      "The trees' rounds (30) and weight (4) were chosen on these folds (weights 1, 2 and 4; 30 "
-                      "and 100 rounds; rounds 5 to 200 in a scikit-learn study of the trees alone), so the recipe's "
+                      "The trees' rounds (30), leaves (15) and weight (4) were chosen on these folds (weights 1, 2 "
+                      "and 4; 30, 50 and 100 rounds; 8 and 15 leaves; rounds 5 to 200 in a scikit-learn study of the "
+                      "trees alone, benchmarks/mitdb_trees.py), so the recipe's "
                       "rows are somewhat optimistic for new patients; the network-only rows and 'ensemble of both' "
                       "are round 2's runs (then 'ensemble of both' averaged uncalibrated members). Round 1's "
                       "ablations (no template, no amplitude scaling, next-beat context, shuffled batches "
