@@ -3,6 +3,8 @@ as documented, crafted options are refused, and every quantiser leaves the trees
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -13,7 +15,7 @@ from onnx import helper
 from edgemed.core.errors import ModelError
 from edgemed.export.graph_passes import decision_nodes
 from edgemed.export.quant_data import quantization_data
-from edgemed.export.quantize import QuantMode, quantize
+from edgemed.export.quantize import QuantEngine, QuantMode, quantize
 from edgemed.runtime.onnx.info import describe
 from edgemed.train.models import create_model
 from edgemed.train.models.trees import BoostedTrees, TreeOptions
@@ -117,7 +119,7 @@ def _with_leaf_values(path) -> tuple[ort.InferenceSession, str]:
 
 
 def test_every_quantiser_leaves_the_trees_decisions_exact(exported, tmp_path):
-    """int8 static, int8 dynamic and fp16 round the networks but not a single tree decision: the leaf each tree
+    """int8 static, int8 dynamic, fp16 and NNCF's int8 (where installed) round the networks but not a single tree decision: the leaf each tree
     reaches is the fp32 model's on every row (without the exclusion, the static quantiser rounds the RR input
     and the fp16 converter the thresholds, and leaves change)."""
     path = exported["beat_ensemble"]
@@ -130,12 +132,16 @@ def test_every_quantiser_leaves_the_trees_decisions_exact(exported, tmp_path):
              "template": rng.normal(size=(n, 1, 128)).astype(np.float32)}
     ref, name = _with_leaf_values(path)
     expected = ref.run([name], feeds)[0]
-    for mode in (QuantMode.STATIC, QuantMode.DYNAMIC, QuantMode.FP16):
-        out = tmp_path / f"{mode.value}.onnx"
-        result = quantize(path, out, mode, cal, val, max_drop=100)
+    runs = [(QuantMode.STATIC, QuantEngine.ONNXRUNTIME), (QuantMode.DYNAMIC, QuantEngine.ONNXRUNTIME),
+            (QuantMode.FP16, QuantEngine.ONNXRUNTIME)]
+    if importlib.util.find_spec("nncf") is not None:
+        runs.append((QuantMode.STATIC, QuantEngine.NNCF))
+    for mode, engine in runs:
+        out = tmp_path / f"{mode.value}-{engine.value}.onnx"
+        result = quantize(path, out, mode, cal, val, max_drop=100, engine=engine)
         assert result.report.to_dict()["graph_passes"]["kept_float_for_decisions"] > 0
         got, got_name = _with_leaf_values(out)
-        np.testing.assert_array_equal(got.run([got_name], feeds)[0], expected, err_msg=mode.value)
+        np.testing.assert_array_equal(got.run([got_name], feeds)[0], expected, err_msg=out.name)
 
 
 def test_tree_options_from_the_command_line(tmp_path):
