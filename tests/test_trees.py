@@ -119,9 +119,9 @@ def _with_leaf_values(path) -> tuple[ort.InferenceSession, str]:
 
 
 def test_every_quantiser_leaves_the_trees_decisions_exact(exported, tmp_path):
-    """int8 static, int8 dynamic, fp16 and NNCF's int8 (where installed) round the networks but not a single tree decision: the leaf each tree
-    reaches is the fp32 model's on every row (without the exclusion, the static quantiser rounds the RR input
-    and the fp16 converter the thresholds, and leaves change)."""
+    """int8 static, int8 dynamic, fp16 and NNCF's int8 (where installed) round the networks but not a single tree
+    decision: the leaf each tree reaches is the fp32 model's on every row (without the exclusion, the static
+    quantiser rounds the RR input and the fp16 converter the thresholds, and leaves change)."""
     path = exported["beat_ensemble"]
     meta = describe(path).metadata
     cal, val = quantization_data(meta.spec, meta.provenance, None, None)
