@@ -51,6 +51,17 @@ def test_af_is_irregular_rhythm_and_bigeminy_is_not():
     assert af_episodes(_positions(early), ectopic, FS) == []
 
 
+def test_atrial_trigeminy_is_not_af_and_keeps_its_s_beats():
+    """Intervals next to S beats are left out of the AF test: kept, every third beat early and a pause after it
+    reads as irregular (relative successive differences near 0.4) and 94 of 100 true S beats would become N. A
+    record dominated by premature atrial beats (MIT-BIH 232) would lose its S beats the same way."""
+    rr = np.tile([0.8, 0.5, 1.1], 100)
+    labels = ["N", "S", "N"] * 100
+    samples = _positions(rr)
+    assert af_episodes(samples, labels, FS) == []
+    assert AFRelabel(FS, ("N", "S", "V")).apply(samples, labels) == (labels, 0)
+
+
 def test_the_tracker_needs_a_full_window_before_it_says_anything():
     tracker = AFTracker(FS, window=16)
     rng = np.random.default_rng(1)
