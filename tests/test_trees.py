@@ -65,6 +65,8 @@ def test_crafted_tree_options_are_refused():
                          "weight"), ({"depht": 3}, "unknown option"), ({"rounds": 1000, "leaves": 256}, "node slots")]:
         with pytest.raises(ModelError, match=message):
             create_model("beat_ensemble", channels=(8, 16), members=[{}], trees=bad, labels=("N", "S", "V"))
+    with pytest.raises(ModelError, match="feature_names must be names"):
+        create_model("beat_ensemble", channels=(8, 16), members=[{}], trees={"feature_names": 3})
     with pytest.raises(ModelError, match="not all among"):
         create_model("beat_ensemble", channels=(8, 16), members=[{}], trees={"feature_names": ["nope"]})
 

@@ -45,7 +45,12 @@ class TreeOptions:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"trees: unknown option(s) {unknown}; valid: {sorted(known)}")
-        opts = cls(**{k: tuple(v) if k == "feature_names" else v for k, v in data.items()})
+        names = data.get("feature_names", ())
+        if isinstance(names, str):
+            names = (names,)
+        if not isinstance(names, list | tuple):
+            raise ModelError(f"trees: feature_names must be names of the data's context features, got {names!r}")
+        opts = cls(**{**data, "feature_names": tuple(names)})
         opts.check(classes)
         return opts
 
