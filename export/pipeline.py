@@ -229,7 +229,7 @@ def target_from_model(model: nn.Module, streaming: bool = False, real: tuple[dic
 def target_from_checkpoint(path: Path, streaming: bool = False, use_real_data: bool = True) -> ExportTarget:
     """Load an edgemed checkpoint and describe what to export (the streaming variant if asked)."""
     model, ckpt = load_checkpoint(path)
-    provenance = ckpt.get("provenance", {})
+    provenance = {**ckpt.get("provenance", {}), "model_config": ckpt.get("config", {})}  # what was shipped
     checksums = {"checkpoint_sha256": file_sha256(Path(path))}
     if provenance.get("data_sha256"):
         checksums["data_sha256"] = provenance["data_sha256"]

@@ -172,3 +172,16 @@ def test_tree_options_from_the_command_line(tmp_path):
                               "-c", "trees.rounds=3", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "both as a value and as a mapping" in bad.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_the_export_and_the_model_card_record_the_trees(exported):
+    """What was shipped: the exported file's provenance holds the configuration as trained, trees included, and the
+    model card prints it."""
+    from edgemed.runtime.ecg.model_card import _hyperparameters
+    from edgemed.runtime.model import EdgeModel
+
+    model = EdgeModel(exported["beat_ensemble"])
+    trees = model.metadata.provenance["model_config"]["trees"]
+    assert trees["rounds"] == 4 and trees["leaves"] == 4 and trees["depth"] >= 1
+    line = _hyperparameters(model)[0]
+    assert line.startswith("Configuration: `") and '"trees": {' in line and '"calibration"' in line

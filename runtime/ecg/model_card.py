@@ -4,6 +4,7 @@ sha256, so `edgemed bundle --card` can refuse a card written for another model."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def model_card(model: EdgeModel, ev: Evaluation) -> str:
     quant = model.metadata.quantization
     lines = [card_header(model.sha256), f"# Model card: {model.path.name}", "",
              f"Architecture `{spec.architecture}`, classes {', '.join(spec.labels)}, sha256 `{model.sha256}`"
-             + (f", quantised {quant.get('mode')}" if quant else "") + ".", "",
+             + (f", quantised {quant.get('mode')}" if quant else "") + ".", "", *_hyperparameters(model),
              "## Intended use", "",
              "Beat-by-beat classification of a surface ECG into the AAMI EC57 heartbeat classes "
              f"({', '.join(spec.labels)}), as decision support for clinicians and engineers reviewing arrhythmia "
@@ -117,3 +118,11 @@ def _limitations(ev: Evaluation, gross: dict[str, Any]) -> list[str]:
             "- Fusion (F) and unclassifiable (Q) beats are rare in every public database and poorly separated "
             "by any published inter-patient method"]
     return out
+
+
+def _hyperparameters(model: EdgeModel) -> list[str]:
+    """The architecture's configuration as trained (members, trees), when the export recorded it."""
+    config = model.metadata.provenance.get("model_config")
+    if not isinstance(config, dict) or not config:
+        return []
+    return [f"Configuration: `{json.dumps(config, sort_keys=True, default=str)}`", ""]
