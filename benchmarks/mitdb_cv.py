@@ -77,6 +77,8 @@ VARIANTS = {
     "recipe with 100 rounds of trees": single(model={"trees": {**TREES, "rounds": 100}}),
     "recipe with 50 rounds of trees": single(model={"trees": {**TREES, "rounds": 50}}),
     "recipe with 8-leaf trees": single(model={"trees": {**TREES, "leaves": 8}}),
+    "recipe with a second network on the morphology features": single(model={"members": (
+        *MITDB_RECIPE.model_config["members"], {"rr_skip": False, "morphology_dropout": 0.3})}),
 }
 
 
