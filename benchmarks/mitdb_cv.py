@@ -23,6 +23,7 @@ import torch
 from edgemed.core.readers import wfdb
 from edgemed.runtime.ecg.ec57 import reference_beats
 from edgemed.runtime.ecg.episodes import AFRelabel
+from edgemed.runtime.ecg.evaluate_report import pct
 from edgemed.train.cross_validation import cross_validate
 from edgemed.train.data.wfdb_source import load_wfdb
 from edgemed.train.recipes import MITDB_RECIPE, MORPHOLOGY, RHYTHM
@@ -82,10 +83,6 @@ VARIANTS = {
 }
 
 
-def pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="recipe", help=f"comma-separated, of: {', '.join(VARIANTS)}")
@@ -129,9 +126,9 @@ _CACHE: dict[str, object] = {}
 def _run(name: str, args: argparse.Namespace) -> dict:
     """Cross-validate one variant, print its row and save it for --collect."""
     train_change, model_change, data_change = VARIANTS[name]
+    base_config = {} if "model" in model_change else MITDB_RECIPE.model_config  # another model: its whole config
     model_change = dict(model_change)
     model_name = model_change.pop("model", MITDB_RECIPE.model)
-    base_config = MITDB_RECIPE.model_config if "model" not in VARIANTS[name][1] else {}
     options = {k: v for k, v in {**MITDB_RECIPE.data, **data_change}.items() if v is not None}
     key = repr(sorted(options.items()))
     if key not in _CACHE:

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from edgemed.core.metrics import classification_report
+from edgemed.runtime.ecg.evaluate_report import pct
 from edgemed.train.cross_validation import patient_folds
 from edgemed.train.data.wfdb_source import load_wfdb
 from edgemed.train.recipes import MITDB_RECIPE
@@ -22,10 +23,6 @@ from common import ROOT, markdown_table, write_results
 
 MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 CLASSES = ("N", "S", "V", "F")
-
-
-def pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
 
 
 def main() -> None:

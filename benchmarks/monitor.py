@@ -19,6 +19,7 @@ from edgemed.core.readers import wfdb
 from edgemed.runtime.ecg.ec57 import excluded_intervals, outside, reference_beats
 from edgemed.runtime.ecg.episode_match import EpisodeCounts, compare, merge
 from edgemed.runtime.ecg.episodes import Episode, reference_af, runs
+from edgemed.runtime.ecg.evaluate_report import pct
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.monitor.profile import load_alarm_profile
 from edgemed.runtime.monitor.session import Monitor
@@ -104,7 +105,7 @@ def main() -> None:
     gross = merge(per)
     table = markdown_table(["alarm vs annotations", "reference", "alarms", "Se %", "+P %", "duration Se %",
                             "duration +P %"],
-                           [[k, str(c.reference), str(c.detected)] + [_pct(v) for v in (
+                           [[k, str(c.reference), str(c.detected)] + [pct(v) for v in (
                                c.to_dict()["se"], c.to_dict()["ppv"], c.to_dict().get("duration_se"),
                                c.to_dict().get("duration_ppv"))] for k, c in gross.items()])
     timing = (f"{len(names)} records, {signal_s / 3600:.1f} h of ECG, {beats:,} beats in {total_s:.0f} s "
@@ -132,10 +133,6 @@ def main() -> None:
                       f"are the model's training data (DS1), so the figures show the wiring, not a new "
                       f"patient's.\n\n{table}\n\n{timing}\n\n"
                       + markdown_table(["record", "beats", "events", "alarm kinds"], rows) + soak_text)
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
 
 
 if __name__ == "__main__":

@@ -161,12 +161,7 @@ def decision_nodes(model: onnx.ModelProto) -> list[str]:
     (walking forward: a Where's choice, and what integer tables give for it, e.g. a tree's next node). Unnamed
     nodes are named first."""
     graph = model.graph
-    taken = {n.name for n in graph.node}
-    for k, node in enumerate(graph.node):
-        if not node.name:
-            node.name = next(name for j in range(len(graph.node) + 1)
-                             if (name := f"edgemed_{node.op_type}_{k}" + (f"_{j}" if j else "")) not in taken)
-            taken.add(node.name)
+    _name_unnamed(graph)
     producer = {out: node for node in graph.node for out in node.output}
     integer_tables = {i.name for i in graph.initializer if i.data_type in INTEGER_TYPES}
     keep: set[str] = set()
@@ -188,6 +183,20 @@ def decision_nodes(model: onnx.ModelProto) -> list[str]:
             elif node.op_type in CARRIES_DECISIONS and any(i in decided for i in node.input):
                 decided.update(node.output)
     return sorted(keep)
+
+
+def _name_unnamed(graph: onnx.GraphProto) -> None:
+    """Give every unnamed node a name no other node has (the quantisers' exclusion lists go by name)."""
+    taken = {n.name for n in graph.node}
+    for k, node in enumerate(graph.node):
+        if node.name:
+            continue
+        name, j = f"edgemed_{node.op_type}_{k}", 0
+        while name in taken:
+            j += 1
+            name = f"edgemed_{node.op_type}_{k}_{j}"
+        node.name = name
+        taken.add(name)
 
 
 def restore_float_inputs(model: onnx.ModelProto, keep: list[str]) -> int:
@@ -220,10 +229,11 @@ def restore_float_inputs(model: onnx.ModelProto, keep: list[str]) -> int:
             return inner.input[0]
         return None
 
+    keep_names = set(keep)
     retyped: set[str] = set()
     rewired = 0
     for node in graph.node:
-        if node.name not in keep:
+        if node.name not in keep_names:
             continue
         for k, name in enumerate(node.input):
             source = unrounded(name)

@@ -38,7 +38,9 @@ class _Reader(ortq.CalibrationDataReader):
 
 
 def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
-            scheme: QuantScheme, keep: list[str]) -> None:
+            scheme: QuantScheme, keep: list[str]) -> int:
+    """Static QDQ int8 of `pre` into `out`, outputs in float, the `keep` nodes in float and fed unrounded values;
+    returns how many of their inputs were restored."""
     # The histogram calibrators print progress, and the quantiser logs (at WARNING) that a 1-D batch-norm weight
     # has no per-channel axis 1 (it then quantises it per tensor, which is right).
     root = logging.getLogger()
@@ -52,8 +54,10 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
     finally:
         root.setLevel(level)
     model = onnx.load(str(out))
-    if float_graph_outputs(model) + restore_float_inputs(model, keep):
+    freed, restored = float_graph_outputs(model), restore_float_inputs(model, keep)
+    if freed or restored:
         onnx.save(model, str(out))
+    return restored
 
 
 def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
@@ -82,7 +86,7 @@ def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]],
             entry["result"] = "skipped: saturates on x86 without VNNI, which cannot be checked here"
             continue
         path = work / f"static-{candidate.value}.onnx"
-        _static(pre, path, batches, method, candidate, keep)
+        entry["float_inputs_restored"] = _static(pre, path, batches, method, candidate, keep)
         host_logits = logits_of(session_for(path, 2), subset, spec)
         entry["classes"][host] = {"checked": True, "max_abs_vs_host": 0.0,
                                   "max_abs_vs_fp32": float(np.abs(host_logits - fp32_logits).max())}

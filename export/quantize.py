@@ -67,8 +67,8 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
         fp32 = verified_copy(given, work)
         meta, spec = _source(given, fp32, opts, calibration)
         ort.set_default_logger_severity(3)  # onnxruntime's notes on unused initialisers of the pre-processed graph
-        pre, passes = _prepare(fp32, work, validation, spec)
-        raw, model = _convert(pre, work, opts, calibration, validation, spec, passes)
+        pre, passes, keep = _prepare(fp32, work, validation, spec)
+        raw, model = _convert(pre, work, opts, calibration, validation, spec, passes, keep)
         report = _report(opts, calibration, validation, spec, fp32, raw, model, passes)
         kept = {k: v for k, v in meta.items() if k not in ("format_version", "integrity", "labels", "preprocessing")}
         set_metadata(model, {**kept, "quantization": report.to_dict()})
@@ -97,23 +97,26 @@ def _source(given: Path, fp32: Path, opts: QuantOptions, calibration: Labelled |
     return meta, spec
 
 
-def _prepare(fp32: Path, work: Path, validation: Labelled, spec: ModelSpec) -> tuple[Path, dict[str, Any]]:
-    """onnxruntime's pre-processing and the Pad-into-Conv fusion, proven at fp32 tolerance before quantising."""
+def _prepare(fp32: Path, work: Path, validation: Labelled, spec: ModelSpec
+             ) -> tuple[Path, dict[str, Any], list[str]]:
+    """onnxruntime's pre-processing and the Pad-into-Conv fusion, proven at fp32 tolerance before quantising; also
+    the names of the nodes every mode keeps in float (`decision_nodes`)."""
     pre = work / "pre.onnx"
     quant_pre_process(str(fp32), str(pre))
     model = onnx.load(str(pre))
     passes: dict[str, Any] = {"pads_fused_into_conv": fuse_pad_into_conv(model)}
-    passes["kept_float_for_decisions"] = len(decision_nodes(model))  # names unnamed nodes, saved below
+    keep = decision_nodes(model)  # names unnamed nodes too, saved below for the quantisers to find
+    passes["kept_float_for_decisions"] = len(keep)
     onnx.save(model, str(pre))
     passes["fp32_parity_max_abs"] = prepared_parity(fp32, pre, validation, spec)
-    return pre, passes
+    return pre, passes, keep
 
 
 def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | None, validation: Labelled,
-             spec: ModelSpec, passes: dict[str, Any]) -> tuple[Path, onnx.ModelProto]:
-    """The quantised graph, by mode and engine (what each pass did goes into `passes`)."""
+             spec: ModelSpec, passes: dict[str, Any], keep: list[str]) -> tuple[Path, onnx.ModelProto]:
+    """The quantised graph, by mode and engine (what each pass did goes into `passes`); the `keep` nodes stay
+    float."""
     raw = work / "quantized.onnx"
-    keep = decision_nodes(onnx.load(str(pre)))
     if opts.mode is QuantMode.DYNAMIC:
         ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8,
                               nodes_to_exclude=keep)
@@ -130,7 +133,8 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
         onnx.save(convert_float_to_float16(onnx.load(str(pre)), keep_io_types=True, node_block_list=keep),
                   str(raw))
     model = onnx.load(str(raw))
-    passes["float_inputs_restored"] = restore_float_inputs(model, keep)
+    if "scheme" not in passes:  # onnxruntime's static int8 restored them in each scheme it tried (its report)
+        passes["float_inputs_restored"] = restore_float_inputs(model, keep)
     if opts.mode is not QuantMode.FP16 and opts.recurrent_weights is RecurrentWeights.INT8:
         passes["recurrent_weight_bytes_saved"] = recurrent_weights_int8(model)
     onnx.save(model, str(raw))

@@ -163,7 +163,7 @@ class BoostedTrees(nn.Module):
         depth = self._load(clf)
         self.options = replace(o, depth=depth)
         self.check_tables()
-        self._check_conversion(clf, features)
+        self._check_conversion(clf, features, x)
         return self.options
 
     def _load(self, clf) -> int:
@@ -201,11 +201,11 @@ class BoostedTrees(nn.Module):
         return depth
 
     @torch.no_grad()
-    def _check_conversion(self, clf, features: np.ndarray) -> None:
-        """The graph's class scores must equal scikit-learn's (its private tree layout could change)."""
-        x = np.asarray(features, np.float32)
-        ours = self(torch.from_numpy(x)).numpy()
-        theirs = clf.decision_function(x[:, self.feature_index.numpy()] if self.feature_index.numel() else x)
+    def _check_conversion(self, clf, features: np.ndarray, selected: np.ndarray) -> None:
+        """The graph's class scores on `features` must equal scikit-learn's on the columns it was fitted on,
+        `selected` (its private tree layout could change)."""
+        ours = self(torch.from_numpy(np.asarray(features, np.float32))).numpy()
+        theirs = clf.decision_function(selected)
         present = [int(c) for c in clf.classes_]
         if len(present) == 2:
             ours, theirs = ours[:, present[1]] - ours[:, present[0]], np.ravel(theirs)
