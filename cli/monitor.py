@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgemed.cli.options import device_option, force_option, threads_option, user_errors
+from edgemed.cli.options import device_option, force_option, lead_option, threads_option, user_errors
 
 
 @click.command("monitor")
@@ -25,12 +25,13 @@ from edgemed.cli.options import device_option, force_option, threads_option, use
               help="Folder for FHIR R4 Observations: heart-rate.json, rhythm.json, alarms.json.")
 @click.option("--report", type=click.Path(path_type=Path), help="The HTML report (self-contained).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print events as they happen.")
+@lead_option
 @device_option
 @threads_option
 @force_option
 @user_errors
-def monitor_command(model, source, speed, sampling_rate_hz, profile, jsonl, fhir_dir, report, quiet, device, threads,
-                    force):
+def monitor_command(model, source, speed, sampling_rate_hz, profile, jsonl, fhir_dir, report, quiet, lead_map, device,
+                    threads, force):
     """Monitor a live ECG: SOURCE is a recording replayed (WFDB, EDF, .npy or CSV; see --speed), '-' for raw
     frames on standard input, tcp://HOST:PORT for raw frames from a socket, or lsl:NAME for a Lab Streaming Layer
     stream (the lsl extra). Beats are detected and classified as `edgemed run` does; alarms (ventricular runs,
@@ -51,7 +52,7 @@ def monitor_command(model, source, speed, sampling_rate_hz, profile, jsonl, fhir
 
     session = run_monitor(model, source, profile=profile, speed=speed, sampling_rate_hz=sampling_rate_hz,
                           jsonl=None if to_stdout else jsonl, fhir_dir=fhir_dir, report=report, force=force,
-                          echo=echo, device=device, threads=threads)
+                          echo=echo, device=device, threads=threads, lead_map=lead_map)
     s = session.summary()
     meta = s["session"]
     click.echo(f"monitored {meta['seconds'] / 60:.1f} min of {meta['source']}: {s['beats']:,} beats, "

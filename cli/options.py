@@ -25,6 +25,7 @@ FLAGS = {
     "accelerator": "--accelerator", "nproc": "--nproc", "recipe": "--recipe", "model": "--model", "tuned": "--tuned",
     "run": "--run", "json": "--json", "plot": "--plot", "torch": "--torch", "per_op": "--per-op", "sign": "--sign",
     "card": "--card", "force_gate": "--force-gate", "address": "--address", "scheme": "--scheme",
+    "lead_map": "--lead",
 }
 _PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
 
@@ -153,8 +154,29 @@ def backend_option(func: Callable[..., Any]) -> Callable[..., Any]:
                         "openvino (the openvino extra), cuda or tensorrt (onnxruntime-gpu, the gpu extra).")(func)
 
 
+def _lead_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for pair in values:
+        model, sep, record = (part.strip() for part in pair.partition("="))
+        if not sep or not model or not record:
+            raise click.BadParameter(f"{pair!r} is not MODEL=RECORD (the model's lead, then the recording's: "
+                                     "MLII=ECG1)", ctx, param)
+        if model in out:
+            raise click.BadParameter(f"the model's lead {model!r} is mapped twice", ctx, param)
+        out[model] = record
+    return out or None
+
+
+def lead_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--lead MODEL=RECORD: which lead of a recording stands for a model lead named otherwise (never guessed)."""
+    return click.option("--lead", "lead_map", multiple=True, metavar="MODEL=RECORD", callback=_lead_pairs,
+                        help="The recording's lead that stands for a model lead it names otherwise (MLII=II, "
+                             "MLII=ECG1); repeat for each lead. Leads are matched by name, never guessed.")(func)
+
+
 def recording_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--sampling-rate and --beats: how a beat model reads raw recordings (run, score)."""
+    """--sampling-rate, --beats and --lead: how a beat model reads raw recordings (run, score)."""
+    func = lead_option(func)
     func = click.option("--beats", type=click.Choice(["detect", "reference"]), default="detect", show_default=True,
                         help="Beat models: beats found by the detector, or a WFDB record's reference "
                              "annotations.")(func)

@@ -13,6 +13,7 @@ from edgemed.cli.options import (
     csv_list,
     device_option,
     force_option,
+    lead_option,
     quiet_option,
     recording_options,
     threads_option,
@@ -49,7 +50,7 @@ from edgemed.runtime.ops.run import (
 @force_option
 @user_errors
 def run_command(model, input_path, out, device, strict, threads, batch_size, stream, chunk_seconds, sampling_rate_hz,
-                beats, backend, precision, force):
+                beats, lead_map, backend, precision, force):
     """Run an ONNX model on INPUT and summarise the predictions.
 
     INPUT: .npy, .npz, .csv, a WFDB record, an image or a folder of images. A beat model also takes a raw recording
@@ -60,7 +61,7 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
     loaded = load_model(model, device=device, strict=strict, threads=threads, batch_size=batch_size, backend=backend,
                         precision=precision)
     result = run_file(loaded, input_path, stream=stream, chunk_seconds=chunk_seconds,
-                      sampling_rate_hz=sampling_rate_hz, beats=beats)
+                      sampling_rate_hz=sampling_rate_hz, beats=beats, lead_map=lead_map)
     counts = Counter(r["label"] for r in result.rows)
     click.echo(f"{result.description}: {len(result.rows)} predictions in {result.seconds:.2f} s "
                f"({loaded.providers.summary()})")
@@ -92,13 +93,15 @@ def run_command(model, input_path, out, device, strict, threads, batch_size, str
               help="Classify the reference-annotated beats, or the detector's (matched by the EC57 150 ms rule).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Folder for evaluation.json, evaluation.md, confusion.png and model_card.md.")
+@lead_option
 @device_option
 @threads_option
 @backend_option
 @force_option
 @quiet_option
 @user_errors
-def evaluate_command(model, data, records, beats, out_dir, device, threads, backend, precision, force, quiet):
+def evaluate_command(model, data, records, beats, out_dir, lead_map, device, threads, backend, precision, force,
+                     quiet):
     """Evaluate a beat model on annotated WFDB records (a folder, --records of it, or one record) by the AAMI
     EC57 rules: per record and gross, per class Se, +P, FPR and F1, the confusion matrix, and with --beats detect
     the detection Se and +P. Every reference beat is counted."""
@@ -117,7 +120,7 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
         def step(name: str) -> None:
             bar.update(1, name)
 
-        ev = evaluate(loaded, data, names, beats, progress=step)
+        ev = evaluate(loaded, data, names, beats, progress=step, lead_map=lead_map)
     text = markdown(ev)
     if not quiet:
         click.echo(text.split("## Per record")[0].rstrip())
@@ -141,7 +144,7 @@ def evaluate_command(model, data, records, beats, out_dir, device, threads, back
 @recording_options
 @quiet_option
 @user_errors
-def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beats, quiet):
+def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beats, lead_map, quiet):
     """Score an archive (WFDB folders or records, .npz shards, images) on Ray Data: one Parquet part per item with
     the columns of `edgemed run`, a summary.json with per-item counts, failures and throughput. Bad items are
     reported and skipped; a re-run with the same --out scores only what is missing."""
@@ -150,8 +153,8 @@ def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beat
     total = len(list_items(list(data)))
     with click.progressbar(length=total, label="items", file=io.StringIO() if quiet else None,
                            item_show_func=lambda name: name) as bar:
-        summary = score(model, list(data), out_dir, workers, address,
-                        {"sampling_rate_hz": sampling_rate_hz, "beats": beats}, progress=lambda n: bar.update(1, n))
+        options = {"sampling_rate_hz": sampling_rate_hz, "beats": beats, "lead_map": lead_map}
+        summary = score(model, list(data), out_dir, workers, address, options, progress=lambda n: bar.update(1, n))
     s = summary.to_dict()
     click.echo(f"{s['items']} items: {s['scored_now']} scored now ({s['rows_now']:,} rows), {s['already_done']} "
                f"already done, {len(s['failed'])} failed; {s['seconds']:.1f} s with {workers} worker(s)"

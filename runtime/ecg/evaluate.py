@@ -28,7 +28,7 @@ from edgemed.runtime.ecg.beats import BeatClassifier
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.runtime.ecg.episode_match import EpisodeCounts, compare, merge
 from edgemed.runtime.ecg.episodes import detected_episodes, reference_af, runs
-from edgemed.runtime.ecg.recording import list_recordings, read_recording
+from edgemed.runtime.ecg.recording import LeadMap, check_lead_map, list_recordings, read_recording
 from edgemed.runtime.ecg.windows import AAMI_CLASSES
 from edgemed.runtime.model import UNCERTAIN, EdgeModel
 
@@ -161,13 +161,14 @@ def _truth_index(labels: tuple[str, ...], classes: list[str]) -> tuple[np.ndarra
     return keep, np.array([labels.index(c) for c, k in zip(classes, keep, strict=True) if k], np.int64)
 
 
-def evaluate_record(classifier: BeatClassifier, path, beats: str) -> RecordEvaluation:
+def evaluate_record(classifier: BeatClassifier, path, beats: str, lead_map: LeadMap | None = None
+                    ) -> RecordEvaluation:
     """One annotated record: every reference beat counted, by the EC57 rule with `beats="detect"`."""
     labels = classifier.model.labels
     conf = Confusion.empty(labels)
     name = getattr(path, "name", str(path))
     try:
-        rec = read_recording(path, classifier.model.spec)
+        rec = read_recording(path, classifier.model.spec, lead_map=lead_map)
     except InputError as exc:
         return _unreadable(conf, name, path, str(exc))
     if rec.annotations is None:
@@ -244,16 +245,18 @@ def _unreadable(conf: Confusion, name: str, path, reason: str) -> RecordEvaluati
 
 
 def evaluate(model: EdgeModel, data, records: list[str] | None = None, beats: str = "reference",
-             progress: Callable[[str], None] | None = None) -> Evaluation:
-    """Evaluate `model` on a WFDB folder (or the `records` of it) or one record."""
+             progress: Callable[[str], None] | None = None, lead_map: LeadMap | None = None) -> Evaluation:
+    """Evaluate `model` on a WFDB folder (or the `records` of it) or one record; `lead_map`: which of the records'
+    leads stands for a model lead named otherwise."""
     if beats not in BEAT_SOURCES:
         raise InputError(f"beats must be one of {BEAT_SOURCES}, not {beats!r}")
+    check_lead_map(lead_map, model.spec)
     classifier = BeatClassifier(model)
     results = []
     for path in list_recordings(data, records):
         if progress is not None:
             progress(path.name)
-        results.append(evaluate_record(classifier, path, beats))
+        results.append(evaluate_record(classifier, path, beats, lead_map))
     folder = Path(data).resolve() if Path(data).is_dir() else None
     return Evaluation(model.path.name, model.sha256, model.labels, beats, results,
                       model.spec.calibration.abstain_below, folder)

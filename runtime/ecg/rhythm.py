@@ -12,29 +12,34 @@ from edgemed.core import readers
 from edgemed.core.errors import InputError
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.ecg.conditioning import check_raw_rate, condition, to_conditioned
+from edgemed.runtime.ecg.recording import LeadMap, map_leads
 from edgemed.runtime.ecg.windows import rhythm_windows
 from edgemed.runtime.model.inputs import RunInput
 
 
-def select_leads(rec: readers.RawRecording, spec: ModelSpec, where: str) -> np.ndarray:
-    """The recording's signals in the model's channel order, chosen by lead name."""
+def select_leads(rec: readers.RawRecording, spec: ModelSpec, where: str, lead_map: LeadMap | None = None
+                 ) -> np.ndarray:
+    """The recording's signals in the model's channel order, chosen by lead name (`lead_map`: which of its leads
+    stands for a model lead named otherwise)."""
     wanted = list(spec.channel_names)
     if not wanted:
         count = spec.signal.shape[1] if isinstance(spec.signal.shape[1], int) else None
         raise InputError(f"{where}: the model records no lead names, so its {count} lead(s) cannot be matched "
                          "to the record's by name; export a model trained by edgemed")
-    names = rec.names or []
+    names = map_leads(rec.names or [], lead_map, spec, where)
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise InputError(f"{where}: has leads {names}; the model needs {wanted} (missing {missing})")
+        raise InputError(f"{where}: has leads {names}; the model needs {wanted} (missing {missing}): name the "
+                         "record's lead that stands for each with `lead_map` (MODEL=RECORD)")
     return rec.signal[[names.index(c) for c in wanted]]
 
 
-def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec) -> tuple[np.ndarray, float, float, float]:
+def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec, lead_map: LeadMap | None = None
+                       ) -> tuple[np.ndarray, float, float, float]:
     """A recording's leads (by name), band-passed and resampled as the spec says (`edgemed.runtime.ecg.conditioning`);
     (signal, rate, source rate, conditioning delay in seconds)."""
     where = rec.where or rec.name
-    sig = select_leads(rec, spec, where)
+    sig = select_leads(rec, spec, where, lead_map)
     if not np.isfinite(sig).all():
         raise InputError(f"{where}: the signal holds invalid (missing) samples; this runtime does not fill gaps")
     if rec.fs is None:
@@ -44,11 +49,11 @@ def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec) -> tuple[np.n
     return sig, spec.preprocessing.sampling_rate_hz or fs, fs, delay
 
 
-def rhythm_input(path: Path, spec: ModelSpec, whole_signal: bool) -> RunInput:
+def rhythm_input(path: Path, spec: ModelSpec, whole_signal: bool, lead_map: LeadMap | None = None) -> RunInput:
     """A recording as one signal (streaming), or cut into rhythm windows around its rhythm annotations (beat models
     read recordings beat by beat: `edgemed.runtime.ecg.beats`)."""
     rec = readers.read_recording(path)
-    sig, rate, fs, delay = conditioned_signal(rec, spec)
+    sig, rate, fs, delay = conditioned_signal(rec, spec, lead_map)
     name = rec.name
     if whole_signal:
         return RunInput(sig[None], f"recording {name} (whole signal)", sampling_rate_hz=rate)

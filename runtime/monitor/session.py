@@ -19,6 +19,7 @@ import numpy as np
 
 from edgemed.core.errors import InputError
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatStream
+from edgemed.runtime.ecg.recording import LeadMap, map_leads
 from edgemed.runtime.monitor.alarms import POINT, AlarmEngine, Event
 from edgemed.runtime.monitor.profile import AlarmProfile
 from edgemed.runtime.monitor.sources import Chunk, Fault
@@ -47,8 +48,9 @@ class Monitor:
     happens (the JSON-lines writer, a test, a pipeline)."""
 
     def __init__(self, model, source, profile: AlarmProfile, emit: Callable[[dict[str, Any]], None],
-                 started: dt.datetime | None = None) -> None:
+                 started: dt.datetime | None = None, lead_map: LeadMap | None = None) -> None:
         self.model, self.source, self.profile, self.emit = model, source, profile, emit
+        self.lead_map = lead_map
         self.classifier = BeatClassifier(model)
         self.started = started or dt.datetime.now(dt.UTC)
         self.state = SessionState()
@@ -118,9 +120,11 @@ class Monitor:
 
     def _leads(self, samples: np.ndarray) -> np.ndarray:
         """The model's leads first (by name from a named recording, else the first channels), then the other
-        channels: the detector reads them all, as `edgemed run` does (a beat faint in one lead shows in another)."""
+        channels: the detector reads them all, as `edgemed run` does (a beat faint in one lead shows in another).
+        `lead_map` names the channel that stands for a model lead named otherwise."""
         wanted = list(self.model.spec.channel_names)
-        names = list(getattr(self.source, "names", []) or [])
+        names = map_leads(list(getattr(self.source, "names", []) or []), self.lead_map, self.model.spec,
+                          self.source.name)
         if wanted and all(w in names for w in wanted):
             order = [names.index(w) for w in wanted] + [i for i, n in enumerate(names) if n not in wanted]
             samples = samples[order]

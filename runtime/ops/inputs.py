@@ -16,6 +16,7 @@ import numpy as np
 from edgemed.core import readers
 from edgemed.core.errors import EdgemedError, InputError
 from edgemed.core.spec import ModelSpec
+from edgemed.runtime.ecg.recording import LeadMap
 from edgemed.runtime.ecg.rhythm import rhythm_input
 from edgemed.runtime.model.inputs import RunInput
 
@@ -88,15 +89,20 @@ def _samples(path: Path, win: readers.Windows, spec: ModelSpec) -> RunInput:
     return RunInput(x, win.description, lengths=win.lengths, truth=truth, ids=win.ids)
 
 
-def read_input(path: Path | str, spec: ModelSpec, whole_signal: bool = False) -> RunInput:
-    """Load `path` for `spec`; `whole_signal` (streaming) keeps a record as one continuous signal."""
+def read_input(path: Path | str, spec: ModelSpec, whole_signal: bool = False,
+               lead_map: LeadMap | None = None) -> RunInput:
+    """Load `path` for `spec`; `whole_signal` (streaming) keeps a record as one continuous signal; `lead_map` says
+    which of a recording's leads stands for a model lead named otherwise."""
     path = Path(path)
     try:
         reader = readers.find_reader(path)
         if readers.WINDOWS not in reader.gives:  # a recording only (WFDB, EDF): conditioned, then windowed
             if path.is_dir():
                 raise InputError(f"{path}: a folder of records; give one record")
-            return rhythm_input(path, spec, whole_signal)
+            return rhythm_input(path, spec, whole_signal, lead_map)
+        if lead_map:
+            raise InputError(f"{path}: `lead_map` picks the leads of a recording; this file holds model-ready "
+                             "samples, matched to the model by their channel names")
         return _samples(path, reader.read_windows(path, **_window_options(spec)), spec)
     except InputError:
         raise

@@ -21,7 +21,7 @@ from edgemed.core.metrics import classification_report
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatRows
 from edgemed.runtime.ecg.ec57 import reference_beats
 from edgemed.runtime.ecg.episodes import detected_episodes
-from edgemed.runtime.ecg.recording import Recording, list_recordings, read_recording
+from edgemed.runtime.ecg.recording import LeadMap, Recording, check_lead_map, list_recordings, read_recording
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.ops.inputs import read_input
 
@@ -66,15 +66,16 @@ def is_beat_input(model: EdgeModel, path: Path) -> bool:
 
 def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
               sampling_rate_hz: float | None = None, beats: str = "detect",
-              progress: Callable[[str], None] | None = None) -> RunResult:
+              progress: Callable[[str], None] | None = None, lead_map: LeadMap | None = None) -> RunResult:
     """Every beat of a recording or of each record in a folder: detected (or the reference annotations with
-    `beats="reference"`), then classified, whole or streamed chunk by chunk."""
+    `beats="reference"`), then classified, whole or streamed chunk by chunk. `lead_map`: which of the records'
+    leads stands for a model lead named otherwise."""
     start = time.perf_counter()
     classifier = BeatClassifier(model)
     tables, latencies = [], []
     paths = list_recordings(path)
     for record_path in paths:
-        rec = read_recording(record_path, model.spec, sampling_rate_hz)
+        rec = read_recording(record_path, model.spec, sampling_rate_hz, lead_map)
         if progress is not None:
             progress(rec.name)
         given = reference_positions(rec) if beats == "reference" else None
@@ -115,13 +116,15 @@ def stream_recording(classifier: BeatClassifier, rec: Recording, chunk_seconds: 
 
 def run_file(model: EdgeModel, path: Path, stream: bool = False,
              chunk_seconds: float = DEFAULT_CHUNK_SECONDS, sampling_rate_hz: float | None = None,
-             beats: str = "detect", progress: Callable[[str], None] | None = None) -> RunResult:
+             beats: str = "detect", progress: Callable[[str], None] | None = None,
+             lead_map: LeadMap | None = None) -> RunResult:
+    check_lead_map(lead_map, model.spec)
     if is_beat_input(model, path):
-        return run_beats(model, path, stream, chunk_seconds, sampling_rate_hz, beats, progress)
+        return run_beats(model, path, stream, chunk_seconds, sampling_rate_hz, beats, progress, lead_map)
     if sampling_rate_hz is not None:
         raise InputError("`sampling_rate_hz` applies to raw recordings run through a beat model")
     start = time.perf_counter()
-    data = read_input(path, model.spec, whole_signal=stream)
+    data = read_input(path, model.spec, whole_signal=stream, lead_map=lead_map)
     if not stream:
         pred = model.predict(data.x, lengths=data.lengths, sampling_rate_hz=data.sampling_rate_hz)
         rows = [{"index": i, "id": data.ids[i] if data.ids else str(i), **r,
