@@ -23,7 +23,9 @@ from common import VITALS, export_untrained, markdown_table, write_results
 NOTES = ("Only the head's Gemm runs in int8: onnxruntime has no int8 GRU kernel, so the recurrent cell (almost all "
          "of the time) stays float in both files. The GRU's input projection is computed inside the GRU op; taking "
          "it out as an int8 MatMul would leave the op a 3H x 3H identity projection to do in float, more work than "
-         "it saves. What int8 buys here is size, not speed; the table shows it costs no time either.")
+         "it saves. Only the head's 64 x 2 weights are int8, so the file is no smaller either; the quantise step "
+         "in front of the head adds a little time (the last column). `edgemed tune` measures both and keeps the "
+         "faster.")
 
 
 def main() -> None:
