@@ -66,6 +66,18 @@ def test_real_record_gives_the_aami_counts_of_its_annotations(mitdb):
     assert beat_counts(mitdb, "101") == {"N": 1860, "S": 3, "V": 0, "F": 0, "Q": 2}
 
 
+def test_wfdb_readers_take_a_path_or_its_text(mitdb):
+    from edgemed.core.readers import wfdb
+
+    base = mitdb / "101"
+    for given in (base, str(base)):
+        assert wfdb.read_header(given).fs == 360.0
+        assert wfdb.read_record(given).signal.shape == (2, 650000)
+        assert len(wfdb.read_annotations(given).sample) > 1800
+    assert wfdb.record_names(str(mitdb)) == wfdb.record_names(mitdb) and wfdb.is_record_folder(str(mitdb))
+    assert wfdb.record_base(f"{base}.hea") == base
+
+
 def test_all_ds1_records_give_the_published_aami_totals(mitdb):
     totals = dict.fromkeys(AAMI_CLASSES, 0)
     for name in list_records(mitdb):

@@ -30,13 +30,15 @@ def is_record_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
-def is_record_folder(folder: Path) -> bool:
+def is_record_folder(folder: Path | str) -> bool:
     """A folder of WFDB records: it has a RECORDS index or at least one `.hea` header."""
+    folder = Path(folder)
     return (folder / "RECORDS").is_file() or any(folder.glob("*.hea"))
 
 
-def record_names(folder: Path) -> list[str]:
+def record_names(folder: Path | str) -> list[str]:
     """Record names from the RECORDS file, or every `.hea` header in the folder."""
+    folder = Path(folder)
     index = folder / "RECORDS"
     if index.is_file():
         local_file(index, str(folder))
@@ -52,8 +54,9 @@ def record_names(folder: Path) -> list[str]:
     return names
 
 
-def record_base(path: Path) -> Path:
+def record_base(path: Path | str) -> Path:
     """A record's base path (without extension), from the base itself or its `.hea`."""
+    path = Path(path)
     return path.with_suffix("") if path.suffix == ".hea" else path
 
 

@@ -151,7 +151,8 @@ def _signal_line(line: str, index: int, where: str) -> SignalSpec:
     return SignalSpec(file, fmt, offset, gain, baseline, units, adc_zero, checksum, name)
 
 
-def read_header(base: Path) -> Header:
+def read_header(base: Path | str) -> Header:
+    base = Path(base)
     path = base.with_name(base.name + ".hea")
     if not path.is_file():
         raise DataError(f"record {base.name}: header {path} not found")
