@@ -9,7 +9,7 @@ import pytest
 from edgemed.core.errors import InputError
 from edgemed.core.signal import resample
 from edgemed.runtime.ecg.context import locate_r
-from edgemed.runtime.ecg.detector import BeatDetector, detect_beats
+from edgemed.runtime.ecg.detector import BeatDetector, detect_beats, place_r
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
@@ -66,6 +66,18 @@ def test_locate_r_finds_the_peak_near_a_rough_position():
     x = np.zeros(1000)
     x[500] = 2.0
     assert locate_r(x, np.array([520, 480]), 250.0, 0.1, 0.1).tolist() == [500, 500]
+
+
+def test_a_small_qrs_is_placed_on_its_r_peak_not_on_a_tall_p_wave():
+    fs = 360.0
+    t = np.arange(int(fs)) / fs
+    p_wave = 1.0 * np.exp(-(((t - 0.30) / 0.04) ** 2))  # tall and slow, 150 ms before the R peak
+    qrs = 0.4 * np.exp(-(((t - 0.45) / 0.008) ** 2))  # small and steep
+    x = p_wave + qrs
+    integrated_peak = int(0.45 * fs) + int(0.08 * fs)  # the integration window's peak lags the QRS
+    r = int(0.45 * fs)
+    assert abs(int(place_r(x, np.array([integrated_peak]), fs)[0]) - r) <= 1
+    assert abs(int(locate_r(x, np.array([integrated_peak]), fs, 0.25, 0.0)[0]) - r) > 0.1 * fs  # largest alone: P
 
 
 @pytest.mark.parametrize("name", ["101", "208"])
