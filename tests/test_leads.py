@@ -131,3 +131,5 @@ def test_monitor_maps_a_channel_as_run_does(model, pair, tmp_path):
     assert [(b["t"], b["label"]) for b in lines if b["type"] == "beat"] == expected
     missing = runner.invoke(cli, ["monitor", str(model), str(pair[1]), "--speed", "0", "--lead", "lead1=ECG5", "-q"])
     assert missing.exit_code == 1 and "not ['ECG5']" in missing.output
+    unmapped = runner.invoke(cli, ["monitor", str(model), str(pair[1]), "--speed", "0", "-q"])  # never by position
+    assert unmapped.exit_code == 1 and "the model needs ['lead1']" in unmapped.output and "--lead" in unmapped.output

@@ -10,6 +10,7 @@ the beat stream starts again; signal time goes on.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from edgemed.runtime.ecg.recording import LeadMap, map_leads
 from edgemed.runtime.monitor.alarms import POINT, AlarmEngine, Event
 from edgemed.runtime.monitor.profile import AlarmProfile
 from edgemed.runtime.monitor.sources import Chunk, Fault
+
+_GENERIC = re.compile(r"ch\d+")  # the names of channels a source does not name
 
 HISTORY_S = 60.0
 TREND_S = 10.0
@@ -119,15 +122,20 @@ class Monitor:
         self._capture_strips(final=False)
 
     def _leads(self, samples: np.ndarray) -> np.ndarray:
-        """The model's leads first (by name from a named recording, else the first channels), then the other
-        channels: the detector reads them all, as `edgemed run` does (a beat faint in one lead shows in another).
-        `lead_map` names the channel that stands for a model lead named otherwise."""
+        """The model's leads first, then the other channels: the detector reads them all, as `edgemed run` does (a
+        beat faint in one lead shows in another). Leads are found by name in a source that names them (a
+        recording, labelled LSL channels), after `lead_map` (the channel that stands for a model lead named
+        otherwise), and refused when absent; a source that names its channels only ch1, ch2... (raw frames) gives
+        the model's leads first, in order."""
         wanted = list(self.model.spec.channel_names)
         names = map_leads(list(getattr(self.source, "names", []) or []), self.lead_map, self.model.spec,
                           self.source.name)
         if wanted and all(w in names for w in wanted):
             order = [names.index(w) for w in wanted] + [i for i, n in enumerate(names) if n not in wanted]
             samples = samples[order]
+        elif wanted and names and not all(_GENERIC.fullmatch(n) for n in names):
+            raise InputError(f"{self.source.name}: has leads {names}; the model needs {wanted}: name the channel "
+                             "that stands for each with `lead_map` (MODEL=RECORD)")
         count = len(wanted) or 1
         if samples.shape[0] < count:
             raise InputError(f"{self.source.name}: {samples.shape[0]} channel(s), the model needs {count}")
