@@ -133,3 +133,18 @@ def test_monitor_maps_a_channel_as_run_does(model, pair, tmp_path):
     assert missing.exit_code == 1 and "not ['ECG5']" in missing.output
     unmapped = runner.invoke(cli, ["monitor", str(model), str(pair[1]), "--speed", "0", "-q"])  # never by position
     assert unmapped.exit_code == 1 and "the model needs ['lead1']" in unmapped.output and "--lead" in unmapped.output
+
+
+def test_a_rhythm_models_leads_are_mapped_the_same_way(exported):
+    from edgemed.core.readers import RawRecording
+    from edgemed.runtime.ecg.rhythm import select_leads
+
+    spec = EdgeModel(exported["cnn_gru"]).spec
+    wanted = list(spec.channel_names)
+    assert len(wanted) == 2
+    signal = np.arange(12.0).reshape(3, 4)
+    rec = RawRecording("r", signal, 100.0, ["I", "II", "III"])
+    with pytest.raises(InputError, match="`lead_map`"):
+        select_leads(rec, spec, "r")
+    got = select_leads(rec, spec, "r", {wanted[0]: "III", wanted[1]: "I"})
+    np.testing.assert_array_equal(got, signal[[2, 0]])
