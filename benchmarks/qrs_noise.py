@@ -73,7 +73,7 @@ def main() -> None:
     for kind in kinds:
         for snr in [None, *snrs]:
             fn = fp = beats = 0
-            for k, (name, x, fs, ref, intervals) in enumerate(records):
+            for k, (_, x, fs, ref, intervals) in enumerate(records):
                 noisy = x.copy()
                 if snr is not None:
                     rng = np.random.default_rng(k)

@@ -62,12 +62,14 @@ def test_beat_inputs_keep_every_beat_and_compute_rhythm_from_the_past():
     sig = np.random.default_rng(1).standard_normal((1, 1950)).astype(np.float32)
     beats = np.arange(5, 1950, rr)
     beats[10] -= 30  # a premature beat
-    ctx = BeatContext(features=("pre_rr", "local_rr", "pre_local"), align_s=0.0, template_beats=4)
+    ctx = BeatContext(features=("pre_rr", "local_rr", "pre_local", "pre_prev"), align_s=0.0, template_beats=4)
     inputs = beat_inputs(sig, beats, fs, Window("beat", before_s=0.3, after_s=0.4), ctx)
     assert len(inputs) == len(beats) and inputs.padded[0] and inputs.padded[-1] and not inputs.padded[5]
     assert inputs.rr[5, 0] == pytest.approx(0.8) and inputs.rr[5, 2] == pytest.approx(1.0)
     assert inputs.rr[10, 0] == pytest.approx(0.5) and inputs.rr[10, 2] == pytest.approx(0.5 / 0.8)
     assert inputs.rr[11, 0] == pytest.approx(1.1)  # the pause after it, seen only at the next beat (causal)
+    assert inputs.rr[5, 3] == pytest.approx(1.0) and inputs.rr[10, 3] == pytest.approx(0.5 / 0.8)
+    assert inputs.rr[11, 3] == pytest.approx(1.1 / 0.5) and inputs.rr[0, 3] == pytest.approx(1.0)
     np.testing.assert_allclose(inputs.template[6], np.median(inputs.windows[2:6], axis=0), atol=1e-6)
     twin = beat_inputs(sig, np.array([100, 100, 300]), fs, Window("beat", before_s=0.1, after_s=0.1), ctx)
     assert twin.rr[1, 0] == pytest.approx(MIN_RR_S)  # two positions on one beat do not divide by zero

@@ -36,7 +36,7 @@ MITDB_RECIPE = Recipe(
     name="mitdb",
     model="beat_ensemble",
     data={"task": "beats", "leads": ["MLII"], "sampling_rate_hz": 180.0, "beat_window": (0.35, 0.45),
-          "context": "causal", "template_beats": 16, "rr_features": RHYTHM + MORPHOLOGY},
+          "context": "causal", "template_beats": 16, "rr_features": RHYTHM + MORPHOLOGY + ("pre_prev",)},
     train=TrainConfig(epochs=10, batch_size=128, lr=3e-3, patience=5, class_weighting=ClassWeighting.NONE,
                       sampling=Sampling.BALANCED),
     model_config={"members": ({"rr_skip": True, "feature_names": RHYTHM},),
@@ -46,7 +46,8 @@ MITDB_RECIPE = Recipe(
         "reads the beat against the patient's template (amplitude-scaled) and the RR features as ratios to the "
         "local and long-term rhythm, with a direct rhythm path to the logits, trained on class-balanced batches; "
         "beside it, a short boost of trees over the RR and morphology features (template correlation, P-wave "
-        "region, QRS width, cluster prematurity), weighted 4 to 1 in the mean of log-probabilities. In the "
+        "region, QRS width, cluster prematurity, how abruptly the RR interval changed), weighted 4 to 1 in the "
+        "mean of log-probabilities. In the "
         "patient-wise cross-validation the trees rank S beats far better than the network, and a short boost "
         "(30 rounds) generalises to new patients where a long one learns the training patients' own rhythms "
         "(docs/results/mitdb_cv.md)",

@@ -115,7 +115,7 @@ class Window:
 # Morphology against the patient's own beats (computed by edgemed.runtime.ecg.morphology; they need a template).
 MORPHOLOGY_FEATURES = ("qrs_corr", "p_corr", "qrs_energy", "qrs_width", "residual", "cluster_share", "cluster_rr")
 RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_long", "post_local", "post_pre",
-               "local_long", "pre_median", "local_cv", *MORPHOLOGY_FEATURES)
+               "local_long", "pre_median", "local_cv", "pre_prev", *MORPHOLOGY_FEATURES)
 
 
 @dataclass
@@ -127,12 +127,13 @@ class BeatContext:
     it costs one RR interval of latency), `local_rr` (mean of the previous `local_beats` pre-RR intervals),
     `long_rr` (mean of the pre-RR intervals of the previous `long_window_s` seconds), and their ratios
     (`pre_local` = pre_rr / local_rr, ...), `pre_median` (pre_rr over the median of the previous `local_beats`
-    intervals: prematurity that ectopic neighbours do not blur) and `local_cv` (their coefficient of variation:
-    high in atrial fibrillation, where an early beat is not ectopic). Morphology features against the patient's own
-    beats may be listed too (`qrs_corr`, `p_corr`, `qrs_energy`, `qrs_width`, `residual`, `cluster_share`,
-    `cluster_rr`: see `edgemed.runtime.ecg.morphology`; they need a template). `template_beats`: the median of the
-    previous that many beat windows is fed beside each beat (0: none), a per-patient reference of its usual
-    morphology.
+    intervals: prematurity that ectopic neighbours do not blur), `local_cv` (their coefficient of variation:
+    high in atrial fibrillation, where an early beat is not ectopic) and `pre_prev` (pre_rr over the interval
+    before it: how abruptly the rhythm changed; sinus arrhythmia changes gradually, a premature beat at once).
+    Morphology features against the patient's own beats may be listed too (`qrs_corr`, `p_corr`, `qrs_energy`,
+    `qrs_width`, `residual`, `cluster_share`, `cluster_rr`: see `edgemed.runtime.ecg.morphology`; they need a
+    template). `template_beats`: the median of the previous that many beat windows is fed beside each beat (0: none),
+    a per-patient reference of its usual morphology.
     Positions are first moved to the R peak within `align_s` (`locate_r`), for annotations and detections alike."""
 
     features: tuple[str, ...] = ("pre_rr", "local_rr", "long_rr", "pre_local", "pre_long", "local_long",

@@ -101,7 +101,8 @@ class ContextTracker:
         values = {"pre_rr": pre_f, "post_rr": post_f, "local_rr": local_f, "long_rr": long_f,
                   "pre_local": pre_f / local_f, "pre_long": pre_f / long_f, "post_local": post_f / local_f,
                   "post_pre": post_f / pre_f, "local_long": local_f / long_f,
-                  "pre_median": pre_f / (median if median is not None else pre_f), "local_cv": spread}
+                  "pre_median": pre_f / (median if median is not None else pre_f), "local_cv": spread,
+                  "pre_prev": pre_f / (self._pre[-1] if self._pre else pre_f)}
         template = None
         if ctx.template_beats:
             template = (np.median(np.stack(self._windows), axis=0).astype(np.float32) if self._windows

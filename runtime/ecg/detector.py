@@ -9,7 +9,7 @@ wave is a separate slope, with a flat stretch between it and the QRS. The larges
 lands on a tall P or T wave where the QRS is small (MIT-BIH 108, 203): 200 ms off, a missed beat and a false one
 under EC57's 150 ms rule; the steepest stretch alone lands off a wide ventricular beat's main peak, where reference
 annotations and training windows sit. Measured on DS1 (`python benchmarks/qrs.py`, and `edgemed evaluate
---beats detect` with the MIT-BIH int8 model; Se / +P %): detection errors 170 -> 142, V 93.5 / 85.1 -> 93.6 /
+--beats detect` with round 3's MIT-BIH int8 model; Se / +P %): detection errors 170 -> 142, V 93.5 / 85.1 -> 93.6 /
 87.2, F 97.6 / 61.8 -> 94.0 / 62.8, V couplets 84.5 / 79.2 -> 83.7 / 83.5. Also measured: the steepest stretch
 alone (142 errors, V 92.2 / 87.0, couplets 77.9 / 81.2), the largest deviation within 40 ms of any stretch at least
 0.2 to 0.4 of the steepest (158 to 164 errors), joined stretches at 0.3 or within 40 ms (142 to 148 errors).
