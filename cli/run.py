@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edgemed.cli.options import (
+    as_flags,
     backend_option,
     csv_list,
     device_option,
@@ -160,5 +161,5 @@ def score_command(model, data, out_dir, workers, address, sampling_rate_hz, beat
                f"already done, {len(s['failed'])} failed; {s['seconds']:.1f} s with {workers} worker(s)"
                + (f", {s['items_per_minute']:.1f} items/min" if s["items_per_minute"] else ""))
     for f in s["failed"]:
-        click.echo(f"failed: {f['item']}: {f['error']}", err=True)
+        click.echo(f"failed: {f['item']}: {as_flags(f['error'])}", err=True)
     click.echo(f"wrote {out_dir / 'predictions'}/ and {out_dir / 'summary.json'}")

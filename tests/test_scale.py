@@ -91,3 +91,22 @@ def test_score_npz_shards_with_the_run_columns(tmp_path):
     assert res.exit_code == 0, res.output
     rows = _parquet_rows(tmp_path / "o")
     assert len(rows) == 24 and {"index", "id", "label", "true", "quality", "item"} <= set(rows[0])
+
+
+def test_score_maps_leads_and_shows_a_failures_hint_as_a_flag(exported, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    sig, beats, _ = synthetic_recording("mixed", 40, 360.0, 1, seed=80)
+    write_wfdb(archive, "r0", sig, 360.0, ["ECG1"], beats)
+    model, runner = str(exported["beat_cnn"]), CliRunner()
+    res = runner.invoke(cli, ["score", model, str(archive), "--out", str(tmp_path / "a"), "--workers", "1", "-q"])
+    assert res.exit_code == 0 and "failed: " in res.output and "with --lead (MODEL=RECORD)" in res.output
+    res = runner.invoke(cli, ["score", model, str(archive), "--out", str(tmp_path / "b"), "--workers", "1", "-q",
+                              "--lead", "lead1=ECG1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["scored_now"] == 1
+    ran = runner.invoke(cli, ["run", model, str(archive / "r0"), "--lead", "lead1=ECG1", "--out",
+                              str(tmp_path / "r0.json")])
+    assert ran.exit_code == 0, ran.output
+    expected = json.loads((tmp_path / "r0.json").read_text())["predictions"]
+    assert [r["label"] for r in _parquet_rows(tmp_path / "b")] == [r["label"] for r in expected]
