@@ -155,3 +155,20 @@ def test_bad_data_gives_a_clear_error(tmp_path, name, setup, message):
     setup(path)
     with pytest.raises(DataError, match=message):
         load_data(str(path))
+
+
+def test_csv_signals_with_old_mac_line_ends_read_alike_and_a_broken_first_row_is_refused(tmp_path, exported):
+    from click.testing import CliRunner
+
+    from edgemed.cli.main import cli
+    from edgemed.core import readers
+
+    values = np.round(np.sin(np.arange(400) / 9), 4)
+    for name, end in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        (tmp_path / f"{name}.csv").write_bytes(("lead1" + end + end.join(f"{v:.4f}" for v in values) + end).encode())
+    got = [readers.read_recording(tmp_path / f"{n}.csv", 100.0) for n in ("lf", "crlf", "cr")]
+    assert all(g.names == ["lead1"] and np.allclose(g.signal[0], values) for g in got)
+    (tmp_path / "bad.csv").write_bytes(b"\rlead1\n0.1\n0.2\n")  # a stray carriage return before the header
+    result = CliRunner().invoke(cli, ["run", str(exported["beat_cnn"]), str(tmp_path / "bad.csv"),
+                                      "--sampling-rate", "100"])
+    assert result.exit_code == 1 and "no lead columns" in result.output and "Traceback" not in result.output

@@ -23,8 +23,12 @@ ID_COLUMN = "sequence_id"
 
 def header(path: Path) -> list[str]:
     """The column names of the first row (at most 64 KB read)."""
-    first = read_bounded_line(path)
-    return [h.strip() for h in next(csv.reader([first]), [])]
+    first = next(iter(read_bounded_line(path).splitlines()), "")  # \n, \r\n or \r (old Mac) line ends
+    try:
+        return [h.strip() for h in next(csv.reader([first]), [])]
+    except csv.Error as exc:
+        raise DataError(f"{path}: its first row is not valid CSV ({exc}); it must name the columns, one line ending "
+                        "in a newline") from exc
 
 
 def read_bounded_line(path: Path, limit: int = 2**16) -> str:

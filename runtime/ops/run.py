@@ -59,9 +59,13 @@ def is_beat_input(model: EdgeModel, path: Path) -> bool:
     if pre.window is None or not pre.window.per_beat:
         return False
     try:
-        return readers.find_reader(path).holds(Path(path)) == readers.RECORDING
+        reader = readers.find_reader(path)
     except DataError:
-        return False
+        return False  # no reader takes it: `read_input` says why
+    try:
+        return reader.holds(Path(path)) == readers.RECORDING
+    except DataError as exc:  # a reader takes it but cannot tell what it holds: a damaged file
+        raise InputError(str(exc)) from exc
 
 
 def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
