@@ -65,8 +65,9 @@ def map_leads(names: list[str], lead_map: LeadMap | None, spec: ModelSpec, where
     return [renamed.get(n, f"{n} (unmapped)" if n in lead_map else n) for n in names]
 
 
-def _ordered(rows: np.ndarray, names: list[str], spec: ModelSpec, where: str) -> tuple[np.ndarray, int]:
-    """The model's leads (by name) first, then the others."""
+def model_leads_first(rows: np.ndarray, names: list[str], spec: ModelSpec, where: str) -> tuple[np.ndarray, int]:
+    """`rows` (one per lead `names` names) with the model's leads first, by name, then the others; and how many
+    are the model's. A lead the model needs and `names` lacks is refused, with the `lead_map` hint."""
     wanted = list(spec.channel_names)
     if not wanted:
         raise InputError(f"{where}: the model records no lead names to match the file's {names} against")
@@ -128,7 +129,7 @@ def read_recording(path: Path | str, spec: ModelSpec, sampling_rate_hz: float | 
                              f"samples] with the model's {leads} lead(s) {list(spec.channel_names)} in that order")
         sig, count = raw.signal, leads
     else:
-        sig, count = _ordered(raw.signal, map_leads(raw.names, lead_map, spec, where), spec, where)
+        sig, count = model_leads_first(raw.signal, map_leads(raw.names, lead_map, spec, where), spec, where)
     return Recording(raw.name, _finite(sig, where), _rate(raw.fs or sampling_rate_hz, where), count, raw.annotations)
 
 

@@ -12,7 +12,7 @@ from edgemed.core import readers
 from edgemed.core.errors import InputError
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.ecg.conditioning import check_raw_rate, condition, to_conditioned
-from edgemed.runtime.ecg.recording import LeadMap, map_leads
+from edgemed.runtime.ecg.recording import LeadMap, map_leads, model_leads_first
 from edgemed.runtime.ecg.windows import rhythm_windows
 from edgemed.runtime.model.inputs import RunInput
 
@@ -26,12 +26,8 @@ def select_leads(rec: readers.RawRecording, spec: ModelSpec, where: str, lead_ma
         count = spec.signal.shape[1] if isinstance(spec.signal.shape[1], int) else None
         raise InputError(f"{where}: the model records no lead names, so its {count} lead(s) cannot be matched "
                          "to the record's by name; export a model trained by edgemed")
-    names = map_leads(rec.names or [], lead_map, spec, where)
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise InputError(f"{where}: has leads {names}; the model needs {wanted} (missing {missing}): name the "
-                         "record's lead that stands for each with `lead_map` (MODEL=RECORD)")
-    return rec.signal[[names.index(c) for c in wanted]]
+    rows, count = model_leads_first(rec.signal, map_leads(rec.names or [], lead_map, spec, where), spec, where)
+    return rows[:count]
 
 
 def conditioned_signal(rec: readers.RawRecording, spec: ModelSpec, lead_map: LeadMap | None = None

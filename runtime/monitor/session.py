@@ -20,7 +20,7 @@ import numpy as np
 
 from edgemed.core.errors import InputError
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatStream
-from edgemed.runtime.ecg.recording import LeadMap, map_leads
+from edgemed.runtime.ecg.recording import LeadMap, map_leads, model_leads_first
 from edgemed.runtime.monitor.alarms import POINT, AlarmEngine, Event
 from edgemed.runtime.monitor.profile import AlarmProfile
 from edgemed.runtime.monitor.sources import Chunk, Fault
@@ -130,12 +130,9 @@ class Monitor:
         wanted = list(self.model.spec.channel_names)
         names = map_leads(list(getattr(self.source, "names", []) or []), self.lead_map, self.model.spec,
                           self.source.name)
-        if wanted and all(w in names for w in wanted):
-            order = [names.index(w) for w in wanted] + [i for i, n in enumerate(names) if n not in wanted]
-            samples = samples[order]
-        elif wanted and names and not all(_GENERIC.fullmatch(n) for n in names):
-            raise InputError(f"{self.source.name}: has leads {names}; the model needs {wanted}: name the channel "
-                             "that stands for each with `lead_map` (MODEL=RECORD)")
+        named = names and not all(_GENERIC.fullmatch(n) for n in names)
+        if wanted and (named or all(w in names for w in wanted)):  # by name; refused, with the hint, when absent
+            samples, _ = model_leads_first(samples, names, self.model.spec, self.source.name)
         count = len(wanted) or 1
         if samples.shape[0] < count:
             raise InputError(f"{self.source.name}: {samples.shape[0]} channel(s), the model needs {count}")
