@@ -125,6 +125,38 @@ def test_a_real_pause_under_the_asystole_limit_raises_no_asystole(exported, tmp_
     assert "pause" in events and "asystole" not in events
 
 
+def test_a_gap_in_the_signal_breaks_the_rhythm_not_the_alarms(engine):
+    """After a gap (leads off, a fault) the next beat is not the next in rhythm: no pause or run spans it."""
+    _feed(engine, [(k * 0.8, "N") for k in range(10)] + [(8.0, "V"), (8.4, "V")])
+    assert [(s, e.kind) for s, e in engine.gap(9.0)] == [("point", "couplet")]
+    assert _feed(engine, [(600.0, "V"), (600.8, "N")] + [(600.8 + k * 0.8, "N") for k in range(1, 20)]) == []
+
+
+def test_leads_off_for_minutes_then_the_same_signal_gives_the_same_beats(exported, tmp_path):
+    """The monitor ends its beat stream while the leads are off and starts a new one when the signal returns: the
+    rhythm context does not span twenty minutes (every beat after it used to look premature), and no pause, run
+    or couplet is made of the beats on either side."""
+    fs = 360.0
+    sig, _, _ = synthetic_recording("mixed", 60, fs, 1, seed=9)
+    gap = int(1200 * fs)
+    np.save(tmp_path / "off.npy", np.concatenate([sig, np.full((1, gap), 0.4), sig], axis=1))
+    out = tmp_path / "m.jsonl"
+    result = CliRunner().invoke(cli, ["monitor", str(exported["beat_cnn"]), str(tmp_path / "off.npy"),
+                                      "--sampling-rate", str(fs), "--speed", "0", "--jsonl", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _jsonl(out)
+    events = [r for r in rows if r["type"] == "event" and r["state"] in ("start", "point")]
+    assert [e["kind"] for e in events if e["kind"] == "lead_off"] == ["lead_off"]
+    assert not [e for e in events if e["kind"] in ("pause", "asystole")]
+    span = (60.0, 1260.0)
+    assert not [e for e in events if e["start_s"] < span[0] and (e["end_s"] or 1e9) > span[1]
+                and e["kind"] != "lead_off"]
+    beats = [(r["t"], r["label"]) for r in rows if r["type"] == "beat"]
+    first = [label for t, label in beats if t < span[0]]
+    second = [label for t, label in beats if t >= span[1]]
+    assert len(first) > 50 and second == first
+
+
 def test_irregular_rhythm_raises_atrial_fibrillation(engine):
     rng = np.random.default_rng(2)
     t = np.cumsum(rng.uniform(0.45, 1.1, 80))

@@ -53,6 +53,25 @@ def test_stream_in_random_chunks_equals_the_whole_record():
     assert got == sorted(got) and np.array_equal(np.array(got), whole)
 
 
+def test_a_lead_off_for_minutes_keeps_the_streams_memory_flat():
+    """A flat line (a lead off) has no beats: the detector used to keep every sample and noise peak since the last
+    beat, so memory and step time grew for as long as the lead stayed off. The stream must still equal the whole
+    record, and the beats after the gap are found again."""
+    fs = 250.0
+    sig, _, _ = synthetic_recording("sinus", 40.0, fs, leads=2, seed=3)
+    off = np.full((2, int(600 * fs)), 0.7)
+    whole_signal = np.concatenate([sig, off, sig], axis=1)
+    det, got = BeatDetector(fs, leads=2), []
+    for pos in range(0, whole_signal.shape[1], int(fs)):
+        got += det.push(whole_signal[:, pos : pos + int(fs)])
+        assert det._first.size <= 9 * fs and len(det.primary._noise_since_beat) <= 10
+    got += det.flush()
+    assert np.array_equal(np.array(got), detect_beats(whole_signal, fs))
+    before = [p for p in got if p < sig.shape[1]]
+    after = [p for p in got if p >= sig.shape[1] + off.shape[1]]
+    assert len(before) >= 40 and len(after) >= len(before) - 2
+
+
 def test_refuses_what_it_cannot_detect_on():
     with pytest.raises(InputError, match="at least 50 Hz"):
         BeatDetector(20.0)

@@ -43,8 +43,9 @@ class BeatDetector:
         self.combined = QRSDetector(fs, leads=leads) if leads > 1 else None
         self.gap = int(round(T_WAVE_S * fs))
         self.warmup = int(round(LEARNING_S * fs))  # the combined detector's lead scaling settles first
-        self._first = np.zeros(0)  # the first lead, kept for placing R peaks
+        self._first = np.zeros(0)  # the first lead's last seconds, where new beats are placed
         self._first_base = 0
+        self._r: dict[int, int] = {}  # each undecided beat's R peak, placed as soon as a QRS detector finds it
         self._primary: list[int] = []
         self._others: list[int] = []
         self._emitted = -1
@@ -54,10 +55,15 @@ class BeatDetector:
         if x.shape[0] != self.leads:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
         self._first = np.concatenate([self._first, x[0]])
-        self._primary += self.primary.push(x[:1])
+        self._primary += self._place(self.primary.push(x[:1]))
         if self.combined is not None:
-            self._others += self.combined.push(x)
-        return self._emit(final=False)
+            self._others += self._place(self.combined.push(x))
+        out = self._emit(final=False)
+        keep = int(8 * self.fs)
+        if len(self._first) > keep:
+            self._first_base += len(self._first) - keep
+            self._first = self._first[-keep:]
+        return out
 
     def last_decided(self) -> tuple[int, int] | None:
         """(the last beat either QRS detector has decided, emitted here or not yet; the sample up to which every
@@ -67,10 +73,19 @@ class BeatDetector:
         return None if latest < 0 else (latest, max(self.primary.decided_until, latest))
 
     def flush(self) -> list[int]:
-        self._primary += self.primary.flush()
+        self._primary += self._place(self.primary.flush())
         if self.combined is not None:
-            self._others += self.combined.flush()
+            self._others += self._place(self.combined.flush())
         return self._emit(final=True)
+
+    def _place(self, found: list[int]) -> list[int]:
+        """Place new beats on their R peaks now, while the first lead still holds the samples before them (a
+        search-back beat is at most a few seconds old); the last beat may wait for the next one for hours (a lead
+        off), and the first lead's history does not wait with it."""
+        new = [c for c in found if c not in self._r]
+        located = place_r(self._first, np.array(new, dtype=np.int64) - self._first_base, self.fs)
+        self._r.update({c: int(r) + self._first_base for c, r in zip(new, located, strict=True)})
+        return found
 
     def _emit(self, final: bool) -> list[int]:
         primary = np.array(sorted(set(self._primary)), dtype=np.int64)
@@ -82,15 +97,10 @@ class BeatDetector:
         self._others = [c for c in self._others if c >= horizon]
         before = [p for p in primary if p < horizon - 2 * self.gap][-HISTORY:]
         self._primary = [int(p) for p in before] + [p for p in self._primary if p >= horizon - 2 * self.gap]
-        if not ready:
-            return []
-        self._emitted = ready[-1]
-        located = place_r(self._first, np.array(ready) - self._first_base, self.fs)
-        out = [int(p) + self._first_base for p in located]
-        keep = int(8 * self.fs)
-        if len(self._first) > keep:
-            self._first_base += len(self._first) - keep
-            self._first = self._first[-keep:]
+        if ready:
+            self._emitted = ready[-1]
+        out = [self._r[p] for p in ready]
+        self._r = {c: r for c, r in self._r.items() if c > self._emitted}
         return out
 
     def _in_a_gap(self, primary: np.ndarray, c: int) -> bool:

@@ -90,6 +90,11 @@ class AFTracker:
         return self.irregularity > self.threshold
 
     @property
+    def ready(self) -> bool:
+        """Whether a full window of RR intervals lies behind the last decision (before it, `push` says no AF)."""
+        return len(self._rr) == self._rr.maxlen
+
+    @property
     def window_s(self) -> float:
         """Seconds of rhythm the last decision looked at."""
         return float(sum(self._rr))

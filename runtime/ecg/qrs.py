@@ -14,7 +14,8 @@ the integrated signal are decided in order:
 4. a peak above the threshold `noise + 0.25 * (signal - noise)` is a beat, else noise; signal and noise levels are
    running averages of the peaks so classified (the first two seconds set them);
 5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals, the largest noise peak
-   since the last beat (at least 360 ms after it) above half the threshold is taken as a beat.
+   since the last beat (at least 360 ms after it, at most 3 s before the candidate that triggers it) above half
+   the threshold is taken as a beat.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
 from every primary beat, after the first two seconds (while the combined detector's lead scaling settles), and in a
@@ -45,6 +46,7 @@ T_WAVE_S = 0.36
 INTEGRATION_S = 0.15
 SEARCH_BACK_RR = 1.4
 SEARCH_BACK_FRACTION = 0.5  # a search-back beat's peak is above this share of the threshold
+SEARCH_BACK_S = 3.0  # nor older than this: the history kept (4 s) must still hold it, however the signal is chunked
 LEARNING_S = 2.0
 SCALE_S = 8.0  # time constant of each lead's running mean squared slope
 THRESHOLD_FRACTION = 0.25
@@ -100,6 +102,7 @@ class QRSDetector:
         self.window = max(1, int(round(INTEGRATION_S * self.fs)))
         self.refractory = int(round(REFRACTORY_S * self.fs))
         self.t_wave = int(round(T_WAVE_S * self.fs))
+        self.search_span = int(round(SEARCH_BACK_S * self.fs))
         self._tail = np.zeros((self.leads, 4))
         self._sq_tail = np.zeros(self.window - 1)
         self._bp = np.zeros((self.leads, 0))
@@ -249,7 +252,8 @@ class QRSDetector:
             last = self._beats[-1]
             if now - last <= SEARCH_BACK_RR * np.mean(self._rr):
                 break
-            eligible = [(h, i) for i, h in self._noise_since_beat if self.t_wave <= i - last and i < now]
+            eligible = [(h, i) for i, h in self._noise_since_beat
+                        if self.t_wave <= i - last and now - self.search_span <= i < now]
             if not eligible:
                 break
             h, i = max(eligible)
@@ -265,12 +269,15 @@ class QRSDetector:
         return found
 
     def _trim(self) -> None:
-        """Keep only the history decisions can still look at (the last 4 seconds)."""
+        """Keep only the history decisions can still look at (the last 4 seconds). Noise peaks older than that
+        are dropped with it: search-back could not measure their slope, and without the trim a flat line (a lead
+        off for hours: no beats, one noise peak a second) grew the list and every later step without bound."""
         keep = int(4 * self.fs)
         drop = len(self._mwi) - keep
         if drop > 0 and self._levels is not None:
             self._bp, self._sq, self._mwi = self._bp[:, drop:], self._sq[drop:], self._mwi[drop:]
             self._base += drop
+            self._noise_since_beat = [(i, h) for i, h in self._noise_since_beat if i - self.window >= self._base]
         self._beats = self._beats[-16:]
 
 

@@ -8,7 +8,7 @@ the signal's flatness and the source's faults, with its IEC 60601-1-8 priority a
 | frequent_pvc | at least `pvc_per_minute` V beats in the last minute | fewer |
 | bradycardia / tachycardia | heart rate beyond its limit for `hold_s` | back within it |
 | extreme_rate | beyond the extreme limits for `hold_s` | back within them |
-| pause | a beat more than `pause.seconds` after the previous one | at once |
+| pause | a beat more than `pause.seconds` after the previous one, the signal unbroken between them | at once |
 | asystole | no beat for `asystole.seconds` while a signal is present | the next beat |
 | lead_off | the signal flat (peak-to-peak under `flat_mv` for `window_s`) | a signal again |
 | atrial_fibrillation | irregular RR (`edgemed.runtime.ecg.episodes.AFTracker`) for 15 s | regular for 10 s |
@@ -17,7 +17,8 @@ the signal's flatness and the source's faults, with its IEC 60601-1-8 priority a
 
 The heart rate is 60 over the median of the last `window_beats` RR intervals, intervals next to a V beat left out.
 Alarms that follow a level end with hysteresis (frequent PVCs below half their limit, rates 5 bpm back within
-theirs), so a value hovering at a limit does not make them chatter.
+theirs), so a value hovering at a limit does not make them chatter. Where the signal breaks (`gap`: leads off, a
+source fault), the beats after it are not the next in rhythm: no pause, RR interval, run or AF window spans it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class AlarmEngine:
         self._af_since: float | None = None
         self._af_clear_since: float | None = None
         self._rate_since: dict[str, float] = {}
-        self._flat_since: float | None = None
+        self.flat_since: float | None = None
         self.heart_rate: float | None = None
 
     # -- event bookkeeping -------------------------------------------------------------------------------------
@@ -171,6 +172,8 @@ class AlarmEngine:
 
     def _fibrillation(self, t: float, label: str) -> list:
         irregular = self._af.push(int(round(t * self.fs)), label)
+        if not self._af.ready:
+            return []  # a window is still filling (the start, after a gap): an AF alarm neither starts nor ends
         if irregular:
             self._af_clear_since = None
             self._af_since = self._af_since if self._af_since is not None else t
@@ -188,10 +191,25 @@ class AlarmEngine:
     def signal(self, t_end: float, flat: bool) -> list:
         """The signal up to `t_end` seconds: whether its last `asystole.window_s` were flat."""
         if flat:
-            self._flat_since = self._flat_since if self._flat_since is not None else t_end
-            return self._start("lead_off", self._flat_since, {"flat_mv": self.p["asystole.flat_mv"]})
-        self._flat_since = None
+            self.flat_since = self.flat_since if self.flat_since is not None else t_end
+            return self._start("lead_off", self.flat_since, {"flat_mv": self.p["asystole.flat_mv"]})
+        self.flat_since = None
         return self._end("lead_off", t_end)
+
+    def gap(self, t: float) -> list:
+        """The signal broke at `t` seconds (leads off, a fault): a V run seen so far ends with its last beat (two V
+        beats are a couplet), and the next beat starts the rhythm afresh; alarms that describe a state (AF, rates,
+        frequent PVCs) stay as they are until beats say otherwise."""
+        out = []
+        if len(self._v_run) == 2:
+            out += self._point("couplet", self._v_run[0], self._v_run[1], {"beats": 2})
+        if self._v_run:
+            out += self._end("ventricular_run", self._v_run[-1])
+        self._v_run = []
+        self._last_beat = None
+        self._af = AFTracker(self.fs)
+        self._af_since = None
+        return out
 
     def tick(self, t: float, last_detected: float | None = None) -> list:
         """Beats are known up to `t` seconds of signal, the last one detected at `last_detected` (the detector

@@ -4,7 +4,10 @@ model as `edgemed run`), the alarm engine, and the outputs, for as long as the s
 Memory stays bounded however long it runs: the signal kept for strips is the last `HISTORY_S` seconds, the beats
 for strip labels the last minute, latencies a fixed reservoir, the trend one point per `TREND_S`, and strips are
 kept for at most `MAX_STRIPS` events. After a fault that breaks the signal (non-finite samples, a reconnection)
-the beat stream starts again; signal time goes on.
+the beat stream starts again; signal time goes on. Once the leads have been off (a flat signal) for
+`LEADS_OFF_RESTART_S`, no stream runs: the one before ends (its beats decided, the alarm engine told of the gap),
+and a new one starts when the signal returns, so no RR interval, rhythm context or run spans the gap. A shorter
+flat stretch keeps the stream: it may be a pause, and the beat after it says so.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ TREND_S = 10.0
 STRIP_BEFORE_S, STRIP_AFTER_S = 3.0, 7.0
 MAX_STRIPS = 200
 RESERVOIR = 20_000
+LEADS_OFF_RESTART_S = 10.0  # no heart pauses this long and beats on; the next beat starts the rhythm afresh
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Monitor:
         self.fs: float | None = None
         self.t = 0.0  # seconds of signal received
         self._offset = 0  # samples received before the current beat stream started
+        self._leads_off = False  # the stream ended on a flat signal; the next starts when it returns
         self._received = 0
         self._history: deque[np.ndarray] = deque()
         self._history_len = 0
@@ -101,22 +106,30 @@ class Monitor:
 
     def _chunk(self, chunk: Chunk) -> None:
         x = self._leads(chunk.samples)
-        if self.stream is None:
+        if self.stream is None and not self._leads_off:
             self._channels = x.shape[0]
             try:
                 self._start_stream()
             except InputError as exc:
                 self._updates(self._engine_or_default().fault(self.t, "rate", str(exc), ongoing=False))
                 raise
+        self._keep(x[0])
+        flat = self._flat()
+        if self._leads_off and not flat:
+            self._leads_off = False
+            self._start_stream()
         self._updates(self.engine.recovered(self.t))
         self._received += x.shape[1]
         self.t = self._received / self.fs
-        self._keep(x[0])
-        rows = self.stream.push(x)
-        for s, label, q in zip(rows.samples, rows.labels, rows.quality, strict=True):
-            self._beat(float(s + self._offset) / self.fs, label, q, rows)
-        self._updates(self.engine.signal(self.t, self._flat()))
-        known = self.stream.last_decided_s()
+        if self.stream is not None:
+            rows = self.stream.push(x)
+            for s, label, q in zip(rows.samples, rows.labels, rows.quality, strict=True):
+                self._beat(float(s + self._offset) / self.fs, label, q, rows)
+        self._updates(self.engine.signal(self.t, flat))
+        if flat and self.stream is not None and self.t - self.engine.flat_since >= LEADS_OFF_RESTART_S:
+            self._leads_off = True
+            self._end_stream()
+        known = self.stream.last_decided_s() if self.stream is not None else None
         if known is not None:
             self._updates(self.engine.tick(known[1] + self._offset / self.fs, known[0] + self._offset / self.fs))
         self._capture_strips(final=False)
@@ -154,12 +167,14 @@ class Monitor:
         return fault.resumes
 
     def _end_stream(self) -> None:
-        """The signal broke: beats still in the stream are decided, and the next samples start a new stream."""
+        """The signal broke: beats still in the stream are decided, the alarm engine is told of the gap, and the
+        next samples start a new stream."""
         if self.stream is not None:
             rows = self.stream.flush()
             for s, label, q in zip(rows.samples, rows.labels, rows.quality, strict=True):
                 self._beat(float(s + self._offset) / self.fs, label, q, rows)
             self.stream = None
+            self._updates(self.engine.gap(self.t))
 
     # -- beats, alarms, strips ----------------------------------------------------------------------------------
 
