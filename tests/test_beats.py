@@ -14,7 +14,7 @@ from edgemed.core.calibration import coverage, expected_calibration_error, fit_t
 from edgemed.core.spec import BandpassFilter, BeatContext, Calibration, Preprocessing, Window
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatRows
 from edgemed.runtime.ecg.conditioning import Conditioner, condition, to_conditioned
-from edgemed.runtime.ecg.context import MIN_RR_S, beat_inputs
+from edgemed.runtime.ecg.context import MIN_RR_S, RESTART_S, beat_inputs
 from edgemed.runtime.model import UNCERTAIN, EdgeModel, Prediction
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
@@ -73,6 +73,29 @@ def test_beat_inputs_keep_every_beat_and_compute_rhythm_from_the_past():
     np.testing.assert_allclose(inputs.template[6], np.median(inputs.windows[2:6], axis=0), atol=1e-6)
     twin = beat_inputs(sig, np.array([100, 100, 300]), fs, Window("beat", before_s=0.1, after_s=0.1), ctx)
     assert twin.rr[1, 0] == pytest.approx(MIN_RR_S)  # two positions on one beat do not divide by zero
+
+
+def test_a_gap_in_the_signal_starts_the_context_afresh():
+    """Beats after a gap longer than RESTART_S get exactly the inputs of the same beats at a recording's start (a
+    20-minute gap once held `long_rr` for five minutes and made every beat look premature); before the gap, the
+    last beat's next interval is missing, as at a recording's end."""
+    fs = 100.0
+    sig = np.random.default_rng(2).standard_normal((1, 3000)).astype(np.float32)
+    beats = np.arange(50, 1450, 80)
+    gap = int(RESTART_S * fs) + 1
+    joined = np.concatenate([sig[:, :1500], np.zeros((1, gap), np.float32), sig[:, :1500]], axis=1)
+    after = np.concatenate([beats, beats + 1500 + gap])
+    win = Window("beat", before_s=0.3, after_s=0.4)
+    for causal, features in ((True, ("pre_rr", "local_rr", "long_rr", "pre_long", "pre_prev")),
+                             (False, ("pre_rr", "post_rr", "post_pre"))):
+        ctx = BeatContext(features=features, causal=causal, align_s=0.0, template_beats=4)
+        alone, both = beat_inputs(sig[:, :1500], beats, fs, win, ctx), beat_inputs(joined, after, fs, win, ctx)
+        np.testing.assert_array_equal(both.rr[: len(beats)], alone.rr)
+        np.testing.assert_array_equal(both.rr[len(beats) :], alone.rr)
+        np.testing.assert_array_equal(both.template[len(beats) :], alone.template)
+    short = np.concatenate([beats, beats + 1500 + int(3 * fs)])  # a 3 s pause is rhythm: the context goes on
+    ctx = BeatContext(features=("pre_rr",), causal=True, align_s=0.0, template_beats=0)
+    assert beat_inputs(joined, short, fs, win, ctx).rr[len(beats), 0] > 3.0
 
 
 def test_full_context_reads_the_next_interval():

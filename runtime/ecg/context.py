@@ -4,7 +4,10 @@ training, evaluation, a whole record at the bedside and a stream all compute exa
 
 Missing intervals (the first beat has no previous one, the last no next one, a short history no average) are
 filled with `DEFAULT_RR_S` (0.8 s, 75 per minute); the first beat's template is the beat itself. Windows reaching
-past a recording's ends are padded with the edge sample and marked, so no beat is left out.
+past a recording's ends are padded with the edge sample and marked, so no beat is left out. A beat more than
+`RESTART_S` after the previous one follows a gap in the signal (leads off, an episode left out of the reference),
+not a heartbeat interval: it starts the context afresh, as the first beat of a recording does. Without this, one
+20-minute gap made every beat of the next five minutes look premature (`long_rr` held the gap).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from edgemed.runtime.ecg.morphology import MorphologyTracker
 
 DEFAULT_RR_S = 0.8
 MIN_RR_S = 0.15  # shorter intervals are taken as this (two positions on one beat; no heart beats faster)
+RESTART_S = 10.0  # longer intervals are gaps in the signal (no heart pauses this long and beats on)
 
 
 @dataclass
@@ -73,9 +77,14 @@ class ContextTracker:
 
     def __init__(self, fs: float, ctx: BeatContext, r_index: int = 0) -> None:
         """`r_index`: where the R peak lies in each window (the window's samples before it)."""
-        self.fs, self.ctx = fs, ctx
+        self.fs, self.ctx, self._r_index = fs, ctx, r_index
+        self._restart()
+
+    def _restart(self) -> None:
+        """Forget every beat before: the next one is treated as a recording's first."""
+        fs, ctx = self.fs, self.ctx
         wanted = set(ctx.features) & set(MORPHOLOGY_FEATURES)
-        self._morphology = MorphologyTracker(fs, r_index) if wanted else None
+        self._morphology = MorphologyTracker(fs, self._r_index) if wanted else None
         self._last: int | None = None
         self._pre: deque[float] = deque(maxlen=ctx.local_beats)
         self._long: deque[tuple[int, float]] = deque()
@@ -85,7 +94,11 @@ class ContextTracker:
                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(RR feature vector, template) of the beat at `position`, then remember it."""
         fs, ctx = self.fs, self.ctx
+        if self._last is not None and position - self._last > RESTART_S * fs:
+            self._restart()
         pre = max((position - self._last) / fs, MIN_RR_S) if self._last is not None else None
+        if next_position is not None and next_position - position > RESTART_S * fs:
+            next_position = None  # the last beat before a gap, as a recording's last beat
         post = max((next_position - position) / fs, MIN_RR_S) if next_position is not None else None
         local = float(np.mean(self._pre)) if self._pre else None
         median = float(np.median(self._pre)) if self._pre else None

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgemed.core.errors import InputError
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatStream
+from edgemed.runtime.ecg.context import RESTART_S
 from edgemed.runtime.ecg.recording import LeadMap, map_leads, model_leads_first
 from edgemed.runtime.monitor.alarms import POINT, AlarmEngine, Event
 from edgemed.runtime.monitor.profile import AlarmProfile
@@ -35,7 +36,7 @@ TREND_S = 10.0
 STRIP_BEFORE_S, STRIP_AFTER_S = 3.0, 7.0
 MAX_STRIPS = 200
 RESERVOIR = 20_000
-LEADS_OFF_RESTART_S = 10.0  # no heart pauses this long and beats on; the next beat starts the rhythm afresh
+LEADS_OFF_RESTART_S = RESTART_S  # no heart pauses this long and beats on; the next beat starts the rhythm afresh
 
 
 @dataclass
