@@ -72,6 +72,19 @@ def test_a_lead_off_for_minutes_keeps_the_streams_memory_flat():
     assert len(before) >= 40 and len(after) >= len(before) - 2
 
 
+@pytest.mark.parametrize("level", [0.0, 0.3, -1200.0])
+def test_a_flat_lead_in_has_no_beats(level):
+    """A recording that starts with the leads off (flat at some offset): the per-lead scaling used to raise the
+    filter's rounding residue to a QRS-sized signal, and the search-back called a beat every 0.7 s (43 false beats
+    in 30 s). The beats after it are all found."""
+    fs = 360.0
+    sig, beats, _ = synthetic_recording("sinus", 30.0, fs, leads=2, seed=3)
+    lead_in = int(30 * fs)
+    got = detect_beats(np.concatenate([np.full((2, lead_in), level), sig + level], axis=1), fs)
+    assert not [p for p in got if p < lead_in - 0.2 * fs]
+    assert match(np.asarray(beats) + lead_in, got, fs).tp >= len(beats) - 1
+
+
 def test_refuses_what_it_cannot_detect_on():
     with pytest.raises(InputError, match="at least 50 Hz"):
         BeatDetector(20.0)

@@ -50,6 +50,10 @@ SEARCH_BACK_S = 3.0  # nor older than this: the history kept (4 s) must still ho
 LEARNING_S = 2.0
 SCALE_S = 8.0  # time constant of each lead's running mean squared slope
 THRESHOLD_FRACTION = 0.25
+# A slope under this share of the sample's own value is the filter's rounding residue on a flat line (a lead off at
+# some offset: about 1e-15 of it), which the per-lead scaling would otherwise raise to a QRS-sized signal and the
+# search-back take for beats (43 false beats in 30 s); no ADC resolves a real slope this small.
+FLAT = 1e-9
 MIN_RATE_HZ = 50.0
 
 
@@ -119,6 +123,7 @@ class QRSDetector:
         bp, self._zi = sosfilt(self._sos, x, self._zi)
         ext = np.concatenate([self._tail, bp], axis=1)
         deriv = (2 * ext[:, 4:] + ext[:, 3:-1] - ext[:, 1:-3] - 2 * ext[:, :-4]) / 8.0
+        deriv[np.abs(deriv) <= FLAT * np.abs(x)] = 0.0  # rounding residue of a flat line, not a slope
         self._tail = ext[:, -4:]
         sq = deriv**2
         mean, self._ema_zi = sosfilt(self._ema_sos, sq, self._ema_zi)
