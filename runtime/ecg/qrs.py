@@ -18,7 +18,8 @@ the integrated signal are decided in order:
    the threshold is taken as a beat;
 6. artifacts: a sample's squared slope enters its lead's running scale at most `SLOPE_CLIP` times the square of
    the lead's running mean absolute slope, and one peak moves the signal level at most to `LEVEL_CAP` times itself
-   (the noise level at most to the signal level), so a spike does not leave the detector deaf.
+   (the noise level at most to the signal level), so a spike does not leave the detector deaf; the running scales
+   average only the samples that carry a slope, so a flat stretch (leads off) neither counts nor dilutes them.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
 from every primary beat, after the first two seconds (while the combined detector's lead scaling settles), and in a
@@ -64,9 +65,10 @@ MIN_RATE_HZ = 50.0
 # enters the running mean at most SLOPE_CLIP times the square of the lead's running mean absolute slope (which a
 # spike moves little), and one peak moves the signal level at most to LEVEL_CAP times itself, the noise level at
 # most to the signal level. Now both artifacts cost no beat. SLOPE_CLIP measured on DS1 (detection errors with
-# both leads): 50: 250, 70: 147, 100 and 150: 140, 200: 141, 300: 142 (no sample clipped, as before); 150 sits
-# mid-plateau. A 10-fold drop in gain still costs about 38 beats while the running mean settles (8 s time
-# constant, squared): a lower threshold after silence would also call noise in an asystole a beat.
+# both leads): 50: 142, 70: 141, 100 to 200: 137, 300: 138; 150 sits mid-plateau. A 10-fold drop in gain still
+# costs about 38 beats while the running mean settles (8 s time constant, squared), 5 s of 3 mV noise the 24 beats
+# after it, and a 500 mV glitch (beyond any ECG front end) 36: a lower threshold after a silence would also call
+# the noise of an asystole beats, and a scale from the median of the last 8 s lost thousands of DS1 beats.
 SLOPE_CLIP = 150.0
 LEVEL_CAP = 3.0
 
@@ -81,10 +83,12 @@ class _Levels:
         return self.noise + THRESHOLD_FRACTION * (self.signal - self.noise)
 
     def beat(self, peak: float, weight: float = 0.125) -> None:
-        self.signal = weight * min(peak, LEVEL_CAP * self.signal) + (1 - weight) * self.signal
+        capped = min(peak, LEVEL_CAP * self.signal) if self.signal > 0 else peak  # none yet: a flat lead-in
+        self.signal = weight * capped + (1 - weight) * self.signal
 
     def noise_peak(self, peak: float) -> None:
-        self.noise = 0.125 * min(peak, self.signal) + 0.875 * self.noise
+        capped = min(peak, self.signal) if self.signal > 0 else peak
+        self.noise = 0.125 * capped + 0.875 * self.noise
 
 
 @dataclass
@@ -98,6 +102,8 @@ class QRSDetector:
     _n: int = 0  # samples consumed
     _zi: np.ndarray | None = field(default=None, repr=False)
     _pending: list[tuple[int, float]] = field(default_factory=list, repr=False)  # candidates awaiting look-ahead
+    # decided candidates a later one may still lose to under rule 1 (chunk by chunk as in one piece)
+    _decided: list[tuple[int, float]] = field(default_factory=list, repr=False)
     _noise_since_beat: list[tuple[int, float]] = field(default_factory=list, repr=False)
     _levels: _Levels | None = None
     _beats: list[int] = field(default_factory=list, repr=False)
@@ -115,9 +121,9 @@ class QRSDetector:
         self._sos = butter_bandpass_sos(2, 5.0, high, self.fs)
         alpha = 1.0 / (SCALE_S * self.fs)
         self._ema_sos = np.array([[alpha, 0.0, 0.0, 1.0, -(1.0 - alpha), 0.0]])
-        self._decay = 1.0 - alpha
         self._ema_zi = np.zeros((self.leads, 2))
         self._abs_zi = np.zeros((self.leads, 2))
+        self._weight_zi = np.zeros((self.leads, 2))
         self.window = max(1, int(round(INTEGRATION_S * self.fs)))
         self.refractory = int(round(REFRACTORY_S * self.fs))
         self.t_wave = int(round(T_WAVE_S * self.fs))
@@ -141,8 +147,11 @@ class QRSDetector:
         deriv[np.abs(deriv) <= FLAT * np.abs(x)] = 0.0  # rounding residue of a flat line, not a slope
         self._tail = ext[:, -4:]
         sq = deriv**2
-        steps = self._n + 1 + np.arange(sq.shape[1])
-        bias = 1.0 - self._decay**steps  # bias correction: the running means from the very first sample
+        # The running means are over the samples that carry a slope: the weight of those samples divides them (from
+        # the very first sample, 1 - decay**n), so a flat stretch (leads off) neither counts nor dilutes them, and a
+        # signal after a flat lead-in is scaled as at the start of a stream.
+        carried, self._weight_zi = sosfilt(self._ema_sos, (deriv != 0).astype(float), self._weight_zi)
+        bias = np.maximum(carried, 1e-300)
         size, self._abs_zi = sosfilt(self._ema_sos, np.abs(deriv), self._abs_zi)
         clipped = np.minimum(sq, SLOPE_CLIP * (size / bias) ** 2)
         mean, self._ema_zi = sosfilt(self._ema_sos, clipped, self._ema_zi)
@@ -216,13 +225,15 @@ class QRSDetector:
         self._scan(final)
         horizon = self._base + len(self._mwi) if final else self._n - self.refractory
         out = []
-        pending = sorted(self._pending)
+        before = len(self._decided)  # candidates decided in earlier chunks, still within rule 1's reach
+        pending = self._decided + sorted(self._pending)
         idx = np.array([i for i, _ in pending], dtype=np.int64)
         heights = np.array([h for _, h in pending])
         lo = np.searchsorted(idx, idx - self.refractory, side="left")
         hi = np.searchsorted(idx, idx + self.refractory, side="right")
-        decided = 0
-        for k, (i, h) in enumerate(pending):
+        decided = before
+        for k in range(before, len(pending)):
+            i, h = pending[k]
             if i > horizon:
                 break
             decided = k + 1
@@ -230,6 +241,7 @@ class QRSDetector:
                 continue  # rule 1: a larger peak within the refractory period wins
             out += self._classify(i, h)
         self._pending = pending[decided:]
+        self._decided = [c for c in pending[:decided] if c[0] > horizon - self.refractory]
         if final:
             out += self._search_back(self._base + len(self._mwi))
         self._trim()
