@@ -90,6 +90,8 @@ class BeatDetector:
     def _emit(self, final: bool) -> list[int]:
         primary = np.array(sorted(set(self._primary)), dtype=np.int64)
         horizon = np.inf if final else (primary[-1] - self.gap if len(primary) else -np.inf)
+        if not final:
+            horizon = max(horizon, self._silent_until(primary))
         extra = [c for c in self._others if self.warmup <= c < horizon
                  and (not len(primary) or np.abs(primary - c).min() > self.gap) and self._in_a_gap(primary, c)]
         ready = sorted({int(p) for p in primary if p < horizon} | set(extra))
@@ -102,6 +104,19 @@ class BeatDetector:
         out = [self._r[p] for p in ready]
         self._r = {c: r for c, r in self._r.items() if c > self._emitted}
         return out
+
+    def _silent_until(self, primary: np.ndarray) -> float:
+        """Where the first lead has been silent for longer than a missed beat explains (a lead off, a flat lead),
+        the beats the other leads found are decided up to where both detectors' beats are final: none of the first
+        lead's can still come near them, and they lie in a gap whatever comes next. Without this a stream held every
+        beat until the first lead's next one (a minute of leads off: a minute without beats, then all at once)."""
+        detectors = [self.primary] if self.combined is None else [self.primary, self.combined]
+        settled = min(d.decided_until - d.search_span - d.refractory for d in detectors)
+        if len(primary) >= 3:
+            rr = np.diff(primary[-HISTORY:])
+            if settled - primary[-1] <= GAP_RR * float(np.median(rr)):
+                return -np.inf
+        return float(settled - self.gap)
 
     def _in_a_gap(self, primary: np.ndarray, c: int) -> bool:
         """A beat only the combined detector found is kept where the first lead's beats around it leave a gap
