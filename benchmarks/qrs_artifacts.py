@@ -1,0 +1,112 @@
+"""Beat detection through the artifacts of the bedside: every DS1 record of ../shared/data/mitdb cut to three
+minutes (from minute 5), an artifact put in at 60 s, and the beats missed and the false ones counted by the EC57
+rule (150 ms) against the reference, for edgemed (both leads, and MLII alone) and the peers of
+benchmarks/qrs.py (MLII), all in the same run.
+
+Artifacts: a 50 mV spike of three samples (an electrode pop), a 200 ms burst of +20 mV, 5 s of 3 mV white noise, the
+gain dropped tenfold from 60 s on, the first minute flat at 0.3 mV (a recording that starts with the leads off) and
+MLII flat from 60 to 120 s with the other lead still clean (MLII's lead off). Reference beats inside a flat window
+are not counted (there is no ECG to find); detections inside it are false.
+Usage: python benchmarks/qrs_artifacts.py [--records 101,106] [--docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+
+from edgemed.core.readers import wfdb
+from edgemed.runtime.ecg.detector import detect_beats
+from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
+
+from common import ROOT, markdown_table, write_results
+from qrs import _neurokit, _xqrs
+
+MITDB = ROOT.parent / "shared" / "data" / "mitdb"
+START_S, LENGTH_S, AT_S = 300.0, 180.0, 60.0
+
+
+def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[float, float] | None]]:
+    """Each artifact: (the signal with it, the flat window in seconds or None)."""
+    at = int(AT_S * fs)
+    rng = np.random.default_rng(0)
+    out: dict[str, tuple[np.ndarray, tuple[float, float] | None]] = {"clean": (x, None)}
+    y = x.copy()
+    y[:, at : at + 3] += 50.0
+    out["spike, 50 mV"] = (y, None)
+    y = x.copy()
+    y[:, at : at + int(0.2 * fs)] += 20.0
+    out["burst, 200 ms of 20 mV"] = (y, None)
+    y = x.copy()
+    y[:, at : at + int(5 * fs)] += 3.0 * rng.standard_normal((x.shape[0], int(5 * fs)))
+    out["noise, 5 s of 3 mV"] = (y, None)
+    y = x.copy()
+    y[:, at:] *= 0.1
+    out["gain / 10"] = (y, None)
+    y = x.copy()
+    y[:, :at] = 0.3
+    out["leads off for the first minute"] = (y, (0.0, AT_S))
+    y = x.copy()
+    y[0, at : 2 * at] = 0.3
+    out["MLII off for a minute"] = (y, (AT_S, 2 * AT_S))
+    return out
+
+
+DETECTORS = {
+    "edgemed (2 leads)": lambda x, fs: detect_beats(x, fs),
+    "edgemed (MLII)": lambda x, fs: detect_beats(x[:1], fs),
+    "wfdb XQRS (MLII)": _xqrs,
+    "neurokit2 (MLII)": _neurokit,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", help="comma-separated (default: every record of the folder)")
+    parser.add_argument("--docs", action="store_true", help="also write docs/results/qrs_artifacts.md")
+    args = parser.parse_args()
+    names = args.records.split(",") if args.records else wfdb.record_names(MITDB)
+    totals: dict[tuple[str, str], np.ndarray] = {}
+    skipped: set[str] = set()
+    for name in names:
+        rec, ann = wfdb.read_record(MITDB / name), wfdb.read_annotations(MITDB / name)
+        order = [rec.names.index("MLII")] + [i for i in range(len(rec.names)) if rec.names[i] != "MLII"]
+        lo, hi = int(START_S * rec.fs), int((START_S + LENGTH_S) * rec.fs)
+        x = rec.signal[order][:, lo:hi]
+        ref, _ = reference_beats(ann)
+        skip = excluded_intervals(ann, rec.signal.shape[1])
+        ref = ref[outside(ref, skip) & (ref >= lo) & (ref < hi)] - lo
+        for artifact, (y, flat) in _artifacts(x, rec.fs).items():
+            counted = ref if flat is None else ref[(ref < flat[0] * rec.fs) | (ref >= flat[1] * rec.fs)]
+            for key, fn in DETECTORS.items():
+                if key in skipped:
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        det = np.asarray(fn(y, rec.fs), dtype=np.int64)
+                except ImportError:
+                    skipped.add(key)
+                    continue
+                m = match(counted, det, rec.fs)
+                totals.setdefault((artifact, key), np.zeros(3))
+                totals[(artifact, key)] += (len(counted), m.fn, m.fp)
+        print(name, flush=True)
+    keys = [k for k in DETECTORS if k not in skipped]
+    rows = [[artifact, *[f"{int(totals[(artifact, k)][1])} / {int(totals[(artifact, k)][2])}" for k in keys]]
+            for artifact in dict.fromkeys(a for a, _ in totals)]
+    table = markdown_table(["artifact", *[f"{k}: missed / false" for k in keys]], rows)
+    print(table)
+    if args.docs:
+        beats = int(totals[("clean", keys[0])][0])
+        write_results("qrs_artifacts", "Beat detection through artifacts (DS1)", table,
+                      f"{len(names)} records, three minutes each from minute 5 ({beats:,} reference beats when "
+                      "clean), the artifact at 60 s; EC57 matching within 150 ms, ventricular flutter left out. "
+                      "The peers read MLII only, so MLII's lead-off is a minute without beats for them. "
+                      + ("Not installed: " + ", ".join(sorted(skipped)) + "." if skipped else ""))
+
+
+if __name__ == "__main__":
+    main()
