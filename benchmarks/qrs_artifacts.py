@@ -5,8 +5,8 @@ benchmarks/qrs.py (MLII), all in the same run.
 
 Artifacts: a 50 mV spike of three samples (an electrode pop), a 200 ms burst of +20 mV, 5 s of 3 mV white noise, the
 gain dropped tenfold from 60 s on, the first minute flat at 0.3 mV (a recording that starts with the leads off) and
-MLII flat from 60 to 120 s with the other lead still clean (MLII's lead off). Reference beats inside a flat window
-are not counted (there is no ECG to find); detections inside it are false.
+MLII flat from 60 to 120 s with the other lead still showing the beats (MLII's lead off). Reference beats where
+every lead is flat are not counted (there is no ECG to find); detections there are false.
 Usage: python benchmarks/qrs_artifacts.py [--records 101,106] [--docs]
 """
 
@@ -16,13 +16,13 @@ import argparse
 import warnings
 
 import numpy as np
+from qrs import _neurokit, _xqrs
 
 from edgemed.core.readers import wfdb
 from edgemed.runtime.ecg.detector import detect_beats
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
 
 from common import ROOT, markdown_table, write_results
-from qrs import _neurokit, _xqrs
 
 MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 START_S, LENGTH_S, AT_S = 300.0, 180.0, 60.0
@@ -50,7 +50,7 @@ def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[fl
     out["leads off for the first minute"] = (y, (0.0, AT_S))
     y = x.copy()
     y[0, at : 2 * at] = 0.3
-    out["MLII off for a minute"] = (y, (AT_S, 2 * AT_S))
+    out["MLII off for a minute"] = (y, None)  # the other lead still shows every beat
     return out
 
 

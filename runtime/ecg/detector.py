@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgemed.core.errors import InputError
-from edgemed.runtime.ecg.qrs import INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
+from edgemed.runtime.ecg.qrs import FLAT, INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
 
 LOCATE_BEFORE_S = INTEGRATION_S + 0.1  # where the R peak lies before the integrated peak
 STEEP_S = 0.02  # stretches of this length, by their summed absolute slope
@@ -43,7 +43,7 @@ class BeatDetector:
         self.combined = QRSDetector(fs, leads=leads) if leads > 1 else None
         self.gap = int(round(T_WAVE_S * fs))
         self.warmup = int(round(LEARNING_S * fs))  # the combined detector's lead scaling settles first
-        self._first = np.zeros(0)  # the first lead's last seconds, where new beats are placed
+        self._first = np.zeros((leads, 0))  # every lead's last seconds, where new beats are placed
         self._first_base = 0
         self._r: dict[int, int] = {}  # each undecided beat's R peak, placed as soon as a QRS detector finds it
         self._primary: list[int] = []
@@ -54,15 +54,15 @@ class BeatDetector:
         x = as_leads(x)
         if x.shape[0] != self.leads:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
-        self._first = np.concatenate([self._first, x[0]])
+        self._first = np.concatenate([self._first, x], axis=1)
         self._primary += self._place(self.primary.push(x[:1]))
         if self.combined is not None:
             self._others += self._place(self.combined.push(x), skip_near_primary=True)
         out = self._emit(final=False)
         keep = int(8 * self.fs)
-        if len(self._first) > keep:
-            self._first_base += len(self._first) - keep
-            self._first = self._first[-keep:]
+        if self._first.shape[1] > keep:
+            self._first_base += self._first.shape[1] - keep
+            self._first = self._first[:, -keep:]
         return out
 
     def last_decided(self) -> tuple[int, int] | None:
@@ -135,18 +135,22 @@ class BeatDetector:
         return bool(primary[i] - primary[i - 1] > GAP_RR * float(np.median(rr)))
 
 
-def place_r(lead: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
-    """The R peak of each beat from its integrated peak (see the module's docstring), in one lead."""
-    x = np.asarray(lead, dtype=np.float64).reshape(-1)
+def place_r(signal: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
+    """The R peak of each beat from its integrated peak (see the module's docstring), in the first lead of
+    `signal` ([leads, samples] or one lead) that is not flat over the beat's window: a beat that only the other
+    leads show while the first is off is placed on theirs (on the flat first lead it landed at the window's start,
+    up to 250 ms early)."""
+    leads = np.atleast_2d(np.asarray(signal, dtype=np.float64))
+    n = leads.shape[1]
     before, reach = int(round(LOCATE_BEFORE_S * fs)), int(round(REACH_S * fs))
     stretch = np.ones(max(1, int(round(STEEP_S * fs))))
     out = np.empty(len(peaks), dtype=np.int64)
     for k, p in enumerate(np.asarray(peaks, dtype=np.int64)):
-        lo, hi = max(int(p) - before, 0), min(int(p) + 1, len(x))
+        lo, hi = max(int(p) - before, 0), min(int(p) + 1, n)
         if hi - lo < 3:
-            out[k] = min(max(int(p), 0), len(x) - 1)
+            out[k] = min(max(int(p), 0), n - 1)
             continue
-        seg = x[lo:hi]
+        seg = next((x[lo:hi] for x in leads if np.ptp(x[lo:hi]) > FLAT * np.abs(x[lo:hi]).max()), leads[0, lo:hi])
         slope = np.convolve(np.abs(np.gradient(seg)), stretch, mode="same")
         a, b = _complex(slope >= QRS_SHARE * slope.max(), int(np.argmax(slope)))
         a, b = max(a - reach, 0), min(b + reach + 1, len(seg))
