@@ -64,7 +64,7 @@ def test_a_lead_off_for_minutes_keeps_the_streams_memory_flat():
     det, got = BeatDetector(fs, leads=2), []
     for pos in range(0, whole_signal.shape[1], int(fs)):
         got += det.push(whole_signal[:, pos : pos + int(fs)])
-        assert det._first.shape[1] <= 9 * fs and len(det.primary._noise_since_beat) <= 10
+        assert det._kept.shape[1] <= 9 * fs and len(det.primary._noise_since_beat) <= 10
     got += det.flush()
     assert np.array_equal(np.array(got), detect_beats(whole_signal, fs))
     before = [p for p in got if p < sig.shape[1]]

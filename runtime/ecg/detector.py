@@ -43,8 +43,8 @@ class BeatDetector:
         self.combined = QRSDetector(fs, leads=leads) if leads > 1 else None
         self.gap = int(round(T_WAVE_S * fs))
         self.warmup = int(round(LEARNING_S * fs))  # the combined detector's lead scaling settles first
-        self._first = np.zeros((leads, 0))  # every lead's last seconds, where new beats are placed
-        self._first_base = 0
+        self._kept = np.zeros((leads, 0))  # every lead's last seconds, where new beats are placed
+        self._kept_base = 0
         self._r: dict[int, int] = {}  # each undecided beat's R peak, placed as soon as a QRS detector finds it
         self._primary: list[int] = []
         self._others: list[int] = []
@@ -54,15 +54,15 @@ class BeatDetector:
         x = as_leads(x)
         if x.shape[0] != self.leads:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
-        self._first = np.concatenate([self._first, x], axis=1)
+        self._kept = np.concatenate([self._kept, x], axis=1)
         self._primary += self._place(self.primary.push(x[:1]))
         if self.combined is not None:
             self._others += self._place(self.combined.push(x), skip_near_primary=True)
         out = self._emit(final=False)
         keep = int(8 * self.fs)
-        if self._first.shape[1] > keep:
-            self._first_base += self._first.shape[1] - keep
-            self._first = self._first[:, -keep:]
+        if self._kept.shape[1] > keep:
+            self._kept_base += self._kept.shape[1] - keep
+            self._kept = self._kept[:, -keep:]
         return out
 
     def last_decided(self) -> tuple[int, int] | None:
@@ -79,14 +79,14 @@ class BeatDetector:
         return self._emit(final=True)
 
     def _place(self, found: list[int], skip_near_primary: bool = False) -> list[int]:
-        """Place new beats on their R peaks now, while the first lead still holds the samples before them (a
+        """Place new beats on their R peaks now, while the signal kept still holds the samples before them (a
         search-back beat is at most a few seconds old); the last beat may wait for the next one for hours (a lead
-        off), and the first lead's history does not wait with it. The other leads' beats that lie near one of the
+        off), and the signal kept does not wait with it. The other leads' beats that lie near one of the
         first lead's are never emitted and are not placed (half the placing time)."""
         near = np.array(self._primary, dtype=np.int64) if skip_near_primary else np.zeros(0, dtype=np.int64)
         new = [c for c in found if c not in self._r and not (len(near) and np.abs(near - c).min() <= self.gap)]
-        located = place_r(self._first, np.array(new, dtype=np.int64) - self._first_base, self.fs)
-        self._r.update({c: int(r) + self._first_base for c, r in zip(new, located, strict=True)})
+        located = place_r(self._kept, np.array(new, dtype=np.int64) - self._kept_base, self.fs)
+        self._r.update({c: int(r) + self._kept_base for c, r in zip(new, located, strict=True)})
         return found
 
     def _emit(self, final: bool) -> list[int]:
