@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgemed.core.errors import InputError
-from edgemed.runtime.ecg.qrs import FLAT, INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
+from edgemed.runtime.ecg.qrs import INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
+from edgemed.runtime.ecg.slope import FLAT
 
 LOCATE_BEFORE_S = INTEGRATION_S + 0.1  # where the R peak lies before the integrated peak
 STEEP_S = 0.02  # stretches of this length, by their summed absolute slope

@@ -2,10 +2,10 @@
 
 Two detectors run side by side, each all causal so that a stream and a whole record give the same beats: a
 *primary* one on the first lead, and a *combined* one on all leads, whose squared slopes are each divided by their
-own running mean (an 8 s exponential average, bias-corrected from the first sample) before they are averaged, so that
-a beat small in the first lead (an aberrant beat in MLII) still shows. Each: band-pass 5-15 Hz (second-order
-Butterworth sections), five-point derivative, squaring, moving-window integration over 150 ms. Candidate peaks of
-the integrated signal are decided in order:
+own running scale (an 8 s average over the samples that carry a slope: `edgemed.runtime.ecg.slope`) before they
+are averaged, so that a beat small in the first lead (an aberrant beat in MLII) still shows. Each: band-pass 5-15
+Hz (second-order Butterworth sections), five-point derivative, squaring, moving-window integration over 150 ms.
+Candidate peaks of the integrated signal are decided in order:
 
 1. a peak within 200 ms of a larger one is ignored (refractory period);
 2. a peak whose band-passed signal does not rise and fall in any lead (a baseline step) is noise;
@@ -16,10 +16,9 @@ the integrated signal are decided in order:
 5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals, the largest noise peak
    since the last beat (at least 360 ms after it, at most 3 s before the candidate that triggers it) above half
    the threshold is taken as a beat;
-6. artifacts: a sample's squared slope enters its lead's running scale at most `SLOPE_CLIP` times the square of
-   the lead's running mean absolute slope, and one peak moves the signal level at most to `LEVEL_CAP` times itself
-   (the noise level at most to the signal level), so a spike does not leave the detector deaf; the running scales
-   average only the samples that carry a slope, so a flat stretch (leads off) neither counts nor dilutes them.
+6. artifacts: one peak moves the signal level at most to `LEVEL_CAP` times itself (the noise level at most to the
+   signal level), and a spike's slope enters the running scale clipped (`edgemed.runtime.ecg.slope`), so a spike
+   does not leave the detector deaf.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
 from every primary beat, after the first two seconds (while the combined detector's lead scaling settles), and in a
@@ -31,7 +30,7 @@ integrated peak (`edgemed.runtime.ecg.detector.place_r`).
 Latency: a candidate is decided once 200 ms of signal after it have arrived; a beat is final once the primary
 detector has accepted a beat more than 360 ms after it (nothing earlier can change after that), so beats are
 reported in time order about one RR interval plus 0.6 s after their R peak, and at the end of a recording by
-`flush`. On MIT-BIH (DS1, 22 records, EC57 rule) the detector finds 99.82 % of the beats with 99.90 % of its
+`flush`. On MIT-BIH (DS1, 22 records, EC57 rule) the detector finds 99.82 % of the beats with 99.91 % of its
 detections true (benchmarks/qrs.py).
 """
 
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgemed.core.errors import InputError
-from edgemed.core.signal import butter_bandpass_sos, sosfilt
+from edgemed.runtime.ecg.slope import SlopeSignal
 from edgemed.runtime.model.validate import positive_rate
 
 REFRACTORY_S = 0.2
@@ -52,27 +51,9 @@ SEARCH_BACK_RR = 1.4
 SEARCH_BACK_FRACTION = 0.5  # a search-back beat's peak is above this share of the threshold
 SEARCH_BACK_S = 3.0  # nor older than this: the history kept (4 s) must still hold it, however the signal is chunked
 LEARNING_S = 2.0
-SCALE_S = 8.0  # time constant of each lead's running mean squared slope
 THRESHOLD_FRACTION = 0.25
-# A slope under this share of the sample's own value is the filter's rounding residue on a flat line (a lead off at
-# some offset: about 1e-15 of it), which the per-lead scaling would otherwise raise to a QRS-sized signal and the
-# search-back take for beats (43 false beats in 30 s); no ADC resolves a real slope this small.
-FLAT = 1e-9
 MIN_RATE_HZ = 50.0
-# Artifacts (an electrode pop, a defibrillator pulse, a burst of movement) must not leave the detector deaf. A spike
-# of 50 mV once swelled a lead's running mean squared slope a thousandfold and the signal level with it: every beat
-# of the next 75 s fell under the threshold (104 of 114 missed; a 200 ms burst: 84). So a sample's squared slope
-# enters the running mean at most SLOPE_CLIP times the square of the lead's running mean absolute slope (which a
-# spike moves little), and one peak moves the signal level at most to LEVEL_CAP times itself, the noise level at
-# most to the signal level. Now both artifacts cost no beat. SLOPE_CLIP measured on DS1 (detection errors with
-# both leads): 50: 142, 70: 141, 100 to 200: 137, 300: 138; 150 sits mid-plateau. A 10-fold drop in gain still
-# costs about 38 beats while the running mean settles (8 s time constant, squared), 5 s of 3 mV noise the 24 beats
-# after it, and a 500 mV glitch (beyond any ECG front end) 36: a lower threshold after a silence would also call
-# the noise of an asystole beats, and a scale from the median of the last 8 s lost thousands of DS1 beats. A
-# second, faster scale beside the slow one (the smaller of the two) recovers the gain drop sooner (2 s: 9 beats
-# lost, 4 s: 18) but costs clean records (DS1 errors 137 -> 142 and 140): not taken.
-SLOPE_CLIP = 150.0
-LEVEL_CAP = 3.0
+LEVEL_CAP = 3.0  # one peak moves the signal level at most to this times itself (see `edgemed.runtime.ecg.slope`)
 
 
 @dataclass
@@ -102,7 +83,6 @@ class QRSDetector:
     fs: float
     leads: int = 1
     _n: int = 0  # samples consumed
-    _zi: np.ndarray | None = field(default=None, repr=False)
     _pending: list[tuple[int, float]] = field(default_factory=list, repr=False)  # candidates awaiting look-ahead
     # decided candidates a later one may still lose to under rule 1 (chunk by chunk as in one piece)
     _decided: list[tuple[int, float]] = field(default_factory=list, repr=False)
@@ -119,50 +99,14 @@ class QRSDetector:
         self.fs = positive_rate(self.fs, "the ECG's sampling rate")
         if self.fs < MIN_RATE_HZ:
             raise InputError(f"QRS detection needs at least {MIN_RATE_HZ:g} Hz; the signal is sampled at {self.fs} Hz")
-        high = min(15.0, 0.45 * self.fs)
-        self._sos = butter_bandpass_sos(2, 5.0, high, self.fs)
-        alpha = 1.0 / (SCALE_S * self.fs)
-        self._ema_sos = np.array([[alpha, 0.0, 0.0, 1.0, -(1.0 - alpha), 0.0]])
-        self._ema_zi = np.zeros((self.leads, 2))
-        self._abs_zi = np.zeros((self.leads, 2))
-        self._weight_zi = np.zeros((self.leads, 2))
         self.window = max(1, int(round(INTEGRATION_S * self.fs)))
+        self._chain = SlopeSignal(self.fs, self.leads, self.window)
         self.refractory = int(round(REFRACTORY_S * self.fs))
         self.t_wave = int(round(T_WAVE_S * self.fs))
         self.search_span = int(round(SEARCH_BACK_S * self.fs))
-        self._tail = np.zeros((self.leads, 4))
-        self._sq_tail = np.zeros(self.window - 1)
         self._bp = np.zeros((self.leads, 0))
         self._sq = np.zeros(0)
         self._mwi = np.zeros(0)
-
-    # -- signal chain -------------------------------------------------------------------------------------------
-
-    def _transform(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._zi is None:
-            from edgemed.core.signal import sosfilt_zi
-
-            self._zi = np.outer(x[:, 0], sosfilt_zi(self._sos))
-        bp, self._zi = sosfilt(self._sos, x, self._zi)
-        ext = np.concatenate([self._tail, bp], axis=1)
-        deriv = (2 * ext[:, 4:] + ext[:, 3:-1] - ext[:, 1:-3] - 2 * ext[:, :-4]) / 8.0
-        deriv[np.abs(deriv) <= FLAT * np.abs(x)] = 0.0  # rounding residue of a flat line, not a slope
-        self._tail = ext[:, -4:]
-        sq = deriv**2
-        # The running means are over the samples that carry a slope: the weight of those samples divides them (from
-        # the very first sample, 1 - decay**n), so a flat stretch (leads off) neither counts nor dilutes them, and a
-        # signal after a flat lead-in is scaled as at the start of a stream.
-        carried, self._weight_zi = sosfilt(self._ema_sos, (deriv != 0).astype(float), self._weight_zi)
-        bias = np.maximum(carried, 1e-300)
-        size, self._abs_zi = sosfilt(self._ema_sos, np.abs(deriv), self._abs_zi)
-        clipped = np.minimum(sq, SLOPE_CLIP * (size / bias) ** 2)
-        mean, self._ema_zi = sosfilt(self._ema_sos, clipped, self._ema_zi)
-        combined = (sq / np.maximum(mean / bias, 1e-20)).mean(axis=0)
-        ext_sq = np.concatenate([self._sq_tail, combined])
-        csum = np.concatenate([[0.0], np.cumsum(ext_sq)])
-        mwi = (csum[self.window :] - csum[: -self.window]) / self.window
-        self._sq_tail = ext_sq[len(ext_sq) - (self.window - 1) :] if self.window > 1 else np.zeros(0)
-        return bp, combined, mwi
 
     def push(self, x: np.ndarray) -> list[int]:
         """Process a chunk; returns the beats decided so far that were not returned before."""
@@ -173,7 +117,7 @@ class QRSDetector:
             return []
         if not np.isfinite(x).all():
             raise InputError("the ECG holds NaN or Inf samples; QRS detection needs a gap-free signal")
-        bp, sq, mwi = self._transform(x)
+        bp, sq, mwi = self._chain.push(x)
         self._bp = np.concatenate([self._bp, bp], axis=1)
         self._sq = np.concatenate([self._sq, sq])
         self._mwi = np.concatenate([self._mwi, mwi])
