@@ -11,7 +11,16 @@ from click.testing import CliRunner
 
 from edgemed.cli.main import cli
 from edgemed.runtime.ecg.episode_match import compare
-from edgemed.runtime.ecg.episodes import AF_WINDOW, AFRelabel, AFTracker, Episode, af_episodes, reference_af, runs
+from edgemed.runtime.ecg.episodes import (
+    AF_WINDOW,
+    AFRelabel,
+    AFTracker,
+    Episode,
+    af_episodes,
+    detected_episodes,
+    reference_af,
+    runs,
+)
 from edgemed.train.data.synthetic_ecg import synthetic_recording
 
 from helpers import write_wfdb
@@ -49,6 +58,18 @@ def test_af_is_irregular_rhythm_and_bigeminy_is_not():
     early = sinus.copy()
     early[::4] = 0.5
     assert af_episodes(_positions(early), ectopic, FS) == []
+
+
+def test_beats_found_while_the_model_lead_was_flat_make_no_episode():
+    """A minute of MLII off, the beats found in the other lead: their labels (read from a flat window) mean nothing.
+    They made S runs and V couplets; and their intervals (a noisier lead) are not read as AF."""
+    rng = np.random.default_rng(3)
+    rr = np.concatenate([np.full(40, 0.8), rng.uniform(0.45, 1.1, 80), np.full(40, 0.8)])
+    samples = _positions(rr)
+    labels = ["N"] * 40 + list(rng.choice(["S", "V", "N"], 80)) + ["N"] * 40
+    quality = [()] * 40 + [("flat_line",)] * 80 + [()] * 40
+    assert detected_episodes(samples, labels, FS)  # read at face value: runs, couplets, AF
+    assert detected_episodes(samples, labels, FS, quality) == []
 
 
 def test_atrial_trigeminy_is_not_af_and_keeps_its_s_beats():

@@ -8,7 +8,8 @@ and for a stream).
   `AF_WINDOW` RR intervals, the median absolute successive difference relative to the median RR (lag 1), and the
   same over intervals two apart (lag 2: bigeminy alternates regularly, so its lag-2 differences stay small, AF's
   do not). Intervals next to a beat classified V or S are left out (ectopic beats are not irregular rhythm: a
-  patient with frequent premature beats is not in AF, while in AF most beats stay classified N). AF is
+  patient with frequent premature beats is not in AF, while in AF most beats stay classified N), and so are those
+  next to an uncertain beat (abstained, or found in another lead while the model's lead was flat). AF is
   suspected while both exceed `AF_THRESHOLD`; episodes closer than `AF_MERGE_S` are merged and shorter than
   `AF_MIN_S` dropped.
 
@@ -23,8 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgemed.runtime.model.plausibility import FLAT
+from edgemed.runtime.model.prediction import UNCERTAIN
+
 RUN_CLASSES = ("V", "S")
 ECTOPIC = ("V", "S")  # intervals next to an ectopic beat are not the rhythm's own
+NOT_RHYTHM = (*ECTOPIC, UNCERTAIN)  # nor those next to a beat with no class
 AF_WINDOW = 16  # RR intervals
 AF_THRESHOLD = 0.12  # relative median successive difference, lag 1 and lag 2
 AF_MERGE_S = 10.0
@@ -77,7 +82,7 @@ class AFTracker:
         """Whether AF is suspected after this beat."""
         if self._last is not None:
             previous_sample, previous_label = self._last
-            if label not in ECTOPIC and previous_label not in ECTOPIC:
+            if label not in NOT_RHYTHM and previous_label not in NOT_RHYTHM:
                 self._rr.append((sample - previous_sample) / self.fs)
         self._last = (sample, label)
         if len(self._rr) < self._rr.maxlen:
@@ -144,8 +149,13 @@ class AFRelabel:
         return out, changed
 
 
-def detected_episodes(samples: np.ndarray, labels: list[str], fs: float) -> list[Episode]:
-    """Runs and AF episodes of one recording's classified beats, in time order."""
+def detected_episodes(samples: np.ndarray, labels: list[str], fs: float,
+                      quality: list[tuple[str, ...]] | None = None) -> list[Episode]:
+    """Runs and AF episodes of one recording's classified beats, in time order. A beat whose model lead was flat
+    (quality `flat_line`: a lead off; the beat itself came from another lead) has no class here: its label means
+    nothing, and it breaks a run rather than make one (a minute of MLII off once made three S runs and a V run)."""
+    if quality is not None:
+        labels = [UNCERTAIN if FLAT in q else label for label, q in zip(labels, quality, strict=True)]
     return sorted(runs(samples, labels) + af_episodes(samples, labels, fs), key=lambda e: (e.start, e.kind))
 
 

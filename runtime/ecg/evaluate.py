@@ -184,7 +184,7 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str, lead_map: Lead
         for t, p in zip(truth, table.labels, strict=True):
             conf.add(t, p)
         keep, idx = _truth_index(labels, truth)
-        episodes = _episodes(rec, np.sort(ref_pos), truth, table.samples, table.labels, [])
+        episodes = _episodes(rec, np.sort(ref_pos), truth, table.samples, table.labels, table.quality, [])
         return RecordEvaluation(rec.name, conf, len(truth), edge_beats=sum("edge" in q for q in table.quality),
                                 calibration=(table.probabilities[keep], idx), episodes=episodes)
     intervals = excluded_intervals(rec.annotations, rec.signal.shape[1])
@@ -209,13 +209,14 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str, lead_map: Lead
     keep, idx = _truth_index(labels, truth)
     probs = det_probs[m.pairs[:, 1]][keep] if len(m.pairs) else np.zeros((0, len(labels)))
     excluded = sum(min(hi, rec.signal.shape[1]) - lo for lo, hi in intervals) / rec.fs
-    edge = [q for q, k in zip(table.quality, det_keep, strict=True) if k]
-    episodes = _episodes(rec, ref_pos, ref_cls, det_pos, det_labels, intervals)
+    quality = [q for q, k in zip(table.quality, det_keep, strict=True) if k]
+    episodes = _episodes(rec, ref_pos, ref_cls, det_pos, det_labels, quality, intervals)
     return RecordEvaluation(rec.name, conf, len(ref_cls), {"tp": m.tp, "fn": m.fn, "fp": m.fp}, excluded,
-                            edge_beats=sum("edge" in q for q in edge), calibration=(probs, idx), episodes=episodes)
+                            edge_beats=sum("edge" in q for q in quality), calibration=(probs, idx), episodes=episodes)
 
 
 def _episodes(rec, ref_pos: np.ndarray, ref_cls: list[str], det_pos: np.ndarray, det_labels: list[str],
+              det_quality: list[tuple[str, ...]],
               intervals: list[tuple[int, int]]) -> dict[str, EpisodeCounts]:
     """Runs and AF of the reference (beat classes, rhythm annotations) against those of the classified beats."""
     order = np.argsort(ref_pos, kind="stable")
@@ -223,7 +224,7 @@ def _episodes(rec, ref_pos: np.ndarray, ref_cls: list[str], det_pos: np.ndarray,
     ann = rec.annotations
     reference += [e for e in reference_af(ann.sample, ann.aux, rec.signal.shape[1])
                   if outside(np.array([e.start]), intervals)[0]]
-    return compare(reference, detected_episodes(det_pos, det_labels, rec.fs), rec.fs)
+    return compare(reference, detected_episodes(det_pos, det_labels, rec.fs, det_quality), rec.fs)
 
 
 def _counted_unclassified(conf: Confusion, name: str, classes: list[str], reason: str) -> RecordEvaluation:

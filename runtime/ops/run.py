@@ -92,7 +92,7 @@ def run_beats(model: EdgeModel, path: Path, stream: bool = False, chunk_seconds:
         latencies.extend((tables[-1].emitted_at - tables[-1].samples) / rec.fs)
     rows = [r for t in tables for r in t.rows()]
     episodes = [{"record": t.record, **e.to_dict(t.fs)} for t in tables
-                for e in detected_episodes(t.samples, t.labels, t.fs)]
+                for e in detected_episodes(t.samples, t.labels, t.fs, t.quality)]
     extra: dict[str, Any] = {"records": [t.record for t in tables], "beats": beats, "episodes": episodes}
     if latencies:
         lat = np.asarray(latencies)
