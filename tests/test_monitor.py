@@ -157,6 +157,14 @@ def test_leads_off_for_minutes_then_the_same_signal_gives_the_same_beats(exporte
     assert len(first) > 50 and second == first
 
 
+def test_beats_classified_while_the_leads_are_off_raise_no_rhythm_alarm(engine):
+    """Beats classified after the lead-off alarm started come from the flat line or the filters' ringing at its
+    start: three of them once raised a ventricular run at a real lead-off."""
+    _feed(engine, [(k * 0.8, "N") for k in range(10)])
+    assert [(s, e.kind) for s, e in engine.signal(10.0, flat=True)] == [("start", "lead_off")]
+    assert _feed(engine, [(8.0 + 0.5 * k, "V") for k in range(4)]) == []
+
+
 def test_irregular_rhythm_raises_atrial_fibrillation(engine):
     rng = np.random.default_rng(2)
     t = np.cumsum(rng.uniform(0.45, 1.1, 80))

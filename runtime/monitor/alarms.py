@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgemed.runtime.ecg.episodes import AF_MERGE_S, AF_MIN_S, AFTracker
+from edgemed.runtime.model.prediction import UNCERTAIN
 from edgemed.runtime.monitor.profile import AlarmProfile
 
 POINT = "point"  # an event with no duration to wait for: it starts and ends at once
@@ -100,7 +101,10 @@ class AlarmEngine:
     # -- inputs -------------------------------------------------------------------------------------------------
 
     def beat(self, t: float, label: str, implausible: bool = False) -> list:
-        """One classified beat at `t` seconds."""
+        """One classified beat at `t` seconds. While the leads are off it is no evidence of a rhythm (its window
+        holds the flat line or the filters' ringing at its start: three such beats once raised a ventricular run)."""
+        if "lead_off" in self.active:
+            label = UNCERTAIN
         silence = self.active.get("asystole")
         out = self._end("asystole", t) if silence is not None and t > silence.start_s else []
         previous = self._last_beat
