@@ -149,13 +149,18 @@ class AFRelabel:
         return out, changed
 
 
+def rhythm_label(label: str, quality: tuple[str, ...]) -> str:
+    """A beat's class for runs, AF and alarms: none (uncertain) where its model lead was flat (quality `flat_line`:
+    a lead off; the beat itself came from another lead), as its label then means nothing."""
+    return UNCERTAIN if FLAT in quality else label
+
+
 def detected_episodes(samples: np.ndarray, labels: list[str], fs: float,
                       quality: list[tuple[str, ...]] | None = None) -> list[Episode]:
-    """Runs and AF episodes of one recording's classified beats, in time order. A beat whose model lead was flat
-    (quality `flat_line`: a lead off; the beat itself came from another lead) has no class here: its label means
-    nothing, and it breaks a run rather than make one (a minute of MLII off once made three S runs and a V run)."""
+    """Runs and AF episodes of one recording's classified beats, in time order. A beat without a class
+    (`rhythm_label`) breaks a run rather than make one (a minute of MLII off once made three S runs and a V run)."""
     if quality is not None:
-        labels = [UNCERTAIN if FLAT in q else label for label, q in zip(labels, quality, strict=True)]
+        labels = [rhythm_label(label, q) for label, q in zip(labels, quality, strict=True)]
     return sorted(runs(samples, labels) + af_episodes(samples, labels, fs), key=lambda e: (e.start, e.kind))
 
 

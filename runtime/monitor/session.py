@@ -24,9 +24,8 @@ import numpy as np
 from edgemed.core.errors import InputError
 from edgemed.runtime.ecg.beats import BeatClassifier, BeatStream
 from edgemed.runtime.ecg.context import RESTART_S
+from edgemed.runtime.ecg.episodes import rhythm_label
 from edgemed.runtime.ecg.recording import LeadMap, map_leads, model_leads_first
-from edgemed.runtime.model.plausibility import FLAT
-from edgemed.runtime.model.prediction import UNCERTAIN
 from edgemed.runtime.monitor.alarms import POINT, AlarmEngine, Event
 from edgemed.runtime.monitor.profile import AlarmProfile
 from edgemed.runtime.monitor.sources import Chunk, Fault
@@ -192,9 +191,7 @@ class Monitor:
         self._recent.append((t, label))
         while self._recent and self._recent[0][0] < self.t - HISTORY_S:
             self._recent.popleft()
-        # a beat whose model lead is flat (found in another lead) has no class for the alarms: its label means nothing
-        updates = self.engine.beat(t, UNCERTAIN if FLAT in quality else label,
-                                   implausible=any(m != "edge" for m in quality))
+        updates = self.engine.beat(t, rhythm_label(label, quality), implausible=any(m != "edge" for m in quality))
         hr = self.engine.heart_rate
         self.emit({"type": "beat", "t": round(t, 3), "label": label, "heart_rate_bpm": None if hr is None
                    else round(hr, 1), "quality": ";".join(quality) or "ok", "latency_s": round(latency, 3)})
