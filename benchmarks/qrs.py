@@ -39,6 +39,14 @@ def _neurokit(x: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(info["ECG_R_Peaks"])
 
 
+def read_mlii_first(name: str) -> tuple[np.ndarray, float, wfdb.Annotations]:
+    """A DS1 record's signal [leads, samples] with MLII first (the lead the peers read alone), its rate and its
+    annotations."""
+    rec, ann = wfdb.read_record(MITDB / name), wfdb.read_annotations(MITDB / name)
+    order = [rec.names.index("MLII")] + [i for i, n in enumerate(rec.names) if n != "MLII"]
+    return rec.signal[order], rec.fs, ann
+
+
 DETECTORS = {
     "edgemed (2 leads)": lambda x, fs: detect_beats(x, fs),
     "edgemed (MLII)": lambda x, fs: detect_beats(x[:1], fs),
@@ -56,13 +64,11 @@ def main() -> None:
     totals = {k: np.zeros(4) for k in DETECTORS}  # tp, fn, fp, seconds
     per_record, hours, skipped = [], 0.0, {}
     for name in names:
-        rec, ann = wfdb.read_record(MITDB / name), wfdb.read_annotations(MITDB / name)
-        order = [rec.names.index("MLII")] + [i for i in range(len(rec.names)) if rec.names[i] != "MLII"]
-        x = rec.signal[order]
+        x, fs, ann = read_mlii_first(name)
         ref, _ = reference_beats(ann)
         excluded = excluded_intervals(ann, x.shape[1])
         ref = ref[outside(ref, excluded)]
-        hours += x.shape[1] / rec.fs / 3600
+        hours += x.shape[1] / fs / 3600
         row = [name, len(ref)]
         for key, fn in DETECTORS.items():
             if key in skipped:
@@ -72,13 +78,13 @@ def main() -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     t0 = time.perf_counter()
-                    det = np.asarray(fn(x, rec.fs), dtype=np.int64)
+                    det = np.asarray(fn(x, fs), dtype=np.int64)
                     seconds = time.perf_counter() - t0
             except ImportError as exc:
                 skipped[key] = str(exc)
                 row.append("-")
                 continue
-            m = match(ref, det[outside(det, excluded)], rec.fs)
+            m = match(ref, det[outside(det, excluded)], fs)
             totals[key] += (m.tp, m.fn, m.fp, seconds)
             row.append(f"{m.fn} / {m.fp}")
         per_record.append(row)

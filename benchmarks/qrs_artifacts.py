@@ -16,10 +16,9 @@ import argparse
 import warnings
 
 import numpy as np
-from qrs import _neurokit, _xqrs
+from qrs import DETECTORS, read_mlii_first
 
 from edgemed.core.readers import wfdb
-from edgemed.runtime.ecg.detector import detect_beats
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
 
 from common import ROOT, markdown_table, write_results
@@ -54,14 +53,6 @@ def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[fl
     return out
 
 
-DETECTORS = {
-    "edgemed (2 leads)": lambda x, fs: detect_beats(x, fs),
-    "edgemed (MLII)": lambda x, fs: detect_beats(x[:1], fs),
-    "wfdb XQRS (MLII)": _xqrs,
-    "neurokit2 (MLII)": _neurokit,
-}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", help="comma-separated (default: every record of the folder)")
@@ -71,26 +62,24 @@ def main() -> None:
     totals: dict[tuple[str, str], np.ndarray] = {}
     skipped: set[str] = set()
     for name in names:
-        rec, ann = wfdb.read_record(MITDB / name), wfdb.read_annotations(MITDB / name)
-        order = [rec.names.index("MLII")] + [i for i in range(len(rec.names)) if rec.names[i] != "MLII"]
-        lo, hi = int(START_S * rec.fs), int((START_S + LENGTH_S) * rec.fs)
-        x = rec.signal[order][:, lo:hi]
+        whole, fs, ann = read_mlii_first(name)
+        lo, hi = int(START_S * fs), int((START_S + LENGTH_S) * fs)
         ref, _ = reference_beats(ann)
-        skip = excluded_intervals(ann, rec.signal.shape[1])
+        skip = excluded_intervals(ann, whole.shape[1])
         ref = ref[outside(ref, skip) & (ref >= lo) & (ref < hi)] - lo
-        for artifact, (y, flat) in _artifacts(x, rec.fs).items():
-            counted = ref if flat is None else ref[(ref < flat[0] * rec.fs) | (ref >= flat[1] * rec.fs)]
+        for artifact, (y, flat) in _artifacts(whole[:, lo:hi], fs).items():
+            counted = ref if flat is None else ref[(ref < flat[0] * fs) | (ref >= flat[1] * fs)]
             for key, fn in DETECTORS.items():
                 if key in skipped:
                     continue
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        det = np.asarray(fn(y, rec.fs), dtype=np.int64)
+                        det = np.asarray(fn(y, fs), dtype=np.int64)
                 except ImportError:
                     skipped.add(key)
                     continue
-                m = match(counted, det, rec.fs)
+                m = match(counted, det, fs)
                 totals.setdefault((artifact, key), np.zeros(3))
                 totals[(artifact, key)] += (len(counted), m.fn, m.fp)
         print(name, flush=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from qrs import read_mlii_first
 
 from edgemed.core.readers import wfdb
 from edgemed.core.signal import butter_bandpass_sos, sosfilt
@@ -64,11 +65,9 @@ def main() -> None:
     kinds = args.kinds.split(",")
     records = []
     for name in names:
-        rec, ann = wfdb.read_record(MITDB / name), wfdb.read_annotations(MITDB / name)
-        order = [rec.names.index("MLII")] + [i for i, n in enumerate(rec.names) if n != "MLII"]
+        x, fs, ann = read_mlii_first(name)
         ref, _ = reference_beats(ann)
-        intervals = excluded_intervals(ann, rec.signal.shape[1])
-        records.append((name, rec.signal[order], rec.fs, ref, intervals))
+        records.append((name, x, fs, ref, excluded_intervals(ann, x.shape[1])))
     rows = []
     for kind in kinds:
         for snr in [None, *snrs]:
