@@ -5,8 +5,10 @@ benchmarks/qrs.py (MLII), all in the same run.
 
 Artifacts: a 50 mV spike of three samples (an electrode pop), a 200 ms burst of +20 mV, 5 s of 3 mV white noise, the
 gain dropped tenfold from 60 s on, the first minute flat at 0.3 mV (a recording that starts with the leads off) and
-MLII flat from 60 to 120 s with the other lead still showing the beats (MLII's lead off). Reference beats where
-every lead is flat are not counted (there is no ECG to find); detections there are false.
+MLII flat from 60 to 120 s with the other lead still showing the beats (MLII's lead off), and an asystole: 8 s of
+each lead's median level plus 50 uV of white noise (fewer false beats is safer: a beat found in noise hides the
+asystole). Reference beats where every lead is flat, or in the asystole, are not counted (there is no ECG to find);
+detections there are false.
 Usage: python benchmarks/qrs_artifacts.py [--records 101,106] [--docs]
 """
 
@@ -28,7 +30,7 @@ START_S, LENGTH_S, AT_S = 300.0, 180.0, 60.0
 
 
 def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[float, float] | None]]:
-    """Each artifact: (the signal with it, the flat window in seconds or None)."""
+    """Each artifact: (the signal with it, the window without ECG in seconds, or None)."""
     at = int(AT_S * fs)
     rng = np.random.default_rng(0)
     out: dict[str, tuple[np.ndarray, tuple[float, float] | None]] = {"clean": (x, None)}
@@ -50,6 +52,10 @@ def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[fl
     y = x.copy()
     y[0, at : 2 * at] = 0.3
     out["MLII off for a minute"] = (y, None)  # the other lead still shows every beat
+    y = x.copy()
+    n = int(8 * fs)
+    y[:, at : at + n] = np.median(x[:, at : at + n], axis=1, keepdims=True) + 0.05 * rng.standard_normal((len(x), n))
+    out["asystole, 8 s of 50 uV noise"] = (y, (AT_S, AT_S + 8.0))
     return out
 
 

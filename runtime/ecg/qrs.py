@@ -18,7 +18,7 @@ Candidate peaks of the integrated signal are decided in order:
    the threshold is taken as a beat;
 6. artifacts: one peak moves the signal level at most to `LEVEL_CAP` times itself (the noise level at most to the
    signal level), and a spike's slope enters the running scale clipped (`edgemed.runtime.ecg.slope`), so a spike
-   does not leave the detector deaf.
+   does not leave the detector deaf; after a signal shrinks (a gain drop) a fast scale takes over from the slow one.
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
 from every primary beat, after the first two seconds (while the combined detector's lead scaling settles), and in a

@@ -11,10 +11,18 @@ Artifacts (an electrode pop, a defibrillator pulse, a burst of movement) must no
 missed; a 200 ms burst: 84). So a sample's squared slope enters the scale at most `SLOPE_CLIP` times the square of
 the lead's running mean absolute slope (which a spike moves little); the detector also caps how far one peak moves
 its levels. SLOPE_CLIP measured on DS1 (detection errors with both leads): 50: 142, 70: 141, 100 to 200: 137, 300:
-138; 150 sits mid-plateau. A tenfold drop in gain still costs about 38 beats while the scale settles, 5 s of 3 mV
-noise the 24 beats after it, a 500 mV glitch (beyond any ECG front end) 36: a scale from the median of the last 8 s
-lost thousands of DS1 beats, and a second, faster scale beside this one (the smaller of the two) recovers the gain
-drop sooner (2 s: 9 beats lost, 4 s: 18) but costs clean records (DS1 errors 137 -> 142 and 140): not taken.
+138; 150 sits mid-plateau.
+
+A signal that shrinks (the gain dropped tenfold, an electrode losing contact, the end of a burst of noise that had
+raised the scale) left the beats under the threshold for as long as the 8 s scale took to settle: 38 to 46 beats lost
+in synthetic records, 751 in the DS1 artifact benchmark. A second, fast scale (`FAST_SCALE_S`, over the same clipped
+slopes) takes over once `FAST_FACTOR` times it falls below the slow one, so only a drop in slope power of more than
+that factor moves the scale sooner; the loss is now 12 to 16 synthetic beats (the fast scale's own settling), 259 in
+the benchmark. Measured on DS1 (detection errors with both leads / beats missed after the gain drop / false beats in
+an 8 s asystole of 50 uV noise, where fewer is safer): without it 137 / 751 / 17; factor 1: 142 / 179 / 37, 1.5: 141 /
+212 / 31, 2 to 3: 136 / 231 to 286 / 19 to 21, 4: 137 / 378 / 19; a 1 s fast scale at factor 2: 140 / 120 / 54, 3 s:
+137 / 355 / 19. Factor 2.5 at 2 s sits mid-plateau: a faster scale finds noise in an asystole sooner, which hides the
+asystole (a patient-safety cost), so it was not taken for the gain drop's sake.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import numpy as np
 from edgemed.core.signal import butter_bandpass_sos, sosfilt, sosfilt_zi
 
 SCALE_S = 8.0  # time constant of each lead's running scale
+FAST_SCALE_S = 2.0  # ... and of the fast one, which takes over after the signal shrinks
+FAST_FACTOR = 2.5
 SLOPE_CLIP = 150.0
 # A slope under this share of the sample's own value is the filter's rounding residue on a flat line (a lead off at
 # some offset: about 1e-15 of it), which the scaling would otherwise raise to a QRS-sized signal and the detector's
@@ -38,10 +48,10 @@ class SlopeSignal:
     def __init__(self, fs: float, leads: int, window: int) -> None:
         self.window = window
         self._sos = butter_bandpass_sos(2, 5.0, min(15.0, 0.45 * fs), fs)
-        alpha = 1.0 / (SCALE_S * fs)
-        self._ema = np.array([[alpha, 0.0, 0.0, 1.0, -(1.0 - alpha), 0.0]])
+        self._ema, self._fast_ema = _ema(SCALE_S * fs), _ema(FAST_SCALE_S * fs)
         self._zi: np.ndarray | None = None
-        self._mean_zi, self._size_zi, self._weight_zi = (np.zeros((leads, 2)) for _ in range(3))
+        self._mean_zi, self._size_zi, self._weight_zi, self._fast_zi, self._fast_weight_zi = (
+            np.zeros((leads, 2)) for _ in range(5))
         self._tail = np.zeros((leads, 4))
         self._sq_tail = np.zeros(window - 1)
 
@@ -54,14 +64,23 @@ class SlopeSignal:
         deriv[np.abs(deriv) <= FLAT * np.abs(x)] = 0.0  # rounding residue of a flat line, not a slope
         self._tail = ext[:, -4:]
         sq = deriv**2
-        carried, self._weight_zi = sosfilt(self._ema, (deriv != 0).astype(float), self._weight_zi)
-        weight = np.maximum(carried, 1e-300)
+        carries = (deriv != 0).astype(float)
+        weight, self._weight_zi = sosfilt(self._ema, carries, self._weight_zi)
         size, self._size_zi = sosfilt(self._ema, np.abs(deriv), self._size_zi)
-        clipped = np.minimum(sq, SLOPE_CLIP * (size / weight) ** 2)
+        clipped = np.minimum(sq, SLOPE_CLIP * (size / np.maximum(weight, 1e-300)) ** 2)
         mean, self._mean_zi = sosfilt(self._ema, clipped, self._mean_zi)
-        combined = (sq / np.maximum(mean / weight, 1e-20)).mean(axis=0)
+        fast_weight, self._fast_weight_zi = sosfilt(self._fast_ema, carries, self._fast_weight_zi)
+        fast, self._fast_zi = sosfilt(self._fast_ema, clipped, self._fast_zi)
+        scale = np.minimum(mean / np.maximum(weight, 1e-300), FAST_FACTOR * fast / np.maximum(fast_weight, 1e-300))
+        combined = (sq / np.maximum(scale, 1e-20)).mean(axis=0)
         ext_sq = np.concatenate([self._sq_tail, combined])
         csum = np.concatenate([[0.0], np.cumsum(ext_sq)])
         mwi = (csum[self.window :] - csum[: -self.window]) / self.window
         self._sq_tail = ext_sq[len(ext_sq) - (self.window - 1) :] if self.window > 1 else np.zeros(0)
         return bp, combined, mwi
+
+
+def _ema(samples: float) -> np.ndarray:
+    """An exponential average over `samples` (its time constant) as one second-order section."""
+    alpha = 1.0 / samples
+    return np.array([[alpha, 0.0, 0.0, 1.0, -(1.0 - alpha), 0.0]])
