@@ -223,6 +223,27 @@ def test_block_iir_filter_is_scipys_sosfilt_whole_or_in_chunks(chunks):
     np.testing.assert_allclose(np.concatenate(got, axis=1), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.9, 0.1, 1 / 720, 1 / 2880, 1e-7, 0.0])
+def test_exponential_average_is_the_recursion_whole_or_in_chunks(alpha):
+    """`ema` (block cumulative sums, the block states by the same recursion one level up) gives the plain
+    recursion y[k] = alpha x[k] + (1 - alpha) y[k - 1] to rounding, across blocks and chunk boundaries."""
+    from edgemed.core.signal import ema
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 70_000)) * np.array([[1.0], [100.0], [1e-3]])
+    last = rng.normal(size=3)
+    expected, state = np.empty_like(x), last.copy()
+    for k in range(x.shape[1]):
+        expected[:, k] = state = alpha * x[:, k] + (1 - alpha) * state
+    got, state, start = [], last, 0
+    for n in (1, 255, 257, 5000, 64_487):
+        y, state = ema(x[:, start : start + n], alpha, state)
+        got.append(y)
+        start += n
+    np.testing.assert_allclose(np.concatenate(got, axis=1), expected, rtol=1e-9, atol=1e-12)
+    assert np.array_equal(state, got[-1][:, -1])  # the state carried on is the last output
+
+
 def _pulse(sig: np.ndarray, lead: int, at: int, fs: float, height: float) -> None:
     """A QRS-like biphasic spike of 40 ms added to one lead."""
     half = int(0.02 * fs)

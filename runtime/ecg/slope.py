@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemed.core.signal import butter_bandpass_sos, sosfilt, sosfilt_zi
+from edgemed.core.signal import butter_bandpass_sos, ema, sosfilt, sosfilt_zi
 
 SCALE_S = 8.0  # time constant of each lead's running scale
 FAST_SCALE_S = 2.0  # ... and of the fast one, which takes over after the signal shrinks
@@ -48,10 +48,10 @@ class SlopeSignal:
     def __init__(self, fs: float, leads: int, window: int) -> None:
         self.window = window
         self._sos = butter_bandpass_sos(2, 5.0, min(15.0, 0.45 * fs), fs)
-        self._ema, self._fast_ema = _ema(SCALE_S * fs), _ema(FAST_SCALE_S * fs)
+        self._alpha, self._fast_alpha = 1.0 / (SCALE_S * fs), 1.0 / (FAST_SCALE_S * fs)
         self._zi: np.ndarray | None = None
-        self._mean_zi, self._size_zi, self._weight_zi, self._fast_zi, self._fast_weight_zi = (
-            np.zeros((leads, 2)) for _ in range(5))
+        # the running averages' last values: [weight; mean |slope|], the mean squared slope, the fast [weight; mean]
+        self._slow, self._mean, self._fast = np.zeros(2 * leads), np.zeros(leads), np.zeros(2 * leads)
         self._tail = np.zeros((leads, 4))
         self._sq_tail = np.zeros(window - 1)
 
@@ -65,13 +65,13 @@ class SlopeSignal:
         self._tail = ext[:, -4:]
         sq = deriv**2
         carries = (deriv != 0).astype(float)
-        weight, self._weight_zi = sosfilt(self._ema, carries, self._weight_zi)
-        size, self._size_zi = sosfilt(self._ema, np.abs(deriv), self._size_zi)
-        clipped = np.minimum(sq, SLOPE_CLIP * (size / np.maximum(weight, 1e-300)) ** 2)
-        mean, self._mean_zi = sosfilt(self._ema, clipped, self._mean_zi)
-        fast_weight, self._fast_weight_zi = sosfilt(self._fast_ema, carries, self._fast_weight_zi)
-        fast, self._fast_zi = sosfilt(self._fast_ema, clipped, self._fast_zi)
-        scale = np.minimum(mean / np.maximum(weight, 1e-300), FAST_FACTOR * fast / np.maximum(fast_weight, 1e-300))
+        slow, self._slow = ema(np.concatenate([carries, np.abs(deriv)]), self._alpha, self._slow)
+        weight, size = np.split(np.maximum(slow, 1e-300), 2)
+        clipped = np.minimum(sq, SLOPE_CLIP * (size / weight) ** 2)
+        mean, self._mean = ema(clipped, self._alpha, self._mean)
+        fast, self._fast = ema(np.concatenate([carries, clipped]), self._fast_alpha, self._fast)
+        fast_weight, fast_mean = np.split(np.maximum(fast, 1e-300), 2)
+        scale = np.minimum(mean / weight, FAST_FACTOR * fast_mean / fast_weight)
         combined = (sq / np.maximum(scale, 1e-20)).mean(axis=0)
         ext_sq = np.concatenate([self._sq_tail, combined])
         csum = np.concatenate([[0.0], np.cumsum(ext_sq)])
@@ -79,8 +79,3 @@ class SlopeSignal:
         self._sq_tail = ext_sq[len(ext_sq) - (self.window - 1) :] if self.window > 1 else np.zeros(0)
         return bp, combined, mwi
 
-
-def _ema(samples: float) -> np.ndarray:
-    """An exponential average over `samples` (its time constant) as one second-order section."""
-    alpha = 1.0 / samples
-    return np.array([[alpha, 0.0, 0.0, 1.0, -(1.0 - alpha), 0.0]])
