@@ -227,7 +227,7 @@ def test_block_iir_filter_is_scipys_sosfilt_whole_or_in_chunks(chunks):
 def test_exponential_average_is_the_recursion_whole_or_in_chunks(alpha):
     """`ema` (block cumulative sums, the block states by the same recursion one level up) gives the plain
     recursion y[k] = alpha x[k] + (1 - alpha) y[k - 1] to rounding, across blocks and chunk boundaries."""
-    from edgemed.core.signal import ema
+    from edgemed.core.ema import ema
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 70_000)) * np.array([[1.0], [100.0], [1e-3]])

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgemed.core.signal import butter_bandpass_sos, ema, sosfilt, sosfilt_zi
+from edgemed.core.ema import ema
+from edgemed.core.signal import butter_bandpass_sos, sosfilt, sosfilt_zi
 
 SCALE_S = 8.0  # time constant of each lead's running scale
 FAST_SCALE_S = 2.0  # ... and of the fast one, which takes over after the signal shrinks
