@@ -314,3 +314,36 @@ def test_csv_recordings_without_leads_or_samples_are_refused(beat_model, tmp_pat
     (tmp_path / "r.csv").write_text(text.replace("LEAD", beat_model.spec.channel_names[0]))
     with pytest.raises(InputError, match="no lead columns|no samples"):
         read_recording(tmp_path / "r.csv", beat_model.spec, 360.0)
+
+
+def test_beats_at_a_lead_coming_off_are_marked_whole_and_streamed(beat_model):
+    """A lead that comes off mid-recording: the beats whose windows reach into the flat line (the last ones before
+    it, any the filters' ringing makes at the step) are marked `flat_stretch` and have no class for runs and AF;
+    beats away from it are not marked, and a stream marks exactly the same beats."""
+    from edgemed.runtime.ecg.episodes import rhythm_label
+    from edgemed.runtime.ecg.flat import FLAT_STRETCH, flat_starts
+
+    x = np.random.default_rng(0).normal(size=(2, 997)).cumsum(axis=1) * 0.01
+    x[:, 200:400] = 0.3
+    run = 90
+    brute = np.array([[np.ptp(lead[i : i + run]) < 0.02 for i in range(997 - run + 1)] for lead in x])
+    assert np.array_equal(flat_starts(x, run), brute) and brute.any()
+
+    classifier = BeatClassifier(beat_model)
+    fs = 360.0
+    sig, _, _ = synthetic_recording("sinus", 60, fs, 1, seed=5)
+    off, on = int(30 * fs), int(40 * fs)
+    sig[:, off:on] = 0.8
+    whole = classifier.classify(sig, fs)
+    marked = np.array([FLAT_STRETCH in q for q in whole.quality])
+    before, after = classifier.raw_window(fs)
+    reaches = (whole.samples + after > off + 0.25 * fs) & (whole.samples - before < on - 0.25 * fs)
+    assert marked.any() and np.array_equal(marked, reaches)
+    assert all(rhythm_label(label, q) == UNCERTAIN
+               for label, q, m in zip(whole.labels, whole.quality, marked, strict=True) if m)
+    stream, parts = classifier.stream(fs, 1), []
+    for i in range(0, sig.shape[1], 250):
+        parts.append(stream.push(sig[:, i : i + 250]))
+    streamed = BeatRows.concat([*parts, stream.flush()], "s", fs, beat_model.labels)
+    assert np.array_equal(streamed.samples, whole.samples) and streamed.quality == whole.quality
+    assert stream._raw.shape[1] < 31 * fs  # bounded memory

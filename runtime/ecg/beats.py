@@ -5,7 +5,8 @@ with `edgemed.runtime.ecg.context`, and classify.
 `BeatClassifier.classify` does a whole recording at once; `BeatClassifier.stream` does the same chunk by chunk,
 each beat as soon as its window and context are known, and gives the same beats, labels and probabilities (the
 conditioning and the detector are causal; see `latency_s` for how late a beat is reported). Every beat is
-classified: a window reaching past the recording's ends is edge-padded and marked `edge` in its quality.
+classified: a window reaching past the recording's ends is edge-padded and marked `edge` in its quality, one that
+reaches into a flat stretch of a model lead (a lead coming off) `flat_stretch` (`edgemed.runtime.ecg.flat`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from edgemed.runtime.ecg.conditioning import Conditioner, check_raw_rate, condit
 from edgemed.runtime.ecg.context import ContextTracker, beat_inputs, locate_r, padded_windows
 from edgemed.runtime.ecg.detector import BeatDetector, as_leads, detect_beats
 from edgemed.runtime.ecg.episodes import AFRelabel
+from edgemed.runtime.ecg.flat import FLAT_STRETCH, flat_windows
 from edgemed.runtime.model import EdgeModel, Prediction
 
 EDGE = "edge"  # quality mark: the beat's window was padded past the recording's start or end
@@ -45,8 +47,9 @@ class BeatRows:
 
     @classmethod
     def of(cls, record: str, fs: float, samples: np.ndarray, prediction: Prediction, padded: np.ndarray,
-           emitted_at: np.ndarray | None = None) -> BeatRows:
-        quality = [(*q, EDGE) if p else tuple(q) for q, p in zip(prediction.quality, padded, strict=True)]
+           flat: np.ndarray, emitted_at: np.ndarray | None = None) -> BeatRows:
+        quality = [(*q, *((EDGE,) if p else ()), *((FLAT_STRETCH,) if f else ()))
+                   for q, p, f in zip(prediction.quality, padded, flat, strict=True)]
         return cls(record, fs, prediction.labels, np.asarray(samples, np.int64), prediction.probabilities,
                    prediction.predicted, quality, emitted_at)
 
@@ -99,6 +102,10 @@ class BeatClassifier:
         self.rate = float(pre.sampling_rate_hz)
         self.before, self.after = pre.window.offsets(self.rate)
 
+    def raw_window(self, fs: float) -> tuple[int, int]:
+        """The model's window in raw samples at `fs` (before, after the beat), where `flat_windows` looks."""
+        return int(round(self.before * fs / self.rate)), int(round(self.after * fs / self.rate))
+
     def _predict(self, windows: np.ndarray, context: dict[str, np.ndarray]) -> Prediction:
         leads = len(self.model.spec.channel_names) or windows.shape[1]
         return self.model.predict(windows[:, :leads], **_context_feeds(self.model, context))
@@ -116,7 +123,8 @@ class BeatClassifier:
         conditioned, delay = condition(signal[:leads], fs, self.pre)
         positions = to_conditioned(raw, fs, self.rate, delay)
         inputs = beat_inputs(conditioned, positions, self.rate, self.pre.window, self.ctx)
-        rows = BeatRows.of(record, fs, raw, self._predict(inputs.windows, inputs.context()), inputs.padded)
+        flat = flat_windows(signal[:leads], fs, raw, *self.raw_window(fs))
+        rows = BeatRows.of(record, fs, raw, self._predict(inputs.windows, inputs.context()), inputs.padded, flat)
         rows.labels, rows.extra["s_in_af_relabelled"] = AFRelabel(fs, self.model.labels).apply(rows.samples,
                                                                                                rows.labels)
         rows.extra["conditioning_delay_s"] = delay
@@ -151,6 +159,10 @@ class BeatStream:
         self.relabel = AFRelabel(fs, owner.model.labels)
         self._buffer = np.zeros((model_leads, 0), np.float32)
         self._base = 0  # conditioned sample index of _buffer[:, 0]
+        self._raw = np.zeros((model_leads, 0))  # the model leads as received, for `flat_windows`
+        self._raw_base = 0
+        self._raw_span = owner.raw_window(fs)
+        self._last_raw: int | None = None
         self._pending: list[tuple[int, int]] = []  # (raw position, conditioned position), in time order
         self._received = 0
         self._last_position: int | None = None  # conditioned position of the last classified beat
@@ -169,11 +181,12 @@ class BeatStream:
     def _ready(self, final: bool) -> BeatRows:
         owner = self.owner
         end = self._base + self._buffer.shape[1]
-        done_raw, windows, rrs, templates, padded = [], [], [], [], []
+        done_raw, windows, rrs, templates, padded, flat = [], [], [], [], [], []
         while self._pending:
             raw, pos = self._pending[0]
             aligned = self._aligned(pos, final)
-            if aligned is None or (aligned + owner.after > end and not final):
+            if aligned is None or (max(aligned + owner.after - end, raw + self._raw_span[1] - self._received) > 0
+                                   and not final):
                 break
             nxt = None
             if not owner.ctx.causal and len(self._pending) > 1:
@@ -183,7 +196,8 @@ class BeatStream:
             elif not owner.ctx.causal and not final:
                 break  # the next beat is not known yet
             window, was_padded = self._window(aligned)
-            self._last_position = pos
+            flat.append(self._flat(raw))
+            self._last_position, self._last_raw = pos, raw
             rr, template = self.tracker.next_inputs(aligned, window[0], nxt)
             done_raw.append(raw)
             windows.append(window[0])
@@ -200,7 +214,8 @@ class BeatStream:
         if templates:
             context["beat_template"] = np.stack(templates)
         rows = BeatRows.of(self.record, self.fs, np.array(done_raw), owner._predict(np.stack(windows), context),
-                           np.array(padded, bool), np.full(len(done_raw), self._received, np.int64))
+                           np.array(padded, bool), np.array(flat, bool),
+                           np.full(len(done_raw), self._received, np.int64))
         rows.labels, _ = self.relabel.apply(rows.samples, rows.labels)
         return rows
 
@@ -210,6 +225,14 @@ class BeatStream:
         owner = self.owner
         window, padded = padded_windows(self._buffer, np.array([centre - self._base]), owner.before, owner.after)
         return window, bool(padded[0])
+
+    def _flat(self, raw: int) -> bool:
+        """Whether the beat's raw window holds a flat stretch: the samples a whole recording would look at (its
+        window cut at the recording's start and at what has arrived, which at the end is the recording's end)."""
+        before, after = self._raw_span
+        lo, hi = max(raw - before, 0), min(raw + after, self._received)
+        part = self._raw[:, lo - self._raw_base : hi - self._raw_base]
+        return bool(flat_windows(part, self.fs, np.array([raw - lo]), before, after)[0])
 
     def _trim(self) -> None:
         """Drop conditioned samples no beat can need: beats arrive in time order, so nothing before the window of
@@ -224,6 +247,12 @@ class BeatStream:
         if keep_from > self._base:
             self._buffer = self._buffer[:, keep_from - self._base:]
             self._base = keep_from
+        anchor = self._pending[0][0] if self._pending else self._last_raw
+        lag = self._received - int(MAX_LAG_S * self.fs)
+        keep_from = max((lag if anchor is None else anchor) - self._raw_span[0], lag - self._raw_span[0], 0)
+        if keep_from > self._raw_base:
+            self._raw = self._raw[:, keep_from - self._raw_base :]
+            self._raw_base = keep_from
 
     def push(self, chunk: np.ndarray) -> BeatRows:
         try:
@@ -235,6 +264,7 @@ class BeatStream:
         if not np.isfinite(x).all():
             raise InputError(f"stream {self.record}: the chunk holds invalid (missing) samples")
         self._received += x.shape[1]
+        self._raw = np.concatenate([self._raw, x[: self.model_leads]], axis=1)
         self._buffer = np.concatenate([self._buffer, self.conditioner.push(x[: self.model_leads])], axis=1)
         self._queue(self.detector.push(x))
         return self._ready(final=False)

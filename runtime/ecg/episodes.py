@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgemed.runtime.ecg.flat import FLAT_STRETCH
 from edgemed.runtime.model.plausibility import FLAT
 from edgemed.runtime.model.prediction import UNCERTAIN
 
@@ -151,8 +152,9 @@ class AFRelabel:
 
 def rhythm_label(label: str, quality: tuple[str, ...]) -> str:
     """A beat's class for runs, AF and alarms: none (uncertain) where its model lead was flat (quality `flat_line`:
-    a lead off; the beat itself came from another lead), as its label then means nothing."""
-    return UNCERTAIN if FLAT in quality else label
+    a lead off; the beat itself came from another lead) or its window reaches into a flat stretch (`flat_stretch`:
+    a lead coming off, the filters ringing at the step), as its label then means nothing."""
+    return UNCERTAIN if FLAT in quality or FLAT_STRETCH in quality else label
 
 
 def detected_episodes(samples: np.ndarray, labels: list[str], fs: float,

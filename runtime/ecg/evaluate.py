@@ -24,10 +24,11 @@ import numpy as np
 
 from edgemed.core.calibration import expected_calibration_error
 from edgemed.core.errors import EdgemedError, InputError
-from edgemed.runtime.ecg.beats import BeatClassifier
+from edgemed.runtime.ecg.beats import EDGE, BeatClassifier
 from edgemed.runtime.ecg.ec57 import excluded_intervals, match, outside, reference_beats
 from edgemed.runtime.ecg.episode_match import EpisodeCounts, compare, merge
 from edgemed.runtime.ecg.episodes import detected_episodes, reference_af, runs
+from edgemed.runtime.ecg.flat import FLAT_STRETCH
 from edgemed.runtime.ecg.recording import LeadMap, check_lead_map, list_recordings, read_recording
 from edgemed.runtime.ecg.windows import AAMI_CLASSES
 from edgemed.runtime.model import UNCERTAIN, EdgeModel
@@ -94,6 +95,7 @@ class RecordEvaluation:
     excluded_s: float = 0.0  # seconds of VF left out (detect)
     error: str | None = None  # why the record could not be classified (its beats count as unclassified)
     edge_beats: int = 0  # beats whose window was padded at the record's ends
+    flat_beats: int = 0  # beats whose window reached into a flat stretch (no class for runs and AF)
     calibration: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # (probs, truth index)
     episodes: dict[str, EpisodeCounts] = field(default_factory=dict)  # runs and AF against the reference
 
@@ -145,7 +147,8 @@ class Evaluation:
                       "confusion": gross.to_dict(), "detection": self.detection(),
                       "calibration": self.calibration(), "episodes": self.episodes()},
             "records": [{"record": r.record, "reference_beats": r.beats, "error": r.error,
-                         "edge_beats": r.edge_beats, "excluded_s": round(r.excluded_s, 2),
+                         "edge_beats": r.edge_beats, "flat_beats": r.flat_beats,
+                         "excluded_s": round(r.excluded_s, 2),
                          "detection": r.detection, "per_class": r.confusion.per_class(self.labels),
                          "episodes": {kind: c.to_dict() for kind, c in r.episodes.items()},
                          "confusion": r.confusion.to_dict()} for r in self.records],
@@ -185,7 +188,7 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str, lead_map: Lead
             conf.add(t, p)
         keep, idx = _truth_index(labels, truth)
         episodes = _episodes(rec, np.sort(ref_pos), truth, table.samples, table.labels, table.quality, [])
-        return RecordEvaluation(rec.name, conf, len(truth), edge_beats=sum("edge" in q for q in table.quality),
+        return RecordEvaluation(rec.name, conf, len(truth), **_marked(table.quality),
                                 calibration=(table.probabilities[keep], idx), episodes=episodes)
     intervals = excluded_intervals(rec.annotations, rec.signal.shape[1])
     inside = outside(ref_pos, intervals)
@@ -212,7 +215,7 @@ def evaluate_record(classifier: BeatClassifier, path, beats: str, lead_map: Lead
     quality = [q for q, k in zip(table.quality, det_keep, strict=True) if k]
     episodes = _episodes(rec, ref_pos, ref_cls, det_pos, det_labels, quality, intervals)
     return RecordEvaluation(rec.name, conf, len(ref_cls), {"tp": m.tp, "fn": m.fn, "fp": m.fp}, excluded,
-                            edge_beats=sum("edge" in q for q in quality), calibration=(probs, idx), episodes=episodes)
+                            **_marked(quality), calibration=(probs, idx), episodes=episodes)
 
 
 def _episodes(rec, ref_pos: np.ndarray, ref_cls: list[str], det_pos: np.ndarray, det_labels: list[str],
@@ -243,6 +246,11 @@ def _unreadable(conf: Confusion, name: str, path, reason: str) -> RecordEvaluati
     except EdgemedError:
         raise InputError(f"record {name}: {reason}; its annotations cannot be read either") from None
     return _counted_unclassified(conf, name, classes, reason)
+
+
+def _marked(quality: list[tuple[str, ...]]) -> dict[str, int]:
+    """How many beats carry the quality marks a record's row reports."""
+    return {"edge_beats": sum(EDGE in q for q in quality), "flat_beats": sum(FLAT_STRETCH in q for q in quality)}
 
 
 def evaluate(model: EdgeModel, data, records: list[str] | None = None, beats: str = "reference",

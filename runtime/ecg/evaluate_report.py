@@ -77,7 +77,8 @@ def markdown(ev: Evaluation) -> str:
         if det:
             tp = det["tp"]
             det_cells = f"{pct(tp / max(tp + det['fn'], 1))} | {pct(tp / max(tp + det['fp'], 1))}"
-        note = r["error"] or (f"{r['edge_beats']} edge-padded" if r["edge_beats"] else "")
+        note = r["error"] or "; ".join(f"{r[key]} {what}" for key, what in
+                                       (("edge_beats", "edge-padded"), ("flat_beats", "at a flat stretch")) if r[key])
         if r["excluded_s"]:
             note = (note + "; " if note else "") + f"{r['excluded_s']:.0f} s VF excluded"
         lines.append(f"| {r['record']} | {r['reference_beats']:,} | "
