@@ -230,7 +230,7 @@ class BeatStream:
         """Whether the beat's raw window holds a flat stretch: the samples a whole recording would look at (its
         window cut at the recording's start and at what has arrived, which at the end is the recording's end)."""
         before, after = self._raw_span
-        lo, hi = max(raw - before, 0), min(raw + after, self._received)
+        lo, hi = max(raw - before, self._raw_base), min(raw + after, self._received)  # kept: MAX_LAG_S back
         part = self._raw[:, lo - self._raw_base : hi - self._raw_base]
         return bool(flat_windows(part, self.fs, np.array([raw - lo]), before, after)[0])
 
