@@ -116,7 +116,10 @@ def _limitations(ev: Evaluation, gross: dict[str, Any]) -> list[str]:
     out += ["- Trained and evaluated on MIT-BIH-like ambulatory recordings (two leads, 360 Hz, 1970s hardware); "
             "other devices, lead placements and populations may behave differently",
             "- Fusion (F) and unclassifiable (Q) beats are rare in every public database and poorly separated "
-            "by any published inter-patient method"]
+            "by any published inter-patient method",
+            "- Noise: muscle and electrode-motion artifacts are taken for beats, often labelled V; in a noisy "
+            "stretch ventricular runs and couplets are unreliable (measured with generated noise on MIT-BIH: "
+            "benchmarks/mitdb_noise.py)"]
     return out
 
 
