@@ -13,12 +13,11 @@ Usage: python benchmarks/mitdb_noise.py [--model runs/mitdb/model.int8.onnx] [--
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from mitdb_rates import CLASSES, MITDB, write_wfdb
+from mitdb_rates import CLASSES, MITDB, model_and_records, write_wfdb
 from qrs_noise import noise, qrs_power
 
 from edgemed.core import readers
@@ -67,10 +66,7 @@ def main() -> None:
     parser.add_argument("--records", help="Comma-separated DS1 records (default: all).")
     parser.add_argument("--docs", action="store_true", help="Also write docs/results/mitdb_noise.md.")
     args = parser.parse_args()
-    if not args.model.is_file():
-        sys.exit(f"{args.model}: no such model; run `make mitdb` first")
-    names = args.records.split(",") if args.records else readers.wfdb.record_names(MITDB)
-    model = EdgeModel(args.model, threads=1)
+    model, names = model_and_records(args.model, args.records)
     rows = [row("none", "clean", model, MITDB, names)]
     for kind in args.kinds.split(","):
         for snr in (float(s) for s in args.snr.split(",")):

@@ -59,6 +59,14 @@ def row(rate: str, model: EdgeModel, data: Path, names: list[str]) -> list[objec
             *[f"{pct(per[c]['se'])} / {pct(per[c]['ppv'])}" for c in CLASSES], pct(sum(f1) / len(f1))]
 
 
+def model_and_records(path: Path, records: str | None) -> tuple[EdgeModel, list[str]]:
+    """`make mitdb`'s model (or another) and the DS1 records asked for (default: all)."""
+    if not path.is_file():
+        sys.exit(f"{path}: no such model; run `make mitdb` first")
+    names = records.split(",") if records else readers.wfdb.record_names(MITDB)
+    return EdgeModel(path, threads=1), names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "mitdb" / "model.int8.onnx")
@@ -66,10 +74,7 @@ def main() -> None:
     parser.add_argument("--records", help="Comma-separated DS1 records (default: all).")
     parser.add_argument("--docs", action="store_true", help="Also write docs/results/mitdb_rates.md.")
     args = parser.parse_args()
-    if not args.model.is_file():
-        sys.exit(f"{args.model}: no such model; run `make mitdb` first")
-    names = args.records.split(",") if args.records else readers.wfdb.record_names(MITDB)
-    model = EdgeModel(args.model, threads=1)
+    model, names = model_and_records(args.model, args.records)
     rows = [row("360 (original)", model, MITDB, names)]
     for fs in (int(r) for r in args.rates.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
