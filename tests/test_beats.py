@@ -316,7 +316,7 @@ def test_csv_recordings_without_leads_or_samples_are_refused(beat_model, tmp_pat
         read_recording(tmp_path / "r.csv", beat_model.spec, 360.0)
 
 
-def test_beats_at_a_lead_coming_off_are_marked_whole_and_streamed(beat_model):
+def test_beats_at_a_lead_coming_off_are_marked_whole_and_streamed(beat_model, monkeypatch):
     """A lead that comes off mid-recording: the beats whose windows reach into the flat line (the last ones before
     it, any the filters' ringing makes at the step) are marked `flat_stretch` and have no class for runs and AF;
     beats away from it are not marked, and a stream marks exactly the same beats."""
@@ -328,6 +328,13 @@ def test_beats_at_a_lead_coming_off_are_marked_whole_and_streamed(beat_model):
     run = 90
     brute = np.array([[np.ptp(lead[i : i + run]) < 0.02 for i in range(997 - run + 1)] for lead in x])
     assert np.array_equal(flat_starts(x, run), brute) and brute.any()
+    from edgemed.runtime.ecg import flat
+
+    centres = np.arange(0, 997, 13)
+    whole = flat.flat_windows(x, 360.0, centres, 100, 120)
+    monkeypatch.setattr(flat, "BLOCK", 37)  # a long recording is read in blocks: the same marks
+    assert whole.any() and np.array_equal(flat.flat_windows(x, 360.0, centres, 100, 120), whole)
+    monkeypatch.undo()
 
     classifier = BeatClassifier(beat_model)
     fs = 360.0

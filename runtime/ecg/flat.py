@@ -20,6 +20,7 @@ import numpy as np
 FLAT_STRETCH = "flat_stretch"  # quality mark
 FLAT_MV = 0.02
 FLAT_RUN_S = 0.25
+BLOCK = 1 << 20  # starts computed at once
 
 
 def flat_starts(x: np.ndarray, run: int) -> np.ndarray:
@@ -42,7 +43,12 @@ def flat_windows(x: np.ndarray, fs: float, centres: np.ndarray, before: int, aft
     """For each beat at raw sample `centres[i]`, whether its window [centre - before, centre + after) in `x`
     [leads, samples] (cut at the signal's ends) holds a flat stretch in any lead."""
     run = max(2, int(round(FLAT_RUN_S * fs)))
-    starts = flat_starts(np.asarray(x, np.float64), run).any(axis=0)
+    x = np.asarray(x)
+    n = x.shape[1]
+    # in blocks, so a day-long recording needs a few blocks' memory, not several copies of itself
+    starts = np.concatenate([np.zeros(0, bool), *(
+        flat_starts(np.asarray(x[:, b : min(b + BLOCK + run - 1, n)], np.float64), run).any(axis=0)
+        for b in range(0, max(n - run + 1, 0), BLOCK))])
     counts = np.concatenate([[0], np.cumsum(starts)])
     centres = np.asarray(centres, np.int64)
     lo = np.clip(centres - before, 0, len(starts))
