@@ -268,3 +268,40 @@ def test_other_leads_add_beats_only_where_one_is_missing(monkeypatch):
     assert lost in beats[m.pairs[:, 0]] and match(beats, detect_beats(sig[:1], fs), fs).fn >= 1  # found in lead 2
     monkeypatch.setattr(detector, "GAP_RR", 0.0)  # every beat of the other leads, as before the rule
     assert match(beats, detect_beats(sig, fs), fs).fp >= len(spikes) // 2
+
+
+def test_a_long_recording_is_detected_in_chunks_with_the_same_beats(monkeypatch):
+    """The filters' block products hold about twenty copies of what they are given (an hour of two leads: 400 MB
+    at once); a whole recording is now detected in chunks, as a stream, with the same beats."""
+    import tracemalloc
+
+    from edgemed.runtime.ecg import detector
+
+    fs = 360.0
+    sig, beats, _ = synthetic_recording("pvc", 600.0, fs, leads=2, seed=4)
+    tracemalloc.start()
+    chunked = detect_beats(sig, fs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * sig.astype(np.float64).nbytes, peak  # 20 times it in one piece
+    monkeypatch.setattr(detector, "CHUNK_S", 1e9)
+    assert np.array_equal(chunked, detect_beats(sig, fs))
+    assert match(beats, chunked, fs).fn <= 1
+
+
+@pytest.mark.parametrize("start", ["large first beat", "spike", "burst"])
+def test_a_start_gone_wrong_does_not_leave_the_detector_deaf(start):
+    """Levels learned on a start that misleads them: a first beat several times the rest (synthetic patient 4: the
+    slope scale still settling) left search-back waiting for two RR intervals that never came (66 of 67 beats
+    missed); a 20 mV spike or a 200 ms burst of 5 mV in the first second set the levels so high that no beat of the
+    record reached them (84 and 85 of 85 missed)."""
+    fs = 360.0
+    sig, beats, _ = synthetic_recording("sinus", 60.0, fs, leads=2, seed=4 if start == "large first beat" else 3)
+    if start == "spike":
+        sig[:, int(0.5 * fs) : int(0.5 * fs) + 3] += 20.0
+    elif start == "burst":
+        sig[:, int(0.2 * fs) : int(0.4 * fs)] += 5.0
+    for leads in (2, 1):
+        m = match(np.asarray(beats), detect_beats(sig[:leads], fs), fs)
+        assert m.fn <= 8 and m.fp <= 1, (leads, m.fn, m.fp)
+        assert (np.asarray(beats)[m.missed] > 6 * fs).sum() <= 1  # found again within six seconds

@@ -17,6 +17,8 @@ from edgemed.core.signal import CausalResampler, bandpass, butter_bandpass_sos, 
 from edgemed.core.spec import ModelSpec, Preprocessing
 from edgemed.runtime.model.validate import positive_rate
 
+CHUNK_S = 60.0  # a longer push is filtered in chunks of this length (the filter's block products copy their input)
+
 
 class Conditioner:
     """Causal conditioning chunk by chunk: `push(raw [leads, n])` returns the conditioned samples it determines."""
@@ -38,6 +40,9 @@ class Conditioner:
 
     def push(self, raw: np.ndarray) -> np.ndarray:
         x = np.asarray(raw, dtype=np.float64)
+        step = max(1, int(CHUNK_S * self.from_hz))
+        if x.shape[1] > step:  # a whole recording: in chunks (the same samples), in bounded memory
+            return np.concatenate([self.push(x[:, i : i + step]) for i in range(0, x.shape[1], step)], axis=1)
         if self._sos is not None and x.shape[1]:
             if self._zi is None:
                 self._zi = np.outer(x[:, 0], sosfilt_zi(self._sos))

@@ -13,12 +13,16 @@ Candidate peaks of the integrated signal are decided in order:
    T wave;
 4. a peak above the threshold `noise + 0.25 * (signal - noise)` is a beat, else noise; signal and noise levels are
    running averages of the peaks so classified (the first two seconds set them);
-5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals, the largest noise peak
-   since the last beat (at least 360 ms after it, at most 3 s before the candidate that triggers it) above half
-   the threshold is taken as a beat;
+5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals (1 s until two are
+   known, and from the start before the first beat), the largest noise peak since the last beat (at least 360 ms
+   after it, at most 3 s before the candidate that triggers it) above half the threshold is taken as a beat; a
+   start that set the levels too high (a first beat twice the size of the rest) once left the detector deaf for
+   good, as search-back waited for two intervals that never came;
 6. artifacts: one peak moves the signal level at most to `LEVEL_CAP` times itself (the noise level at most to the
    signal level), and a spike's slope enters the running scale clipped (`edgemed.runtime.ecg.slope`), so a spike
    does not leave the detector deaf; after a signal shrinks (a gain drop) a fast scale takes over from the slow one.
+7. a start gone wrong: fewer than two beats 3 s after the levels were learned, they are learned again from the last
+   two seconds (a 20 mV spike as a recording began once set them so high that no beat of the record reached them).
 
 The beats are the primary detector's, plus the combined detector's that lie more than 360 ms (the T-wave window)
 from every primary beat, after the first two seconds (while the combined detector's lead scaling settles), and in a
@@ -49,6 +53,8 @@ T_WAVE_S = 0.36
 INTEGRATION_S = 0.15
 SEARCH_BACK_RR = 1.4
 SEARCH_BACK_FRACTION = 0.5  # a search-back beat's peak is above this share of the threshold
+RELEARN_S = 3.0  # rule 7: fewer than two beats this long after the levels were learned: learn them again
+FIRST_RR_S = 1.0  # the RR interval search-back assumes until two are known (and before the first beat)
 SEARCH_BACK_S = 3.0  # nor older than this: the history kept (4 s) must still hold it, however the signal is chunked
 LEARNING_S = 2.0
 THRESHOLD_FRACTION = 0.25
@@ -93,6 +99,7 @@ class QRSDetector:
     _rr: list[int] = field(default_factory=list, repr=False)
     _base: int = 0
     _next_candidate: int = 1  # first index not yet scanned for local maxima
+    _learned_at: int = 0  # where the levels were last learned (rule 7)
     _slope_ratio = 0.5  # rule 3: a T wave has under this share of the previous beat's slope
 
     def __post_init__(self) -> None:
@@ -168,6 +175,7 @@ class QRSDetector:
                 return []
             head = self._mwi[: max(learn, 1)]
             self._levels = _Levels(signal=0.5 * float(head.max()), noise=0.5 * float(head.mean()))
+            self._learned_at = learn
         self._scan(final)
         horizon = self._base + len(self._mwi) if final else self._n - self.refractory
         out = []
@@ -194,6 +202,8 @@ class QRSDetector:
         return sorted(out)
 
     def _classify(self, i: int, h: float) -> list[int]:
+        if len(self._beats) < 2 and i - self._learned_at >= RELEARN_S * self.fs:
+            self._relearn(i)
         found = self._search_back(i)  # decided at candidate times only, so chunking cannot change the result
         return found + self._rules(i, h)
 
@@ -224,13 +234,22 @@ class QRSDetector:
         self._noise_since_beat = []
         return [i]
 
+    def _relearn(self, i: int) -> None:
+        """Rule 7: fewer than two beats since the levels were learned, RELEARN_S ago: learn them again from the
+        last LEARNING_S before `i`, as at the start (a 20 mV spike as a recording began once set them so high that
+        no beat of the whole record reached them; in a stream the history kept holds those seconds)."""
+        head = self._mwi[max(i - int(LEARNING_S * self.fs) - self._base, 0) : i - self._base + 1]
+        self._levels = _Levels(signal=0.5 * float(head.max()), noise=0.5 * float(head.mean()))
+        self._learned_at = i
+
     def _search_back(self, now: int) -> list[int]:
         """Rule 5: no beat for too long, so the largest noise peak above half the threshold was one (repeated while
         the gap stays too long)."""
         found = []
-        while self._beats and len(self._rr) >= 2:
-            last = self._beats[-1]
-            if now - last <= SEARCH_BACK_RR * np.mean(self._rr):
+        while True:
+            last = self._beats[-1] if self._beats else 0
+            rr = np.mean(self._rr) if len(self._rr) >= 2 else FIRST_RR_S * self.fs
+            if now - last <= SEARCH_BACK_RR * rr:
                 break
             eligible = [(h, i) for i, h in self._noise_since_beat
                         if self.t_wave <= i - last and now - self.search_span <= i < now]
@@ -241,7 +260,7 @@ class QRSDetector:
                 break
             self._levels.beat(h, weight=0.25)
             slope, _ = self._slope(i)
-            self._rr = (self._rr + [i - last])[-8:]
+            self._rr = (self._rr + [i - last])[-8:] if self._beats else self._rr
             self._beats.append(i)
             self._last_slope = slope
             self._noise_since_beat = [(j, q) for j, q in self._noise_since_beat if j > i]
