@@ -67,6 +67,11 @@ class _Levels:
     signal: float
     noise: float
 
+    @classmethod
+    def learn(cls, head: np.ndarray) -> _Levels:
+        """Levels from the first seconds' integrated signal (rule 4), or the last ones (rule 7)."""
+        return cls(signal=0.5 * float(head.max()), noise=0.5 * float(head.mean()))
+
     @property
     def threshold(self) -> float:
         return self.noise + THRESHOLD_FRACTION * (self.signal - self.noise)
@@ -173,9 +178,7 @@ class QRSDetector:
             learn = int(LEARNING_S * self.fs)
             if self._n < learn and not final:
                 return []
-            head = self._mwi[: max(learn, 1)]
-            self._levels = _Levels(signal=0.5 * float(head.max()), noise=0.5 * float(head.mean()))
-            self._learned_at = learn
+            self._levels, self._learned_at = _Levels.learn(self._mwi[: max(learn, 1)]), learn
         self._scan(final)
         horizon = self._base + len(self._mwi) if final else self._n - self.refractory
         out = []
@@ -239,8 +242,7 @@ class QRSDetector:
         last LEARNING_S before `i`, as at the start (a 20 mV spike as a recording began once set them so high that
         no beat of the whole record reached them; in a stream the history kept holds those seconds)."""
         head = self._mwi[max(i - int(LEARNING_S * self.fs) - self._base, 0) : i - self._base + 1]
-        self._levels = _Levels(signal=0.5 * float(head.max()), noise=0.5 * float(head.mean()))
-        self._learned_at = i
+        self._levels, self._learned_at = _Levels.learn(head), i
 
     def _search_back(self, now: int) -> list[int]:
         """Rule 5: no beat for too long, so the largest noise peak above half the threshold was one (repeated while
