@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgemed.core.errors import InputError
-from edgemed.runtime.ecg.qrs import INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads
+from edgemed.runtime.ecg.qrs import INTEGRATION_S, LEARNING_S, T_WAVE_S, QRSDetector, as_leads, check_finite
 from edgemed.runtime.ecg.slope import FLAT
 
 LOCATE_BEFORE_S = INTEGRATION_S + 0.1  # where the R peak lies before the integrated peak
@@ -60,8 +60,7 @@ class BeatDetector:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
         step = max(1, int(CHUNK_S * self.fs))
         if x.shape[1] > step:  # a whole recording: in chunks, as a stream (the same beats), in bounded memory
-            if not np.isfinite(x).all():
-                raise InputError("the ECG holds NaN or Inf samples; QRS detection needs a gap-free signal")
+            check_finite(x)  # before any chunk changes the detectors' state
             return [b for i in range(0, x.shape[1], step) for b in self.push(x[:, i : i + step])]
         self._kept = np.concatenate([self._kept, x], axis=1)
         self._primary += self._place(self.primary.push(x[:1]))

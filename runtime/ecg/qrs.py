@@ -127,8 +127,7 @@ class QRSDetector:
             raise InputError(f"the detector was set up for {self.leads} lead(s); got an array of shape {x.shape}")
         if not x.shape[1]:
             return []
-        if not np.isfinite(x).all():
-            raise InputError("the ECG holds NaN or Inf samples; QRS detection needs a gap-free signal")
+        check_finite(x)
         bp, sq, mwi = self._chain.push(x)
         self._bp = np.concatenate([self._bp, bp], axis=1)
         self._sq = np.concatenate([self._sq, sq])
@@ -280,6 +279,12 @@ class QRSDetector:
             self._base += drop
             self._noise_since_beat = [(i, h) for i, h in self._noise_since_beat if i - self.window >= self._base]
         self._beats = self._beats[-16:]
+
+
+def check_finite(x: np.ndarray) -> None:
+    """InputError unless every sample is a number (detection needs a gap-free signal)."""
+    if not np.isfinite(x).all():
+        raise InputError("the ECG holds NaN or Inf samples; QRS detection needs a gap-free signal")
 
 
 def as_leads(signal: object) -> np.ndarray:
