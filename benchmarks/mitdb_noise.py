@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from mitdb_rates import CLASSES, MITDB, model_and_records, write_wfdb
+from mitdb_rates import CLASSES, MITDB, model_and_records, write_records
 from qrs_noise import noise, qrs_power
 
 from edgemed.core import readers
@@ -33,18 +33,15 @@ EPISODES = ("V couplet", "V run", "S run", "AF")
 
 def noisy(names: list[str], kind: str, snr: float, folder: Path) -> Path:
     """The records with `kind` noise at `snr` dB on every lead (seeded per record), in `folder`."""
-    for k, name in enumerate(names):
-        rec = readers.read_recording(MITDB / name)
+    def add(k: int, rec: readers.RawRecording) -> tuple[np.ndarray, float, np.ndarray]:
         ref, _ = reference_beats(rec.annotations)
         sig, rng = rec.signal.copy(), np.random.default_rng(k)
         for lead in range(sig.shape[0]):
             sig[lead] += np.sqrt(qrs_power(sig[lead], ref, rec.fs) / 10 ** (snr / 10)) * noise(
                 kind, sig.shape[1], rec.fs, rng)
-        ann = rec.annotations
-        write_wfdb(folder, name, sig, rec.fs, list(rec.names), ann.sample, list(ann.symbol),
-                   {i: a for i, a in enumerate(ann.aux) if a})
-    (folder / "RECORDS").write_text("\n".join(names) + "\n")
-    return folder
+        return sig, rec.fs, rec.annotations.sample
+
+    return write_records(names, folder, add)
 
 
 def row(kind: str, snr: str, model: EdgeModel, data: Path, names: list[str]) -> list[object]:

@@ -34,20 +34,27 @@ MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 CLASSES = ("N", "S", "V", "F")
 
 
+def write_records(names: list[str], folder: Path, change) -> Path:
+    """Each DS1 record as `change(k, record)` returns it (signal, rate, annotation samples), written in `folder` as
+    a WFDB record with its annotations, and the folder's RECORDS list."""
+    for k, name in enumerate(names):
+        rec = readers.read_recording(MITDB / name)
+        sig, fs, samples = change(k, rec)
+        ann = rec.annotations
+        write_wfdb(folder, name, sig, float(fs), list(rec.names), samples, list(ann.symbol),
+                   {i: a for i, a in enumerate(ann.aux) if a})
+    (folder / "RECORDS").write_text("\n".join(names) + "\n")
+    return folder
+
+
 def resampled(names: list[str], fs: int, folder: Path) -> Path:
     """The records at `fs` Hz in `folder` (signal resampled, every annotation moved to its nearest sample)."""
     from scipy.signal import resample_poly
 
     ratio = Fraction(fs, 360)
-    for name in names:
-        rec = readers.read_recording(MITDB / name)
-        sig = resample_poly(rec.signal, ratio.numerator, ratio.denominator, axis=1)
-        ann = rec.annotations
-        samples = np.round(ann.sample * fs / rec.fs).astype(np.int64)
-        write_wfdb(folder, name, sig, float(fs), list(rec.names), samples, list(ann.symbol),
-                   {i: a for i, a in enumerate(ann.aux) if a})
-    (folder / "RECORDS").write_text("\n".join(names) + "\n")
-    return folder
+    return write_records(names, folder, lambda _, rec: (
+        resample_poly(rec.signal, ratio.numerator, ratio.denominator, axis=1), fs,
+        np.round(rec.annotations.sample * fs / rec.fs).astype(np.int64)))
 
 
 def row(rate: str, model: EdgeModel, data: Path, names: list[str]) -> list[object]:
