@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgemed.core.errors import InputError
-from edgemed.runtime.ecg.beats import BeatClassifier, BeatStream
+from edgemed.runtime.ecg.beats import EDGE, BeatClassifier, BeatStream
 from edgemed.runtime.ecg.context import RESTART_S
 from edgemed.runtime.ecg.episodes import rhythm_label
 from edgemed.runtime.ecg.recording import LeadMap, map_leads, model_leads_first
@@ -191,7 +191,7 @@ class Monitor:
         self._recent.append((t, label))
         while self._recent and self._recent[0][0] < self.t - HISTORY_S:
             self._recent.popleft()
-        updates = self.engine.beat(t, rhythm_label(label, quality), implausible=any(m != "edge" for m in quality))
+        updates = self.engine.beat(t, rhythm_label(label, quality), implausible=any(m != EDGE for m in quality))
         hr = self.engine.heart_rate
         self.emit({"type": "beat", "t": round(t, 3), "label": label, "heart_rate_bpm": None if hr is None
                    else round(hr, 1), "quality": ";".join(quality) or "ok", "latency_s": round(latency, 3)})
