@@ -15,9 +15,8 @@ Candidate peaks of the integrated signal are decided in order:
    running averages of the peaks so classified (the first two seconds set them);
 5. search-back: when no beat came within 1.4 times the mean of the last eight RR intervals (1 s until two are
    known, and from the start before the first beat), the largest noise peak since the last beat (at least 360 ms
-   after it, at most 3 s before the candidate that triggers it) above half the threshold is taken as a beat; a
-   start that set the levels too high (a first beat twice the size of the rest) once left the detector deaf for
-   good, as search-back waited for two intervals that never came;
+   after it, at most 3 s before the candidate that triggers it) above half the threshold is taken as a beat (a
+   first beat several times the rest once left it deaf, waiting for two intervals that never came);
 6. artifacts: one peak moves the signal level at most to `LEVEL_CAP` times itself (the noise level at most to the
    signal level), and a spike's slope enters the running scale clipped (`edgemed.runtime.ecg.slope`), so a spike
    does not leave the detector deaf; after a signal shrinks (a gain drop) a fast scale takes over from the slow one.
@@ -237,9 +236,8 @@ class QRSDetector:
         return [i]
 
     def _relearn(self, i: int) -> None:
-        """Rule 7: fewer than two beats since the levels were learned, RELEARN_S ago: learn them again from the
-        last LEARNING_S before `i`, as at the start (a 20 mV spike as a recording began once set them so high that
-        no beat of the whole record reached them; in a stream the history kept holds those seconds)."""
+        """Rule 7: learn the levels again from the last LEARNING_S before `i` (the history a stream keeps holds
+        them)."""
         head = self._mwi[max(i - int(LEARNING_S * self.fs) - self._base, 0) : i - self._base + 1]
         self._levels, self._learned_at = _Levels.learn(head), i
 
