@@ -16,7 +16,7 @@ from edgemed.cli.options import (
 )
 from edgemed.core.atomic import check_outputs, write_bytes_atomic
 from edgemed.runtime.onnx.info import describe, format_info
-from edgemed.runtime.ops.profile import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgemed.runtime.ops.profile_defaults import DEFAULT_RUNS, DEFAULT_WARMUP
 
 
 @click.command("info")

@@ -4,7 +4,6 @@ runtime-only install has a working CLI whose heavy commands say which extra to i
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 
 import click
 
@@ -77,15 +76,8 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("edgemed")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="edgemed")
+@click.version_option(None, "--version", package_name="edgemed", prog_name="edgemed")  # looked up only when asked
 def cli() -> None:
     """edgemed: take a medical sequence model from training to the bedside, proving parity at each step."""
     # SIGTERM unwinds like Ctrl-C, so every command's clean-up (temporary files and folders) runs, even from

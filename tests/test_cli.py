@@ -76,6 +76,31 @@ def test_python_dash_m_runs_the_cli():
     assert proc.returncode == 0 and "Usage: edgemed" in proc.stdout
 
 
+def test_commands_that_need_no_session_do_not_load_onnxruntime():
+    """The runtime commands' help and `info` never start onnxruntime (75+ ms and 50 MB); `--help` and `info` not
+    even numpy; the version is looked up only when asked. The CLI's option lists come from light modules."""
+    runtime = [name for name, entry in LAZY_COMMANDS.items() if entry[2] == "runtime"]
+    code = (
+        "import sys\n"
+        "from edgemed.cli.main import cli\n"
+        "assert 'importlib.metadata' not in sys.modules, 'the version was looked up at import'\n"
+        "def call(args, banned):\n"
+        "    try:\n"
+        "        cli(args)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (args, exc.code)\n"
+        "    bad = [m for m in banned if m in sys.modules]\n"
+        "    assert not bad, f'{args} loaded {bad}'\n"
+        "call(['--help'], ['numpy', 'onnxruntime'])\n"
+        "call(['info', sys.argv[1]], ['numpy', 'onnxruntime'])\n"
+        "for name in sys.argv[2:]:\n"
+        "    call([name, '--help'], ['onnxruntime'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests/data/tiny_gru.onnx"), *runtime],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_output_folders_are_checked_before_any_work(tmp_path):
     """A file where a results folder belongs, or results that would be replaced without --force, stop the command
     before it loads a model or reads a record."""

@@ -7,8 +7,9 @@ Adding an engine: a module with a class that satisfies `base.Engine`, and one `r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edgemed.core.errors import InputError, ProviderError
-from edgemed.runtime.engines import onnxruntime as _ort
 from edgemed.runtime.engines.base import Engine, EngineEntry, EngineOptions, StatefulRun, TensorInfo
 
 _ENGINES: dict[str, EngineEntry] = {}
@@ -45,6 +46,27 @@ def load_engine(name: str, data: bytes, options: EngineOptions) -> Engine:
     return entry.load(data, options)
 
 
+def _onnxruntime(providers: str, name: str) -> Callable[[bytes, EngineOptions], Engine]:
+    """onnxruntime with one of its provider lists (CPU, CUDA, TENSORRT), imported on first load: the CLI reads
+    this registry for its options, and listing engines should not load onnxruntime."""
+
+    def load(data: bytes, options: EngineOptions) -> Engine:
+        from edgemed.runtime.engines import onnxruntime as ort_engine
+
+        return ort_engine.OrtEngine(data, options, getattr(ort_engine, providers), name)
+
+    return load
+
+
+def _has_provider(provider: str) -> Callable[[], bool]:
+    def available() -> bool:
+        from edgemed.runtime.engines.onnxruntime import has_provider
+
+        return has_provider(provider)
+
+    return available
+
+
 def _openvino(data: bytes, options: EngineOptions) -> Engine:
     from edgemed.runtime.engines.openvino import OpenVINOEngine
 
@@ -65,18 +87,16 @@ def _openvino_variants() -> tuple[str, ...]:
 
 
 register(EngineEntry("onnxruntime", "onnxruntime on the device profile's execution providers (CPU by default)",
-                     lambda data, o: _ort.OrtEngine(data, o, _ort.CPU, "onnxruntime"), uses_device_providers=True,
+                     _onnxruntime("CPU", "onnxruntime"), uses_device_providers=True,
                      variants=lambda: ("fp32", "fp16", "int8-static", "int8-dynamic"), graph_levels=("all", "basic")))
 register(EngineEntry("openvino", "OpenVINO on the CPU, fp32 or bf16", _openvino, ("fp32", "bf16"),
                      _openvino_available, extra="openvino", variants=_openvino_variants))
 register(EngineEntry("cuda", "onnxruntime's CUDA execution provider, falling back to the CPU",
-                     lambda data, o: _ort.OrtEngine(data, o, _ort.CUDA, "cuda"),
-                     available=lambda: _ort.has_provider("CUDAExecutionProvider"), extra="gpu", falls_back=True,
-                     variants=lambda: ("fp32", "fp16")))
-register(EngineEntry("tensorrt", "onnxruntime's TensorRT execution provider, then CUDA, then the CPU",
-                     lambda data, o: _ort.OrtEngine(data, o, _ort.TENSORRT, "tensorrt"),
-                     available=lambda: _ort.has_provider("TensorrtExecutionProvider"), extra="gpu",
+                     _onnxruntime("CUDA", "cuda"), available=_has_provider("CUDAExecutionProvider"), extra="gpu",
                      falls_back=True, variants=lambda: ("fp32", "fp16")))
+register(EngineEntry("tensorrt", "onnxruntime's TensorRT execution provider, then CUDA, then the CPU",
+                     _onnxruntime("TENSORRT", "tensorrt"), available=_has_provider("TensorrtExecutionProvider"),
+                     extra="gpu", falls_back=True, variants=lambda: ("fp32", "fp16")))
 
 __all__ = ["Engine", "EngineEntry", "EngineOptions", "StatefulRun", "TensorInfo", "engine_entry", "engine_names",
            "engine_precisions", "load_engine", "register"]

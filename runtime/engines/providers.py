@@ -5,11 +5,12 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any
 
 from edgemed.core.errors import InputError, ProviderError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 # Plain provider choices for `--device`, besides the device profiles of edgemed.devices.
 DEFAULT_DEVICE = "cpu"
@@ -72,9 +73,9 @@ def normalise(providers: list[str | tuple[str, dict]]) -> list[tuple[str, dict]]
     return out
 
 
-GRAPH_OPTIMIZATIONS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                       "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                       "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
+# onnxruntime is imported where a session is made, not here: the CLI reads this module's names for its options,
+# and `edgemed --help` or `devices list` should not pay for loading onnxruntime.
+GRAPH_OPTIMIZATIONS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC"}
 
 
 def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph: str = "all") -> ort.SessionOptions:
@@ -83,10 +84,12 @@ def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph:
     optimisation level (all, extended, basic)."""
     if graph not in GRAPH_OPTIMIZATIONS:
         raise InputError(f"graph optimisation must be one of {sorted(GRAPH_OPTIMIZATIONS)}, not {graph!r}")
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = inter_threads
-    opts.graph_optimization_level = GRAPH_OPTIMIZATIONS[graph]
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATIONS[graph])
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
@@ -97,6 +100,8 @@ def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph:
 def create_session(model: bytes, providers: list[str | tuple[str, dict]], opts: ort.SessionOptions,
                    strict: bool) -> tuple[ort.InferenceSession, ProviderReport]:
     """Create the session with the available providers in order; warn (or raise, if strict) about the rest."""
+    import onnxruntime as ort
+
     wanted = normalise(providers)
     available = ort.get_available_providers()
     report = ProviderReport([p for p, _ in wanted], available, [])

@@ -26,10 +26,9 @@ from edgemed.runtime.engines.providers import DEFAULT_DEVICE
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.ops.inputs import read_input
 from edgemed.runtime.ops.probes import ColdStart, OpTime, cold_start, per_op
+from edgemed.runtime.ops.profile_defaults import DEFAULT_RUNS, DEFAULT_WARMUP
 
 SCHEMA = "edgemed.profile/1"
-DEFAULT_RUNS = 200
-DEFAULT_WARMUP = 20
 class Reference(Protocol):
     """Something timed beside the ONNX variants: `run_us(k)` runs input buffer k and returns microseconds."""
 
