@@ -7,7 +7,9 @@ Artifacts: a 50 mV spike of three samples (an electrode pop), a 200 ms burst of 
 gain dropped tenfold from 60 s on, the first minute flat at 0.3 mV (a recording that starts with the leads off) and
 MLII flat from 60 to 120 s with the other lead still showing the beats (MLII's lead off), and an asystole: 8 s of
 each lead's median level plus 50 uV of white noise (fewer false beats is safer: a beat found in noise hides the
-asystole). Reference beats where every lead is flat, or in the asystole, are not counted (there is no ECG to find);
+asystole), and a ventricular standstill: 6 s of the median level, 15 uV of noise and, every second, the record's own
+mean P wave (atrial beats that do not conduct, as in complete heart block; a P wave taken for a beat hides the
+pause). Reference beats where every lead is flat, or in the asystole, are not counted (there is no ECG to find);
 detections there are false.
 Usage: python benchmarks/qrs_artifacts.py [--records 101,106] [--docs]
 """
@@ -29,8 +31,9 @@ MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 START_S, LENGTH_S, AT_S = 300.0, 180.0, 60.0
 
 
-def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[float, float] | None]]:
-    """Each artifact: (the signal with it, the window without ECG in seconds, or None)."""
+def _artifacts(x: np.ndarray, fs: float, ref: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[float, float] | None]]:
+    """Each artifact: (the signal with it, the window without ECG in seconds, or None); `ref`: the reference beats,
+    whose mean P wave the standstill repeats."""
     at = int(AT_S * fs)
     rng = np.random.default_rng(0)
     out: dict[str, tuple[np.ndarray, tuple[float, float] | None]] = {"clean": (x, None)}
@@ -56,6 +59,13 @@ def _artifacts(x: np.ndarray, fs: float) -> dict[str, tuple[np.ndarray, tuple[fl
     n = int(8 * fs)
     y[:, at : at + n] = np.median(x[:, at : at + n], axis=1, keepdims=True) + 0.05 * rng.standard_normal((len(x), n))
     out["asystole, 8 s of 50 uV noise"] = (y, (AT_S, AT_S + 8.0))
+    y = x.copy()
+    n, p0, p1 = int(6 * fs), int(0.25 * fs), int(0.06 * fs)
+    waves = np.mean([x[:, r - p0 : r - p1] for r in ref if p0 <= r < x.shape[1]], axis=0)
+    y[:, at : at + n] = np.median(x[:, at : at + n], axis=1, keepdims=True) + 0.015 * rng.standard_normal((len(x), n))
+    for start in range(at + int(0.5 * fs), at + n - waves.shape[1], int(fs)):
+        y[:, start : start + waves.shape[1]] += waves - waves[:, :1]
+    out["standstill, 6 s of P waves"] = (y, (AT_S, AT_S + 6.0))
     return out
 
 
@@ -73,7 +83,7 @@ def main() -> None:
         ref, _ = reference_beats(ann)
         skip = excluded_intervals(ann, whole.shape[1])
         ref = ref[outside(ref, skip) & (ref >= lo) & (ref < hi)] - lo
-        for artifact, (y, flat) in _artifacts(whole[:, lo:hi], fs).items():
+        for artifact, (y, flat) in _artifacts(whole[:, lo:hi], fs, ref).items():
             counted = ref if flat is None else ref[(ref < flat[0] * fs) | (ref >= flat[1] * fs)]
             for key, fn in DETECTORS.items():
                 if key in skipped:
