@@ -223,6 +223,26 @@ def test_block_iir_filter_is_scipys_sosfilt_whole_or_in_chunks(chunks):
     np.testing.assert_allclose(np.concatenate(got, axis=1), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize(("order", "low", "high", "n"), [(2, 0.5, 40.0, 5000), (4, 5.0, 15.0, 700), (2, 1.0, 30.0, 15)])
+def test_zero_phase_filter_is_scipys_sosfiltfilt(order, low, high, n):
+    """The default band-pass of a non-causal model (`BandpassFilter.zero_phase`) is scipy's sosfiltfilt with its
+    defaults (odd extension, steady-state start), on 1-D and [leads, samples] input; too short a signal is a
+    DataError naming the length it needs, where scipy raises a bare ValueError."""
+    signal = pytest.importorskip("scipy.signal")
+    from edgemed.core.errors import DataError
+    from edgemed.core.signal import butter_bandpass_sos, sosfiltfilt
+
+    sos = butter_bandpass_sos(order, low, high, 360.0)
+    x = np.cumsum(np.random.default_rng(order).normal(size=(3, n)), axis=1)  # a wandering baseline, like ECG
+    edge = 3 * (2 * len(sos) + 1)
+    if n <= edge:
+        with pytest.raises(DataError, match=f"needs more than {edge}"):
+            sosfiltfilt(sos, x)
+        return
+    np.testing.assert_allclose(sosfiltfilt(sos, x), signal.sosfiltfilt(sos, x), atol=1e-9)
+    np.testing.assert_allclose(sosfiltfilt(sos, x[0]), signal.sosfiltfilt(sos, x[0]), atol=1e-9)
+
+
 @pytest.mark.parametrize("alpha", [1.0, 0.9, 0.1, 1 / 720, 1 / 2880, 1e-7, 0.0])
 def test_exponential_average_is_the_recursion_whole_or_in_chunks(alpha):
     """`ema` (block cumulative sums, the block states by the same recursion one level up) gives the plain
