@@ -280,6 +280,9 @@ def test_crafted_format_versions_read_as_unknown(exported, tmp_path, version):
     (lambda s: s["inputs"][0].update(shape=["batch", 2**25, 2**25]), "EDGEMED_MAX_ARRAY_MB"),
     (lambda s: s["calibration"].update(temperature=float("nan")), "temperature"),
     (lambda s: s.update(labels=["a", "b", "c"]), "3 labels"),
+    (lambda s: s["preprocessing"].update(normalization=_runtime_norm(3, -1)), "3 means along axis -1"),
+    (lambda s: s["preprocessing"].update(normalization=_runtime_norm(6, 1)), "has 'time'"),
+    (lambda s: s["preprocessing"].update(normalization=_runtime_norm(6, 3)), "axis 3 is outside the 3 axes"),
 ])
 def test_crafted_specs_are_refused_in_one_line(exported, tmp_path, change, message):
     path = _resealed(exported["gru"], tmp_path / "s.onnx", _spec_edit(change))
@@ -287,6 +290,21 @@ def test_crafted_specs_are_refused_in_one_line(exported, tmp_path, change, messa
         EdgeModel(path)
     np.save(tmp_path / "x.npy", np.zeros((2, 96, 6), "float32"))
     assert failed_cleanly(invoke("run", path, tmp_path / "x.npy"))
+
+
+def _runtime_norm(channels: int, axis: int) -> dict:
+    return {"mean": [0.5] * channels, "std": [2.0] * channels, "axis": axis, "applied_in": "runtime"}
+
+
+def test_runtime_normalization_is_applied_once_before_the_graph(exported, tmp_path):
+    """A spec that leaves normalisation to the runtime (a foreign model's) gets it there: the same logits as the
+    plain model on (x - mean) / std, along the axis the spec names (counted from either end)."""
+    x = np.random.default_rng(0).normal(size=(3, 40, 6)).astype(np.float32)
+    expected = EdgeModel(exported["gru"]).predict((x - 0.5) / 2.0).logits
+    for axis in (-1, 2):
+        change = _spec_edit(lambda s, axis=axis: s["preprocessing"].update(normalization=_runtime_norm(6, axis)))
+        model = EdgeModel(_resealed(exported["gru"], tmp_path / f"n{axis}.onnx", change))
+        np.testing.assert_allclose(model.predict(x).logits, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_a_streaming_state_of_2_50_elements_is_refused(exported, tmp_path):

@@ -113,6 +113,23 @@ class ModelSpec:
         names = [t.name for t in self.inputs]
         if len(set(names)) != len(names):
             raise SpecError(f"{self.architecture}: duplicate input names {names}")
+        self._check_runtime_normalization()
+
+    def _check_runtime_normalization(self) -> None:
+        """Normalisation the runtime applies (`applied_in == "runtime"`) must fit the signal: one mean per entry of
+        a fixed axis. Otherwise every call would fail to broadcast; refused when the model loads instead."""
+        norm = self.preprocessing.normalization
+        if norm is None or norm.applied_in != "runtime":
+            return
+        shape = self.signal.shape
+        if not -len(shape) <= norm.axis < len(shape):
+            raise SpecError(f"{self.architecture}: normalization axis {norm.axis} is outside the {len(shape)} axes "
+                            f"of the signal {self.signal.name!r}")
+        size = shape[norm.axis]
+        if isinstance(size, str) or len(norm.mean) != size:
+            raise SpecError(f"{self.architecture}: the runtime normalization has {len(norm.mean)} means along axis "
+                            f"{norm.axis}, where the signal {self.signal.name!r} has {size!r}; they must match a "
+                            "fixed axis")
 
     @property
     def signal(self) -> TensorSpec:
