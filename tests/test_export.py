@@ -300,9 +300,18 @@ def test_info_describes_the_model(checkpoints, tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("opsets ai.onnx 17", "GRU 2", "sidecar matches", "labels stable, deteriorating",
                  "streaming   chunks of time in multiples of 1; state h", "exporter    torchscript",
-                 "parity      passed"):
+                 "parity      passed", "normalisation in the graph, window a whole stay, a reading every 300 s"):
         assert text in result.output, text
     assert json.loads(invoke("info", out, "--json").output)["parameters"] > 1000
+
+
+def test_preprocessing_reads_in_words():
+    from edgemed.core.spec import BandpassFilter, Window
+
+    assert BandpassFilter(0.5, 40.0, zero_phase=False).describe() == "0.5-40 Hz, order 2, causal"
+    assert Window("beat", before_s=0.25, after_s=0.4).describe() == "from 0.25 s before to 0.4 s after each beat"
+    assert Window("rhythm", seconds=10).describe() == "10 s of rhythm"
+    assert Window("clip", frames=8).describe() == "8 frames" and Window("image").describe() == "one image"
 
 
 def _write(kind: str, tmp_path: Path, checkpoints) -> Path:

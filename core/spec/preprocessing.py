@@ -54,6 +54,10 @@ class BandpassFilter:
         if not isinstance(self.zero_phase, bool):
             raise SpecError("band-pass zero_phase must be true or false")
 
+    def describe(self) -> str:
+        phase = "zero-phase" if self.zero_phase else "causal"
+        return f"{self.low_hz:g}-{self.high_hz:g} Hz, order {self.order}, {phase}"
+
 
 @dataclass
 class Window:
@@ -96,6 +100,16 @@ class Window:
     def from_recording(self) -> bool:
         """Samples cut from a continuous recording (beats or rhythm windows), at a known sampling rate."""
         return self.per_beat or self.cut_by_rhythm
+
+    def describe(self) -> str:
+        """The window in words (`edgemed info`)."""
+        if self.kind == "beat":
+            return f"from {self.before_s:g} s before to {self.after_s:g} s after each beat"
+        if self.kind == "rhythm":
+            return f"{self.seconds:g} s of rhythm"
+        if self.kind == "stay":
+            return "a whole stay" + (f", a reading every {self.period_s:g} s" if self.period_s else "")
+        return f"{self.frames} frames" if self.kind == "clip" else "one image"
 
     def offsets(self, rate_hz: float) -> tuple[int, int]:
         """Samples before and after the centre of a beat window at `rate_hz`."""

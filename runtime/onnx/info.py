@@ -98,8 +98,10 @@ def format_info(info: ModelInfo) -> str:
         pre = spec.preprocessing
         lines.append(f"model       {spec.architecture}, labels {', '.join(spec.labels)}")
         norm = pre.normalization
-        lines.append(f"preprocess  rate {pre.rate_hz} Hz, units {pre.units}, band-pass {pre.bandpass}, "
-                     f"normalisation in {norm.applied_in if norm else 'none'}, window {pre.window}"
+        lines.append(f"preprocess  rate {f'{pre.rate_hz:g} Hz' if pre.rate_hz else 'not stated'}, units "
+                     f"{pre.units or 'not stated'}, band-pass {pre.bandpass.describe() if pre.bandpass else 'none'}, "
+                     f"normalisation {f'in the {norm.applied_in}' if norm else 'none'}, window "
+                     f"{pre.window.describe() if pre.window else 'none'}"
                      + (f", resize to {pre.resize}" if pre.resize else ""))
         if spec.streaming:
             s = spec.streaming
