@@ -13,6 +13,10 @@ from edgemed.core.errors import InputError, ProviderError
 from edgemed.runtime.engines.base import Engine, EngineEntry, EngineOptions, StatefulRun, TensorInfo
 
 _ENGINES: dict[str, EngineEntry] = {}
+# onnxruntime's execution providers in order, per engine
+CPU = ["CPUExecutionProvider"]
+CUDA = ["CUDAExecutionProvider", *CPU]
+TENSORRT = ["TensorrtExecutionProvider", *CUDA]
 
 
 def register(entry: EngineEntry) -> EngineEntry:
@@ -46,14 +50,14 @@ def load_engine(name: str, data: bytes, options: EngineOptions) -> Engine:
     return entry.load(data, options)
 
 
-def _onnxruntime(providers: str, name: str) -> Callable[[bytes, EngineOptions], Engine]:
-    """onnxruntime with one of its provider lists (CPU, CUDA, TENSORRT), imported on first load: the CLI reads
-    this registry for its options, and listing engines should not load onnxruntime."""
+def _onnxruntime(providers: list[str], name: str) -> Callable[[bytes, EngineOptions], Engine]:
+    """onnxruntime with these execution providers unless the options name others, imported on first load: the CLI
+    reads this registry for its options, and listing engines should not load onnxruntime."""
 
     def load(data: bytes, options: EngineOptions) -> Engine:
-        from edgemed.runtime.engines import onnxruntime as ort_engine
+        from edgemed.runtime.engines.onnxruntime import OrtEngine
 
-        return ort_engine.OrtEngine(data, options, getattr(ort_engine, providers), name)
+        return OrtEngine(data, options, providers, name)
 
     return load
 
@@ -87,15 +91,15 @@ def _openvino_variants() -> tuple[str, ...]:
 
 
 register(EngineEntry("onnxruntime", "onnxruntime on the device profile's execution providers (CPU by default)",
-                     _onnxruntime("CPU", "onnxruntime"), uses_device_providers=True,
+                     _onnxruntime(CPU, "onnxruntime"), uses_device_providers=True,
                      variants=lambda: ("fp32", "fp16", "int8-static", "int8-dynamic"), graph_levels=("all", "basic")))
 register(EngineEntry("openvino", "OpenVINO on the CPU, fp32 or bf16", _openvino, ("fp32", "bf16"),
                      _openvino_available, extra="openvino", variants=_openvino_variants))
 register(EngineEntry("cuda", "onnxruntime's CUDA execution provider, falling back to the CPU",
-                     _onnxruntime("CUDA", "cuda"), available=_has_provider("CUDAExecutionProvider"), extra="gpu",
+                     _onnxruntime(CUDA, "cuda"), available=_has_provider(CUDA[0]), extra="gpu",
                      falls_back=True, variants=lambda: ("fp32", "fp16")))
 register(EngineEntry("tensorrt", "onnxruntime's TensorRT execution provider, then CUDA, then the CPU",
-                     _onnxruntime("TENSORRT", "tensorrt"), available=_has_provider("TensorrtExecutionProvider"),
+                     _onnxruntime(TENSORRT, "tensorrt"), available=_has_provider(TENSORRT[0]),
                      extra="gpu", falls_back=True, variants=lambda: ("fp32", "fp16")))
 
 __all__ = ["Engine", "EngineEntry", "EngineOptions", "StatefulRun", "TensorInfo", "engine_entry", "engine_names",

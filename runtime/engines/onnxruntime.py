@@ -16,9 +16,6 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(int32)": "int32"}
 _PYBIND = ort.capi.onnxruntime_pybind11_state
 ORT_ERRORS = (*(e for e in vars(_PYBIND).values() if isinstance(e, type) and issubclass(e, Exception)), RuntimeError)
-CPU = ["CPUExecutionProvider"]
-CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-TENSORRT = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class OrtEngine:
