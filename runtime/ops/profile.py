@@ -29,6 +29,8 @@ from edgemed.runtime.ops.probes import ColdStart, OpTime, cold_start, per_op
 from edgemed.runtime.ops.profile_defaults import DEFAULT_RUNS, DEFAULT_WARMUP
 
 SCHEMA = "edgemed.profile/1"
+
+
 class Reference(Protocol):
     """Something timed beside the ONNX variants: `run_us(k)` runs input buffer k and returns microseconds."""
 
