@@ -10,8 +10,7 @@ each lead's median level plus 50 uV of white noise (fewer false beats is safer: 
 asystole), and a ventricular standstill: 6 s of the median level, 15 uV of noise and, every second, the record's own
 mean P wave (atrial beats that do not conduct, as in complete heart block; a P wave taken for a beat hides the
 pause). Reference beats where every lead is flat, or in the asystole or the standstill, are not counted (there is
-no ECG to find);
-detections there are false.
+no ECG to find); detections there are false.
 Usage: python benchmarks/qrs_artifacts.py [--records 101,106] [--docs]
 """
 
