@@ -11,12 +11,9 @@ from collections.abc import Callable
 
 from edgemed.core.errors import InputError, ProviderError
 from edgemed.runtime.engines.base import Engine, EngineEntry, EngineOptions, StatefulRun, TensorInfo
+from edgemed.runtime.engines.providers import CPU, CUDA, TENSORRT
 
 _ENGINES: dict[str, EngineEntry] = {}
-# onnxruntime's execution providers in order, per engine
-CPU = ["CPUExecutionProvider"]
-CUDA = ["CUDAExecutionProvider", *CPU]
-TENSORRT = ["TensorrtExecutionProvider", *CUDA]
 
 
 def register(entry: EngineEntry) -> EngineEntry:

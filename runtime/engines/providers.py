@@ -12,12 +12,13 @@ from edgemed.core.errors import InputError, ProviderError
 if TYPE_CHECKING:
     import onnxruntime as ort
 
+# onnxruntime's execution providers in order: each onnxruntime engine's default (`edgemed.runtime.engines`)
+CPU = ["CPUExecutionProvider"]
+CUDA = ["CUDAExecutionProvider", *CPU]
+TENSORRT = ["TensorrtExecutionProvider", *CUDA]
 # Plain provider choices for `--device`, besides the device profiles of edgemed.devices.
 DEFAULT_DEVICE = "cpu"
-PRESETS: dict[str, list[str]] = {
-    "cpu": ["CPUExecutionProvider"],
-    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-}
+PRESETS: dict[str, list[str]] = {"cpu": CPU, "cuda": CUDA}
 
 
 def resolve_device(name: str):
