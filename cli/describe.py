@@ -116,4 +116,16 @@ def devices_show(name: str, as_json: bool) -> None:
         click.echo(json.dumps(p, indent=2))
         return
     for key, value in p.items():
-        click.echo(f"{key:<20} {value}")
+        click.echo(f"{key:<20} {_plain(value)}")
+
+
+def _plain(value: object) -> str:
+    """A profile field as a person reads it: lists joined, providers by name (with their options), none for empty."""
+    if value is None or value == [] or value == {}:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict) and "name" in value:
+        options = value.get("options") or {}
+        return str(value["name"]) + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+    return str(value)

@@ -90,6 +90,9 @@ def test_devices_cli_and_unknown_device(onnx_models):
     assert EMULATION_NOTE in listed.output
     shown = json.loads(invoke("devices", "show", "raspberry-pi-5", "--json").output)
     assert shown["arch"] == "aarch64" and shown["emulation"] == EMULATION_NOTE
+    text = invoke("devices", "show", "jetson-orin").output  # read by a person: names, options, none
+    assert "TensorrtExecutionProvider (trt_fp16_enable=" in text and "'name'" not in text
+    assert "emulation            none" in invoke("devices", "show", "host").output
     tiny = Path(__file__).parent / "data" / "tiny_vitals.npz"
     emulated = invoke("run", onnx_models["gru"], tiny, "--device", "raspberry-pi-5")
     assert emulated.exit_code == 0 and f"device raspberry-pi-5: {EMULATION_NOTE}" in emulated.output
