@@ -314,8 +314,8 @@ def test_repeat_signature_fast_path_still_checks_values(exported):
     np.testing.assert_array_equal(model.predict(x.copy()).logits, first)  # same signature: fast path
     bad = x.copy()
     bad[1, 0, 7] = np.inf
-    with pytest.raises(InputError, match="NaN/Inf"):
-        model.predict(bad)
+    with pytest.raises(InputError, match=r"NaN/Inf value\(s\), the first in sample 1, channel 0"):
+        model.predict(bad)  # where, so a file's bad reading can be found
     with pytest.raises(InputError, match="axis 1 must be 2"):
         model.predict(np.zeros((2, 3, 160), np.float32))
     np.testing.assert_allclose(model.predict(x.astype(np.float64)).logits, first)
@@ -333,7 +333,7 @@ def test_stream_repeat_pushes_still_check_values(exported):
     assert len(bed.push(chunk)) == 1 and len(bed.push(chunk.copy())) == 1
     bad = chunk.copy()
     bad[0, 1, 5] = np.nan
-    with pytest.raises(InputError, match="NaN/Inf"):
+    with pytest.raises(InputError, match=r"NaN/Inf value\(s\), the first in sample 0, channel 1"):
         bed.push(bad)
     assert bed.chunks_done == 2  # the refused push changed nothing
     with pytest.raises(InputError, match="axis 1 must be 2"):
@@ -371,3 +371,14 @@ def test_the_stream_fast_path_checks_values_and_logits_and_keeps_state_on_refusa
     with pytest.raises(OutputError, match="NaN/Inf logit"):
         bed.push(x[:, :5].copy())
     assert bed.chunks_done == 2
+
+
+def test_non_finite_values_are_located():
+    """The count and the first position, so a file's missing reading can be found (any input, any rank)."""
+    from edgemed.runtime.model.validate import check_finite
+
+    x = np.zeros((2, 3, 4))
+    x[1, 2, 0], x[1, 2, 3] = np.nan, -np.inf
+    with pytest.raises(InputError, match=r"2 NaN/Inf value\(s\), the first at index \[1, 2, 0\]"):
+        check_finite("x", x)
+    check_finite("x", np.zeros(0))

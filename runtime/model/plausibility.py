@@ -61,8 +61,11 @@ def check_magnitude(name: str, mins: np.ndarray, maxs: np.ndarray, rng: InputRan
             return
     elif np.isfinite(mins).all() and np.isfinite(maxs).all():
         return
-    if not (np.isfinite(mins).all() and np.isfinite(maxs).all()):
-        raise InputError(f"input {name!r}: NaN/Inf value(s); impute or drop them before inference")
+    finite = np.isfinite(mins) & np.isfinite(maxs)
+    if not finite.all():
+        b, c = (int(i) for i in np.argwhere(~finite)[0])
+        raise InputError(f"input {name!r}: NaN/Inf value(s), the first in sample {b}, channel {c}; impute or drop "
+                         "them before inference")
     low, high = np.asarray(rng.low), np.asarray(rng.high)
     span = np.maximum(high - low, 1e-12)
     far = np.maximum((low - mins) / span, (maxs - high) / span)

@@ -117,8 +117,10 @@ def check_array(t: TensorSpec, value: object, sizes: dict[str, int], stream_axis
 
 def check_finite(name: str, arr: np.ndarray) -> None:
     if not all_finite(arr):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise InputError(f"input {name!r}: {bad} NaN/Inf value(s); impute or drop them before inference")
+        finite = np.isfinite(arr)
+        first = [int(i) for i in np.argwhere(~finite)[0]]
+        raise InputError(f"input {name!r}: {int(finite.size - np.count_nonzero(finite))} NaN/Inf value(s), the first "
+                         f"at index {first}; impute or drop them before inference")
 
 
 @dataclass
