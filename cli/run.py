@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -116,10 +117,15 @@ def evaluate_command(model, data, records, beats, out_dir, lead_map, device, thr
     loaded = load_model(model, device=device, threads=threads, backend=backend, precision=precision)
     names = csv_list(records)
     paths = list_recordings(data, names)
-    with click.progressbar(length=len(paths), label="records", file=None if not quiet else io.StringIO(),
-                           item_show_func=lambda name: name) as bar:
+    with ExitStack() as stack:  # the bar starts with the first record, after evaluate has checked the model
+        bars: list = []
+
         def step(name: str) -> None:
-            bar.update(1, name)
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(
+                    length=len(paths), label="records", file=None if not quiet else io.StringIO(),
+                    item_show_func=lambda name: name)))
+            bars[0].update(1, name)
 
         ev = evaluate(loaded, data, names, beats, progress=step, lead_map=lead_map)
     text = markdown(ev)

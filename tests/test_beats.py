@@ -198,6 +198,7 @@ def test_evaluate_counts_every_beat_with_both_sources_and_writes_a_card(beat_mod
     card = (out / "model_card.md").read_text()
     assert f"({det['fn']:,} missed, {det['fp']:,} extra)" in card
     assert ("## Runs and rhythm episodes" in card) == bool(detect["gross"]["episodes"])
+
     bundle = tmp_path / "bundle"
     res = runner.invoke(cli, ["bundle", str(beat_model.path), "--device", "cpu", "-o", str(bundle), "--card",
                               str(out / "model_card.md")])
@@ -209,6 +210,11 @@ def test_evaluate_counts_every_beat_with_both_sources_and_writes_a_card(beat_mod
     res = runner.invoke(cli, ["bundle", str(beat_model.path), "--device", "cpu", "-o", str(tmp_path / "b2"),
                               "--card", str(tmp_path / "other.md")])
     assert res.exit_code == 1 and "not among the bundled models" in res.output
+
+
+def test_evaluate_refuses_a_model_that_is_not_a_beat_model_in_one_line(exported, records):
+    res = CliRunner().invoke(cli, ["evaluate", str(exported["gru"]), str(records[0]), "--records", "p0"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "is not a beat model" in res.output
 
 
 def test_temperature_scaling_and_abstention():
