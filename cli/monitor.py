@@ -38,6 +38,7 @@ def monitor_command(model, source, speed, sampling_rate_hz, profile, jsonl, fhir
     couplets, frequent PVCs, brady- and tachycardia, pauses, asystole, lead-off, atrial fibrillation, poor signal,
     source faults) are reported with IEC 60601-1-8 priorities. SIGTERM or Ctrl-C ends it cleanly: every output is
     flushed and closed."""
+    from edgemed.runtime.monitor.report import latency_text
     from edgemed.runtime.monitor.run import run_monitor
 
     to_stdout = jsonl is not None and str(jsonl) == "-"
@@ -56,8 +57,8 @@ def monitor_command(model, source, speed, sampling_rate_hz, profile, jsonl, fhir
     s = session.summary()
     meta = s["session"]
     click.echo(f"monitored {meta['seconds'] / 60:.1f} min of {meta['source']}: {s['beats']:,} beats, "
-               f"{len(s['events'])} events; R-peak-to-label latency p50 {meta['latency_p50_s']:.2f} s, p99 "
-               f"{meta['latency_p99_s']:.2f} s" + (" (stopped by signal)" if meta["stopped_by"] else ""),
+               f"{len(s['events'])} events; {latency_text(meta)}"
+               + (" (stopped by signal)" if meta["stopped_by"] else ""),
                err=to_stdout)
     for path in (jsonl if not to_stdout else None, report, fhir_dir):
         if path is not None:

@@ -352,6 +352,16 @@ def test_stdin_faults_are_events_and_sigterm_flushes_every_output(exported, tmp_
     assert b"stopped by signal" in said
 
 
+def test_a_session_without_beats_claims_no_latency(exported, tmp_path):
+    """A source that closes before its first frame: the summary says no latency was measured (null in the JSON),
+    never a latency of 0.00 s."""
+    proc = subprocess.run([sys.executable, "-m", "edgemed.cli", "monitor", str(exported["beat_cnn"]), "-",
+                           "--report", str(tmp_path / "r.html")], input=b"", capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"0 beats" in proc.stdout and b"no beats, so no R-peak-to-label latency" in proc.stdout
+    assert b"0.00 s" not in proc.stdout and "no R-peak-to-label latency" in (tmp_path / "r.html").read_text()
+
+
 def test_a_socket_that_drops_and_comes_back_resumes(exported, tmp_path):
     sig, _, _ = synthetic_recording("mixed", 30, FS, 1, seed=12)
     server = socket.socket()

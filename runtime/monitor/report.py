@@ -16,6 +16,13 @@ solid #ccc;padding:3px 8px;text-align:right} th{background:#f2f2f2} td.l{text-al
 svg{background:#fff7f7;border:1px solid #e3c0c0;margin:4px 0} .strip{margin-bottom:18px}"""
 
 
+
+def latency_text(meta: dict) -> str:
+    """The R-peak-to-label latency of a session summary in words; none is measured without beats."""
+    if meta.get("latency_p50_s") is None:
+        return "no beats, so no R-peak-to-label latency"
+    return f"R-peak-to-label latency p50 {meta['latency_p50_s']:.2f} s, p99 {meta['latency_p99_s']:.2f} s"
+
 def _svg_trend(points: list[tuple[float, float]], width: int = 900, height: int = 160) -> str:
     if not points:
         return "<p>No heart rate yet.</p>"
@@ -86,8 +93,7 @@ def render(summary: dict[str, Any], strips: dict[int, dict[str, Any]], fs: float
 <h1>Monitoring report: {html.escape(meta["source"])}</h1>
 <p>Model <code>{html.escape(meta["model"])}</code> (sha256 <code>{meta["model_sha256"][:16]}...</code>), alarm profile
 <b>{html.escape(meta["profile"])}</b>; started {html.escape(meta["started"])}, {meta["seconds"] / 3600:.2f} h of
-signal at {meta["fs"]:g} Hz; {summary["beats"]:,} beats; median R-peak-to-label latency
-{meta.get("latency_p50_s", 0):.2f} s (99th percentile {meta.get("latency_p99_s", 0):.2f} s).</p>
+signal at {meta["fs"]:g} Hz; {summary["beats"]:,} beats; {latency_text(meta)}.</p>
 <h2>Heart rate</h2>{_svg_trend([tuple(p) for p in summary["heart_rate_trend"]])}
 <h2>Beats per class per hour</h2>{counts}
 <h2>Events</h2>{event_table}

@@ -268,8 +268,8 @@ class Monitor:
             "session": {"source": self.source.name, "model": str(self.model.path), "model_sha256": self.model.sha256,
                         "profile": self.profile.name, "started": self.started.isoformat(timespec="seconds"),
                         "seconds": round(self.t, 3), "fs": self.fs or 0.0, "stopped_by": self.stopped_by,
-                        "latency_p50_s": float(np.median(lat)) if lat.size else 0.0,
-                        "latency_p99_s": float(np.percentile(lat, 99)) if lat.size else 0.0},
+                        "latency_p50_s": float(np.median(lat)) if lat.size else None,  # no beats: none measured
+                        "latency_p99_s": float(np.percentile(lat, 99)) if lat.size else None},
             "beats": st.beats, "classes": classes,
             "beats_per_hour": {f"{h:02d}:00": dict(c) for h, c in sorted(st.per_hour.items())},
             "heart_rate_trend": st.trend,
