@@ -16,12 +16,12 @@ solid #ccc;padding:3px 8px;text-align:right} th{background:#f2f2f2} td.l{text-al
 svg{background:#fff7f7;border:1px solid #e3c0c0;margin:4px 0} .strip{margin-bottom:18px}"""
 
 
-
 def latency_text(meta: dict) -> str:
     """The R-peak-to-label latency of a session summary in words; none is measured without beats."""
     if meta.get("latency_p50_s") is None:
         return "no beats, so no R-peak-to-label latency"
     return f"R-peak-to-label latency p50 {meta['latency_p50_s']:.2f} s, p99 {meta['latency_p99_s']:.2f} s"
+
 
 def _svg_trend(points: list[tuple[float, float]], width: int = 900, height: int = 160) -> str:
     if not points:
