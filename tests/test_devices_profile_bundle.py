@@ -123,6 +123,7 @@ def test_profile_report_schema_and_emulation(onnx_models, checkpoints, tmp_path)
     result = profile(onnx_models["cnn_gru"], device="jetson-orin", runs=20, warmup=2, compare=[int8],
                      references=torch_ref, with_per_op=True, with_cold_start=True).to_dict()
     assert result["schema"] == SCHEMA and result["emulation"] == EMULATION_NOTE
+    assert result["inputs"] == "random from the spec, sizes batch 1, samples 1008"  # words, not a dict's repr
     assert set(result["variants"]) == {"cnn_gru.onnx", "copy.onnx", "pytorch"}
     for v in result["variants"].values():
         assert v["latency_us"]["runs"] == 20 and v["latency_us"]["p99_9"] >= v["latency_us"]["p50"]

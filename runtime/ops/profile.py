@@ -162,7 +162,8 @@ def profile(model: Path, *, device: str = DEFAULT_DEVICE, batch: int = 1, thread
     return ProfileReport(
         model=str(model), sha256=main.sha256, device=main.device.to_dict(), emulation=main.device.emulation,
         providers=main.providers.to_dict(), batch=batch, threads=threads, warmup=warmup, runs=len(arrays[model.name]),
-        inputs=real.description if real is not None else f"random from the spec, sizes {profile_sizes(spec, batch)}",
+        inputs=real.description if real is not None else ("random from the spec, sizes " + ", ".join(
+            f"{axis} {size}" for axis, size in profile_sizes(spec, batch).items())),
         cold_start=(cold_start(model, device, threads, profile_sizes(spec, 1), backend, precision) if with_cold_start
                     else None),
         variants=stats, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
