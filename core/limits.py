@@ -38,6 +38,7 @@ LIMITS: dict[str, Limit] = {
     "rate_hz": Limit(100_000, "EDGEMED_MAX_RATE_HZ", "Hz", "sampling rate"),
     "threads_per_core": Limit(1, "EDGEMED_MAX_THREADS_PER_CORE", "threads per core", "intra-op threads"),
     "image_megapixels": Limit(100, "EDGEMED_MAX_IMAGE_MEGAPIXELS", "megapixels", "image size"),
+    "run_s": Limit(60, "EDGEMED_MAX_RUN_S", "s", "one engine run (a longer one is stopped)"),
 }
 
 

@@ -418,3 +418,28 @@ def test_memory_stays_bounded_over_a_long_replay(exported):
     assert session.t == pytest.approx(3600, abs=1)
     assert session._history_len <= 61 * 180 and len(session._recent) < 200
     assert len(session.state.trend) <= 3600 / 10 + 1 and len(session.strips) <= 200
+
+
+def test_a_model_run_stopped_at_its_deadline_is_a_fault_event_then_an_error(exported, record):
+    """The watchdog stops a model run that hangs (EDGEMED_MAX_RUN_S): the session records a `source_fault` of
+    kind `model` saying why, closes its outputs and ends with the error, rather than waiting without alarms."""
+    from edgemed.core.errors import LimitError
+    from edgemed.runtime.monitor.sources import ReplaySource
+
+    model = EdgeModel(exported["beat_cnn"])
+    calls = []
+
+    def hung(feeds):
+        calls.append(1)
+        if len(calls) > 2:
+            raise LimitError("onnxruntime: one run took longer than 60 s and was stopped")
+        return real(feeds)
+
+    real, model._engine_run = model._engine_run, hung
+    records = []
+    session = Monitor(model, ReplaySource(record, speed=0), load_alarm_profile("adult"), records.append)
+    with pytest.raises(LimitError, match="was stopped"):
+        session.run()
+    faults = [r["evidence"] for r in records if r["type"] == "event" and r["kind"] == "source_fault"]
+    assert faults and faults[-1]["fault"] == "model" and "was stopped" in faults[-1]["detail"]
+    assert any(r["type"] == "beat" for r in records)  # the beats before the fault were reported

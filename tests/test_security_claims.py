@@ -18,6 +18,7 @@ import sys
 import time
 import unicodedata
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -375,3 +376,13 @@ def test_bundle_tuned_with_a_crafted_tuned_json_fails_cleanly(exported, tmp_path
 def test_overwrite_error_is_an_edgemed_error():
     assert issubclass(OverwriteError, EdgemedError)
     assert os.name == "posix"
+
+
+def test_every_limit_is_in_the_security_page():
+    """The limits table in docs/security.md names every limit variable."""
+    from edgemed.core.limits import LIMITS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    documented = {name.strip(" `") for line in page.splitlines() if line.startswith("|") and "EDGEMED_" in line
+                  for name in line.split("|")[3].split("/")}
+    assert {spec.env for spec in LIMITS.values()} <= documented

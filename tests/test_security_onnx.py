@@ -131,3 +131,94 @@ def test_a_function_that_calls_itself_is_refused(tmp_path):
     model = helper.make_model(graph, functions=[loop],
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("bomb", 1)])
     _refused(_with_sidecar(tmp_path / "loop.onnx", model.SerializeToString()), "calls itself")
+
+
+def _loop_model(path):
+    """A graph that runs as long as its second input says: a Loop of `n` turns adding x to itself."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Add", ["acc_in", "acc_in"], ["acc_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "cond", "x"], ["y"], body=body)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(np.array(True), "cond")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _loop_engine(tmp_path):
+    """onnxruntime's engine on the Loop (an EdgeModel takes one signal input; the turns are a second one here)."""
+    from edgemed.runtime.engines import EngineOptions, load_engine
+
+    return load_engine("onnxruntime", _loop_model(tmp_path / "loop.onnx").read_bytes(), EngineOptions())
+
+
+def _loop_feeds(turns: int) -> dict[str, np.ndarray]:
+    return {"x": np.zeros((1, 4), np.float32), "n": np.array(turns, np.int64)}
+
+
+def test_a_run_past_its_deadline_is_stopped_and_the_model_still_runs(tmp_path, monkeypatch):
+    """A few hundred bytes can ask for 2**62 turns of a Loop: the watchdog stops the run at EDGEMED_MAX_RUN_S (a
+    bedside monitor would otherwise wait for ever), and the next run of the same model is unaffected."""
+    import time
+
+    monkeypatch.setenv("EDGEMED_MAX_RUN_S", "0.3")
+    engine = _loop_engine(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(LimitError, match=r"longer than 0\.3 s and was stopped.*EDGEMED_MAX_RUN_S"):
+        engine.run(_loop_feeds(2**62))
+    assert time.monotonic() - start < 30  # stopped, not run to its end (which would take centuries)
+    np.testing.assert_array_equal(engine.run(_loop_feeds(3))[0], np.zeros((1, 4), np.float32))
+
+
+def test_a_cancel_that_raced_the_end_of_a_run_does_not_fail_the_next(tmp_path):
+    """The watchdog may set the cancel flag just as an overdue run ends: the next run, not overdue, runs again
+    instead of failing."""
+    engine = _loop_engine(tmp_path)
+    engine.run(_loop_feeds(1))
+    engine._local.slot.handle.terminate = True  # what a late cancel leaves behind
+    np.testing.assert_array_equal(engine.run(_loop_feeds(2))[0], np.zeros((1, 4), np.float32))
+
+
+def test_a_run_past_its_deadline_is_one_line_in_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEMED_MAX_RUN_S", "0.3")
+    path = _loop_model(tmp_path / "loop.onnx")
+    model = onnx.load(path)
+    model.graph.input.pop()  # the turns become a constant: 2**62 of them
+    model.graph.initializer.append(numpy_helper.from_array(np.array(2**62, np.int64), "n"))
+    onnx.save(model, path)
+    np.save(tmp_path / "x.npy", np.zeros((2, 4), np.float32))
+    result = CliRunner().invoke(cli, ["run", str(path), str(tmp_path / "x.npy")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "loop.onnx: onnxruntime: one run took longer than 0.3 s and was stopped" in result.output
+    assert "EDGEMED_MAX_RUN_S" in result.output
+
+
+def test_openvino_refuses_a_loop_and_stops_a_long_run(tmp_path, monkeypatch):
+    """OpenVINO cannot stop inside a Loop, so its engine refuses one; a long run of plain nodes is cancelled
+    between nodes (with two or more inference threads: with one, OpenVINO runs on the caller's thread and ignores
+    the cancel)."""
+    openvino = pytest.importorskip("edgemed.runtime.engines.openvino")
+    if not openvino.available():
+        pytest.skip("OpenVINO is not installed")
+    with pytest.raises(ModelLoadError, match="Loop node"):
+        openvino.OpenVINOEngine(_loop_model(tmp_path / "loop.onnx").read_bytes(), 2)
+    size, steps = 1024, 400  # 400 products of 1024 x 1024 matrices made from the input: seconds on any CPU
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Expand", ["s", "shape"], ["m0"])]
+    nodes += [helper.make_node("MatMul", [f"m{i}", "m0"], [f"m{i + 1}"]) for i in range(steps)]
+    nodes.append(helper.make_node("ReduceSum", [f"m{steps}"], ["y"], keepdims=0))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+                              [numpy_helper.from_array(np.array([size, size], np.int64), "shape")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    monkeypatch.setenv("EDGEMED_MAX_RUN_S", "0.2")
+    engine = openvino.OpenVINOEngine(data, 2)
+    with pytest.raises(LimitError, match="was stopped"):
+        engine.run({"x": np.full((1, 4), 1e-3, np.float32)})

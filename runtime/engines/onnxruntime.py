@@ -4,13 +4,18 @@ base runtime; the CUDA and TensorRT execution providers come with `onnxruntime-g
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import onnxruntime as ort
 
 from edgemed.core.errors import InputError, ModelLoadError, first_line
+from edgemed.core.limits import limit
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import EngineOptions, StatefulRun, TensorInfo
 from edgemed.runtime.engines.providers import create_session, session_options
+from edgemed.runtime.engines.watchdog import Slot, watch
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
               "tensor(int32)": "int32"}
@@ -40,6 +45,8 @@ class OrtEngine:
         # silently on an execution-provider failure, which edgemed reports instead. About 4 us a call: 8 % of a
         # 50 us streaming step.
         self._run = getattr(getattr(self.session, "_sess", None), "run", None)
+        self._limit_s = limit("run_s")
+        self._local = threading.local()
 
     def inputs(self) -> list[TensorInfo]:
         return [TensorInfo(i.name, ORT_DTYPES.get(i.type), list(i.shape)) for i in self.session.get_inputs()]
@@ -47,13 +54,33 @@ class OrtEngine:
     def outputs(self) -> list[TensorInfo]:
         return [TensorInfo(o.name, ORT_DTYPES.get(o.type), list(o.shape)) for o in self.session.get_outputs()]
 
+    def _slot(self) -> Slot:
+        """This thread's run options, watched for the run deadline (`watchdog`). onnxruntime's own error log is off
+        for these runs: its refusals reach the caller as InputError."""
+        options = ort.RunOptions()
+        options.log_severity_level = 4
+        slot = watch(Slot(options, lambda: setattr(options, "terminate", True), self._limit_s))
+        self._local.slot = slot
+        return slot
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        try:
-            if self._run is not None:
-                return self._run(self.output_names, feeds, None)
-            return self.session.run(self.output_names, feeds)
-        except ORT_ERRORS as exc:
-            raise InputError(f"onnxruntime could not run these inputs: {first_line(exc)}") from exc
+        slot = getattr(self._local, "slot", None) or self._slot()
+        options = slot.handle
+        for attempt in (1, 2):  # a second try only after a cancel that raced the end of the run before
+            slot.started = time.monotonic()
+            try:
+                if self._run is not None:
+                    return self._run(self.output_names, feeds, options)
+                return self.session.run(self.output_names, feeds, options)
+            except ORT_ERRORS as exc:
+                if not options.terminate:
+                    raise InputError(f"onnxruntime could not run these inputs: {first_line(exc)}") from exc
+                options.terminate = False
+                if slot.overdue() or attempt == 2:
+                    raise slot.timeout("onnxruntime") from exc
+            finally:
+                slot.started = None
+        return []  # not reached: the second try returns or raises
 
     def stateful(self, spec: ModelSpec, batch: int) -> StatefulRun | None:
         return None  # the caller feeds the state outputs back as inputs

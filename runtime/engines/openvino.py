@@ -15,14 +15,17 @@ model's parity and accuracy gates before it is used.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgemed.core.errors import InputError, ModelLoadError, ProviderError, first_line
+from edgemed.core.limits import limit
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import TensorInfo
+from edgemed.runtime.engines.watchdog import Slot, watch
 
 PRECISIONS = ("fp32", "bf16")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -84,6 +87,38 @@ def _check_precision(precision: str) -> None:
         raise ProviderError("this CPU has no bf16 support in OpenVINO; use precision fp32")
 
 
+def _refuse_loops(model) -> None:
+    """OpenVINO cannot stop a Loop once it runs (the run deadline cancels between nodes), and edgemed exports none."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Loop":
+            raise ModelLoadError("the graph has a Loop node, which OpenVINO cannot stop if it runs without end; run "
+                                 "this model on onnxruntime (edgemed exports no Loop)")
+        if hasattr(op, "get_function"):
+            for i in range(op.get_internal_subgraphs_size()):
+                _refuse_loops(op.get_function(i))
+
+
+def request_slot(request, limit_s: float) -> Slot:
+    return watch(Slot(request, request.cancel, limit_s))
+
+
+def timed_infer(slot: Slot, inputs: dict, what: str) -> Any:
+    """One inference under the run deadline (`watchdog`); a cancel that raced the end of the run before is retried
+    once, any other failure is InputError."""
+    for attempt in (1, 2):
+        slot.started = time.monotonic()
+        try:
+            return slot.handle.infer(inputs, share_inputs=True)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses, a cancel included
+            if slot.overdue():
+                raise slot.timeout("OpenVINO") from exc
+            if attempt == 2 or "canceled" not in str(exc):
+                raise InputError(f"OpenVINO could not run {what}: {first_line(exc)}") from exc
+        finally:
+            slot.started = None
+    return None  # not reached: the second try returns or raises
+
+
 class OpenVINOEngine:
     """A compiled model; `run(feeds)` returns the outputs in the ONNX file's order. Thread-safe: one inference
     request per calling thread."""
@@ -99,7 +134,9 @@ class OpenVINOEngine:
             self.model = self.core.read_model(data)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses on unreadable or unsupported graphs
             raise ModelLoadError(f"OpenVINO cannot read this model: {str(exc).splitlines()[0][:300]}") from exc
+        _refuse_loops(self.model)
         self.threads, self.precision = threads, precision
+        self.limit_s = limit("run_s")
         self.compiled = self._compile(self.model)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self._local = threading.local()
@@ -117,17 +154,15 @@ class OpenVINOEngine:
     def outputs(self) -> list[TensorInfo]:
         return [_info(p) for p in self.model.outputs]
 
-    def _request(self):
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        return request
+    def _slot(self) -> Slot:
+        """This thread's inference request, watched for the run deadline."""
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._local.slot = request_slot(self.compiled.create_infer_request(), self.limit_s)
+        return slot
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        try:
-            result = self._request().infer(feeds, share_inputs=True)
-        except Exception as exc:
-            raise InputError(f"OpenVINO could not run these inputs: {first_line(exc)}") from exc
+        result = timed_infer(self._slot(), feeds, "these inputs")
         return [np.array(result[o]) for o in self.compiled.outputs]
 
     def stateful(self, spec: ModelSpec, batch: int = 1) -> StatefulStream:
@@ -160,6 +195,7 @@ class StatefulStream:
             raise ModelLoadError(f"OpenVINO cannot make this streaming model stateful: {exc}") from exc
         self.compiled = engine._compile(model)
         self.request = self.compiled.create_infer_request()
+        self._slot = request_slot(self.request, engine.limit_s)
         self.logits = self.compiled.outputs[0]
         self.input = self.compiled.inputs[0]  # the chunk: the only input left
 
@@ -167,8 +203,4 @@ class StatefulStream:
         self.request.reset_state()
 
     def run(self, chunk: np.ndarray) -> np.ndarray:
-        try:
-            result = self.request.infer({self.input: chunk}, share_inputs=True)
-        except Exception as exc:
-            raise InputError(f"OpenVINO could not run this chunk: {str(exc).splitlines()[0][:300]}") from exc
-        return np.array(result[self.logits])
+        return np.array(timed_infer(self._slot, {self.input: chunk}, "this chunk")[self.logits])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgemed.core.errors import InputError, ModelLoadError, SpecError
+from edgemed.core.errors import InputError, LimitError, ModelLoadError, SpecError
 from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines import EngineOptions, engine_entry, engine_names, load_engine
@@ -139,11 +139,11 @@ class EdgeModel:
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Raw engine run: no checks. For feeds already prepared (streaming, benchmarks). The engine's own
-        refusals become InputError naming the model."""
+        refusals become InputError naming the model; a run past the `run_s` limit is stopped, LimitError."""
         try:
             return self._engine_run(feeds)
-        except InputError as exc:
-            raise InputError(f"{self.path.name}: {exc}") from exc
+        except (InputError, LimitError) as exc:
+            raise type(exc)(f"{self.path.name}: {exc}") from exc
 
     def predict(self, x: Any, lengths: Any = None, sampling_rate_hz: float | None = None,
                 **other_inputs: Any) -> Prediction:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemed.core.errors import InputError, SpecError
+from edgemed.core.errors import InputError, LimitError, SpecError
 from edgemed.core.examples import tensor_shape
 from edgemed.runtime.model.prediction import SMALL_LOGITS, Prediction, check_outputs
 from edgemed.runtime.model.validate import InputCheck, assess_input, check_array, check_rate, positive_int
@@ -94,8 +94,8 @@ class Streamer:
             feeds[self._input_name] = samples
             try:
                 logits, *state = self._engine_run(feeds)
-            except InputError as exc:
-                raise InputError(f"{self._name}: {exc}") from exc
+            except (InputError, LimitError) as exc:
+                raise type(exc)(f"{self._name}: {exc}") from exc
             if logits.shape != self._logits_shape or not math.isfinite(
                     sum(logits.ravel().tolist()) if self._small_logits else logits.sum()):
                 check_outputs(logits, self._name, self._classes)

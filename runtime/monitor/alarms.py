@@ -13,7 +13,7 @@ the signal's flatness and the source's faults, with its IEC 60601-1-8 priority a
 | lead_off | the signal flat (peak-to-peak under `flat_mv` for `window_s`) | a signal again |
 | atrial_fibrillation | irregular RR (`edgemed.runtime.ecg.episodes.AFTracker`) for 15 s | regular for 10 s |
 | signal_quality | `uncertain_share` of the last beats uncertain or implausible | fewer |
-| source_fault | a stall, disconnection, garbage, partial frame, non-finite samples, wrong rate | signal returns |
+| source_fault | a stall, disconnection, garbage, partial frame, NaN, wrong rate, a failed model run | signal returns |
 
 The heart rate is 60 over the median of the last `window_beats` RR intervals, intervals next to a V beat left out.
 Alarms that follow a level end with hysteresis (frequent PVCs below half their limit, rates 5 bpm back within

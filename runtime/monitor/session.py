@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemed.core.errors import InputError
+from edgemed.core.errors import InputError, LimitError, OutputError
 from edgemed.runtime.ecg.beats import EDGE, BeatClassifier, BeatStream
 from edgemed.runtime.ecg.context import RESTART_S
 from edgemed.runtime.ecg.episodes import rhythm_label
@@ -124,7 +124,7 @@ class Monitor:
         self._received += x.shape[1]
         self.t = self._received / self.fs
         if self.stream is not None:
-            rows = self.stream.push(x)
+            rows = self._push(x)
             for s, label, q in zip(rows.samples, rows.labels, rows.quality, strict=True):
                 self._beat(float(s + self._offset) / self.fs, label, q, rows)
         self._updates(self.engine.signal(self.t, flat))
@@ -159,6 +159,15 @@ class Monitor:
         if self.engine is None:
             self.engine = AlarmEngine(self.profile, float(self.source.fs or 1.0))
         return self.engine
+
+    def _push(self, x: np.ndarray):
+        """Classify the new samples; a model run that fails or is stopped at its deadline (EDGEMED_MAX_RUN_S) ends
+        the session, after a `source_fault` event that says so."""
+        try:
+            return self.stream.push(x)
+        except (LimitError, OutputError) as exc:
+            self._updates(self.engine.fault(self.t, "model", str(exc), ongoing=False))
+            raise
 
     def _fault(self, fault: Fault) -> bool:
         engine = self._engine_or_default()

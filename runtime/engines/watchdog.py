@@ -1,0 +1,71 @@
+"""A deadline for every engine run: a run longer than the `run_s` limit (EDGEMED_MAX_RUN_S) is stopped and refused.
+
+A graph can compute without end: a Loop of 2**62 turns or a chain of large matrix products fits in a few hundred
+bytes, and a bedside monitor waiting on it would never classify, or alarm on, another beat. One daemon thread per
+process looks at the runs in flight every POLL_S and cancels an overdue one through its engine's handle
+(onnxruntime's `RunOptions.terminate`, OpenVINO's `InferRequest.cancel`). Both engines stop between graph nodes,
+so one long node finishes first (OpenVINO cannot stop inside a Loop: its engine refuses Loops). A run pays for two
+clock reads; nothing is started per run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from edgemed.core.errors import LimitError
+from edgemed.core.limits import LIMITS
+
+POLL_S = 0.1
+
+_slots: weakref.WeakSet[Slot] = weakref.WeakSet()
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+class Slot:
+    """One thread's runs on one engine: the engine's handle for them (run options, an inference request), how to
+    cancel them, when the current one started (None between runs) and the limit it runs under."""
+
+    __slots__ = ("handle", "cancel", "started", "limit_s", "__weakref__")
+
+    def __init__(self, handle: Any, cancel: Callable[[], None], limit_s: float) -> None:
+        self.handle, self.cancel, self.started, self.limit_s = handle, cancel, None, limit_s
+
+    def overdue(self) -> bool:
+        """Whether the current run has passed its deadline (a cancel that raced the end of the run before it, or a
+        failure for another reason, is not a timeout)."""
+        started = self.started
+        return started is not None and time.monotonic() - started >= self.limit_s
+
+    def timeout(self, where: str) -> LimitError:
+        env = LIMITS["run_s"].env
+        return LimitError(f"{where}: one run took longer than {self.limit_s:g} s and was stopped (a graph that loops "
+                          f"or computes without end?); set {env} to allow longer runs if the model is genuine")
+
+
+def watch(slot: Slot) -> Slot:
+    """Register a slot with the watchdog, starting its thread on first use (and again in a forked child)."""
+    global _thread
+    with _lock:
+        _slots.add(slot)
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_loop, name="edgemed-watchdog", daemon=True)
+            _thread.start()
+    return slot
+
+
+def _loop() -> None:
+    while True:
+        time.sleep(POLL_S)
+        now = time.monotonic()
+        with _lock:
+            slots = list(_slots)
+        for slot in slots:
+            started = slot.started
+            # `is` again just before cancelling: the run seen may have ended and another begun meanwhile.
+            if started is not None and now - started > slot.limit_s and slot.started is started:
+                slot.cancel()
