@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgemed.cli.main import cli
 from edgemed.core.atomic import sidecar_path
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import EdgemedError, LimitError, ModelLoadError
+from edgemed.core.errors import EdgemedError, InputError, LimitError, ModelLoadError
 from edgemed.runtime.model import EdgeModel
 from edgemed.runtime.onnx.info import describe
 
@@ -39,7 +39,9 @@ def _with_sidecar(path, data: bytes):
     return path
 
 
-def _refused(path, match: str, error=EdgemedError):
+def _refused(path, match: str, error=EdgemedError, data: bytes | None = None):
+    if data is not None:
+        _with_sidecar(path, data)
     with pytest.raises(error, match=match):
         EdgeModel(path)
     with pytest.raises(error, match=match):
@@ -99,13 +101,13 @@ def test_weights_in_an_external_file_are_refused_wherever_they_point(tmp_path, m
         EdgeModel(path, backend="openvino")
 
 
-def _nested_functions(path, levels: int = 40):
-    """Each function calls the one below it four times: 4**40 nodes once inlined, from a few KB."""
+def _nested_functions(path, levels: int = 40, calls: int = 4):
+    """Each function calls the one below it `calls` times: 4**40 nodes once inlined, from a few KB."""
     functions = [helper.make_function("bomb", "f0", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
                                       [helper.make_opsetid("", 17)])]
     for k in range(1, levels):
-        nodes = [helper.make_node(f"f{k - 1}", [f"t{i}" if i else "a"], [f"t{i + 1}" if i < 3 else "b"],
-                                  domain="bomb") for i in range(4)]
+        nodes = [helper.make_node(f"f{k - 1}", [f"t{i}" if i else "a"], [f"t{i + 1}" if i < calls - 1 else "b"],
+                                  domain="bomb") for i in range(calls)]
         functions.append(helper.make_function("bomb", f"f{k}", ["a"], ["b"], nodes,
                                               [helper.make_opsetid("", 17), helper.make_opsetid("bomb", 1)]))
     graph = helper.make_graph([helper.make_node(f"f{levels - 1}", ["x"], ["logits"], domain="bomb")], "g",
@@ -120,6 +122,12 @@ def test_nested_functions_that_expand_without_end_are_refused(tmp_path):
     path = _nested_functions(tmp_path / "bomb.onnx")
     assert path.stat().st_size < 8000
     _refused(path, "EDGEMED_MAX_GRAPH_NODES", LimitError)
+
+
+def test_functions_nested_deeper_than_the_stack_are_refused(tmp_path):
+    """1,500 functions each calling the next once: few nodes once inlined, but a depth that overflowed the walk's
+    stack (an internal RecursionError) and would the engines' own inlining."""
+    _refused(_nested_functions(tmp_path / "deep.onnx", levels=1500, calls=1), "more than 48 levels deep")
 
 
 def test_a_function_that_calls_itself_is_refused(tmp_path):
@@ -222,3 +230,78 @@ def test_openvino_refuses_a_loop_and_stops_a_long_run(tmp_path, monkeypatch):
     engine = openvino.OpenVINOEngine(data, 2)
     with pytest.raises(LimitError, match="was stopped"):
         engine.run({"x": np.full((1, 4), 1e-3, np.float32)})
+
+
+def _const_model(nodes, initializers) -> bytes:
+    """A graph that adds the constant `c`, computed by `nodes` from `initializers` alone, to its input."""
+    nodes = [*nodes, helper.make_node("ReduceSum", ["c"], ["s"], keepdims=0),
+             helper.make_node("Add", ["x", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _ones(name: str = "m0"):
+    """A constant matrix of the shape held by `<name>_shape`."""
+    return helper.make_node("ConstantOfShape", [f"{name}_shape"], [name],
+                            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1e-3]))
+
+
+def _shape(n: int, name: str = "m0"):
+    return numpy_helper.from_array(np.array([n, n], np.int64), f"{name}_shape")
+
+
+def test_constants_folded_while_loading_are_bounded(tmp_path):
+    """Engines fold nodes on constants alone while loading, before any run deadline: 20 products of a 2048 x 2048
+    matrix held a load for seconds (hours are a few more nodes away); a matrix of 4e12 ones was only refused by
+    the allocator. Both are refused before any engine sees them, in one line, by the CLI too."""
+    from edgemed.runtime.onnx.folding import check_folding
+
+    chain = [_ones()] + [helper.make_node("MatMul", [f"m{i}", "m0"], [f"m{i + 1}"]) for i in range(20)]
+    chain.append(helper.make_node("Identity", ["m20"], ["c"]))
+    _refused(tmp_path / "chain.onnx", "compute on constants alone", LimitError,
+             _const_model(chain, [_shape(2048)]))
+    _refused(tmp_path / "huge.onnx", "EDGEMED_MAX_ARRAY_MB", LimitError,
+             _const_model([_ones(), helper.make_node("Identity", ["m0"], ["c"])], [_shape(2_000_000)]))
+    tiles = [helper.make_node("Tile", ["w", "reps"], ["c"])]  # no rule bounds a Tile: refused, whatever its size
+    data = _const_model(tiles, [numpy_helper.from_array(np.ones(2, np.float32), "w"),
+                                numpy_helper.from_array(np.array([3], np.int64), "reps")])
+    with pytest.raises(InputError, match="a Tile node computes on constants alone"):
+        check_folding(memoryview(data), "tile.onnx")
+    small = [_ones(), helper.make_node("MatMul", ["m0", "m0"], ["m1"]), helper.make_node("Identity", ["m1"], ["c"])]
+    assert 0 < check_folding(memoryview(_const_model(small, [_shape(64)]))) < 2**25  # small folding still loads
+    EdgeModel(_with_sidecar(tmp_path / "small.onnx", _const_model(small, [_shape(64)])))
+
+
+def test_folding_is_counted_in_subgraphs_and_at_every_function_call(tmp_path):
+    """An If branch sees its outer graph's constants, and a local function is inlined at each call, as the engines
+    do: a product hidden in either is counted (and one that depends on the input is left to the run deadline)."""
+    from edgemed.runtime.onnx.folding import check_folding
+
+    branch = helper.make_graph([helper.make_node("MatMul", ["m0", "m0"], ["b"])], "then", [],
+                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    in_if = [_ones(), helper.make_node("If", ["cond"], ["c"], then_branch=branch, else_branch=branch)]
+    with pytest.raises(LimitError, match="compute on constants alone"):
+        check_folding(memoryview(_const_model(in_if, [_shape(4096), cond])), "if.onnx")
+    square = helper.make_function("local", "Square", ["a"], ["b"], [helper.make_node("MatMul", ["a", "a"], ["b"])],
+                                  [helper.make_opsetid("", 17)])
+    calls = [_ones(), helper.make_node("Square", ["m0"], ["c"], domain="local")]
+    model = onnx.load_from_string(_const_model(calls, [_shape(4096)]))
+    model.functions.append(square)
+    model.opset_import.append(helper.make_opsetid("local", 1))
+    with pytest.raises(LimitError, match="compute on constants alone"):
+        check_folding(memoryview(model.SerializeToString()), "function.onnx")
+    model.graph.node[1].input[0] = "x"  # the same function on the input: nothing to fold
+    assert check_folding(memoryview(model.SerializeToString())) == 4096**2 + 2
+
+
+def test_an_initializer_that_is_also_an_input_is_not_folded():
+    """An initializer named like a graph input is only a default (a feed replaces it): engines do not fold it."""
+    from edgemed.runtime.onnx.folding import check_folding
+
+    nodes = [helper.make_node("Tile", ["w", "reps"], ["c"])]
+    model = onnx.load_from_string(_const_model(nodes, [numpy_helper.from_array(np.ones(2, np.float32), "w"),
+                                                        numpy_helper.from_array(np.array([3], np.int64), "reps")]))
+    model.graph.input.append(helper.make_tensor_value_info("reps", TensorProto.INT64, [1]))
+    assert check_folding(memoryview(model.SerializeToString())) == 0

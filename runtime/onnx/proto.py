@@ -27,7 +27,7 @@ MAX_DIM = 2**62
 MAX_PARAMETERS = 2**40
 
 
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def varint(buf: memoryview, pos: int) -> tuple[int, int]:
     result = shift = 0
     for _ in range(10):
         if pos >= len(buf):
@@ -68,14 +68,14 @@ def fields(buf: memoryview) -> Iterator[Field]:
     pos = 0
     while pos < len(buf):
         start = pos
-        key, pos = _varint(buf, pos)
+        key, pos = varint(buf, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise InputError("not an ONNX model (protobuf field number 0)")
         if wire == VARINT:
-            value, pos = _varint(buf, pos)
+            value, pos = varint(buf, pos)
         elif wire == LEN:
-            size, pos = _varint(buf, pos)
+            size, pos = varint(buf, pos)
             if size > len(buf) - pos:
                 raise InputError("truncated ONNX file (a field runs past the end)")
             value, pos = buf[pos : pos + size], pos + size
@@ -89,13 +89,13 @@ def fields(buf: memoryview) -> Iterator[Field]:
         yield Field(number, wire, value, start, pos)
 
 
-def _dims(f: Field) -> list[int]:
+def tensor_dims(f: Field) -> list[int]:
     """TensorProto.dims: packed or one varint per field."""
     if f.wire == VARINT:
         return [f.value]  # type: ignore[list-item]
     raw, out, pos = f.payload("tensor dims"), [], 0
     while pos < len(raw):
-        v, pos = _varint(raw, pos)
+        v, pos = varint(raw, pos)
         out.append(v)
         if len(out) > MAX_DIMS:
             raise InputError(f"not an ONNX model (a tensor with more than {MAX_DIMS} dimensions)")
@@ -160,7 +160,7 @@ def _initializer(buf: memoryview, summary: ModelSummary) -> None:
     count, name = 1, ""
     for f in fields(buf):
         if f.number == 1:
-            for d in _dims(f):
+            for d in tensor_dims(f):
                 if d > MAX_DIM:
                     raise InputError("not an ONNX model (an initializer dimension is out of range)")
                 count *= d

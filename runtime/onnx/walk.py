@@ -6,9 +6,9 @@ functions, training info) and refuses, before any engine sees the file:
   one graph while onnxruntime runs both), and a metadata key given twice;
 - tensors whose data lives in external files (those bytes sit outside every digest and are resolved against the
   engine's working directory): edgemed models keep every weight inside the file;
-- nesting deeper than MAX_DEPTH, and graphs whose nodes, once every local function is inlined, exceed the
-  `graph_nodes` limit (a few KB of nested functions otherwise expand without end while loading), or whose
-  functions call themselves.
+- nesting deeper than MAX_DEPTH (messages, or local functions calling each other), and graphs whose nodes, once
+  every local function is inlined, exceed the `graph_nodes` limit (a few KB of nested functions otherwise expand
+  without end while loading), or whose functions call themselves.
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def _expanded(walk: Walk, where: str) -> int:
             return size[key]
         if key in active:
             raise InputError(f"not a plain ONNX model ({where}: local function {key[1]} calls itself)")
+        if len(active) >= MAX_DEPTH:
+            raise InputError(f"not a plain ONNX model ({where}: local functions call each other more than "
+                             f"{MAX_DEPTH} levels deep)")
         active.add(key)
         total = 0
         for call in walk.functions[key]:
