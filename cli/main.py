@@ -4,6 +4,7 @@ runtime-only install has a working CLI whose heavy commands say which extra to i
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import click
 
@@ -83,3 +84,9 @@ def cli() -> None:
     # SIGTERM unwinds like Ctrl-C, so every command's clean-up (temporary files and folders) runs, even from
     # inside a long native call (edgemed.core.interrupt).
     install_sigterm()
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning reaches the user as one line, `warning: ...`, never as Python's file, line and source text."""
+    click.echo(f"warning: {message}", err=True)

@@ -136,3 +136,23 @@ def test_an_unanticipated_error_is_one_line_with_its_own_exit_code(tmp_path, mon
     monkeypatch.setenv("EDGEMED_DEBUG", "1")
     result = CliRunner().invoke(cli, ["info", str(tmp_path / "m.onnx")])
     assert isinstance(result.exception, ValueError)
+
+
+def test_warnings_are_one_line_in_every_command(exported, tmp_path):
+    """A model without sidecar or metadata warns in `profile` and `monitor` as in `run`: `warning: ...` on one
+    line, not Python's file, line number and source text."""
+    import shutil
+
+    import onnx
+
+    model = onnx.load(exported["cnn_gru"])
+    del model.metadata_props[:]
+    path = tmp_path / "bare.onnx"
+    onnx.save(model, path)
+    result = CliRunner().invoke(cli, ["profile", str(path), "--runs", "2", "--warmup", "1", "--no-cold-start"])
+    assert result.exit_code == 0, result.output
+    assert "warning: bare.onnx has no edgemed metadata" in result.output
+    assert ".py:" not in result.output and "Warning:" not in result.output
+    shutil.copy(exported["beat_cnn"], tmp_path / "beat.onnx")  # no sidecar beside it
+    result = CliRunner().invoke(cli, ["monitor", str(tmp_path / "beat.onnx"), "-", "-q"], input=b"")
+    assert "warning: beat.onnx has no beat.onnx.sha256 sidecar" in result.output and ".py:" not in result.output
