@@ -4,7 +4,10 @@ engine sees them."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -305,3 +308,29 @@ def test_an_initializer_that_is_also_an_input_is_not_folded():
                                                         numpy_helper.from_array(np.array([3], np.int64), "reps")]))
     model.graph.input.append(helper.make_tensor_value_info("reps", TensorProto.INT64, [1]))
     assert check_folding(memoryview(model.SerializeToString())) == 0
+
+
+def test_memory_a_run_asks_for_is_capped(tmp_path):
+    """A graph can size a tensor from its input at run time (nothing to fold, nothing to bound beforehand): a
+    ConstantOfShape of 50 million values takes 200 MB, or, with the cap under it, is refused in one line naming
+    EDGEMED_MAX_ENGINE_MB. The cap is per process and read at the first load, hence the fresh processes."""
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Cast", ["z"], ["zi"], to=TensorProto.INT64), helper.make_node("Add", ["zi", "n"], ["k"]),
+             helper.make_node("Reshape", ["k", "one"], ["shape"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+             helper.make_node("ReduceSum", ["big"], ["t"], keepdims=1), helper.make_node("Add", ["x", "t"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+                              [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+                               numpy_helper.from_array(np.array(50_000_000, np.int64), "n"),
+                               numpy_helper.from_array(np.array([1], np.int64), "one")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "grow.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
+    command = [sys.executable, "-m", "edgemed.cli", "run", str(tmp_path / "grow.onnx"), str(tmp_path / "x.npy")]
+    assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+    capped = subprocess.run(command, capture_output=True, timeout=120,
+                            env={**os.environ, "EDGEMED_MAX_ENGINE_MB": "64"})
+    assert capped.returncode == 1 and b"Traceback" not in capped.stderr
+    assert b"needed more memory than onnxruntime may hold in this process (64 MB" in capped.stderr
+    assert b"EDGEMED_MAX_ENGINE_MB" in capped.stderr

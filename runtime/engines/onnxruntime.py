@@ -14,6 +14,7 @@ from edgemed.core.errors import InputError, ModelLoadError, first_line
 from edgemed.core.limits import limit
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import EngineOptions, StatefulRun, TensorInfo
+from edgemed.runtime.engines.memory import memory_error, out_of_memory, use_shared_arena
 from edgemed.runtime.engines.providers import create_session, session_options
 from edgemed.runtime.engines.watchdog import Slot, watch
 
@@ -35,9 +36,12 @@ class OrtEngine:
         self.name = name
         providers = options.providers if options.providers is not None else [(p, {}) for p in default_providers]
         opts = session_options(options.threads, options.spinning, graph=options.graph_optimization)
+        use_shared_arena(opts)
         try:
             self.session, self.report = create_session(data, providers, opts, options.strict)
         except ORT_ERRORS as exc:
+            if out_of_memory(exc):
+                raise memory_error("loading the model") from exc
             raise ModelLoadError(f"not a loadable ONNX model (corrupt or truncated?): {first_line(exc)}") from exc
         self.output_names = [o.name for o in self.session.get_outputs()]
         # The session's C++ run, called directly: InferenceSession.run only re-checks the feed names in Python
@@ -73,6 +77,8 @@ class OrtEngine:
                     return self._run(self.output_names, feeds, options)
                 return self.session.run(self.output_names, feeds, options)
             except ORT_ERRORS as exc:
+                if out_of_memory(exc):
+                    raise memory_error("onnxruntime: this run") from exc
                 if not options.terminate:
                     raise InputError(f"onnxruntime could not run these inputs: {first_line(exc)}") from exc
                 options.terminate = False
