@@ -78,7 +78,7 @@ class OrtEngine:
                 return self.session.run(self.output_names, feeds, options)
             except ORT_ERRORS as exc:
                 if out_of_memory(exc):
-                    raise memory_error("onnxruntime: this run") from exc
+                    raise memory_error("this run") from exc
                 if not options.terminate:
                     raise InputError(f"onnxruntime could not run these inputs: {first_line(exc)}") from exc
                 options.terminate = False
