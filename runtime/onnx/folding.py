@@ -15,6 +15,7 @@ constants; a local function is counted at each call with its arguments' bounds, 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 from edgemed.core.errors import InputError, LimitError
 from edgemed.core.limits import LIMITS, limit_bytes
@@ -31,6 +32,29 @@ BROADCAST = frozenset("Add Sub Mul Div Pow Mod Max Min Sum Mean Equal Less Great
                       "Or Xor Where BitShift".split())
 PRODUCT = frozenset("MatMul Gemm Gather GatherElements".split())  # at most the product of the inputs' counts
 DOMAINS = ("", "ai.onnx", "com.microsoft")
+
+
+def in_order(nodes: list[Node]) -> list[Node]:
+    """The nodes with each after those making its inputs: engines sort a graph themselves, so the file's order
+    proves nothing. Nodes in a cycle are left out (no engine loads them)."""
+    producer = {out: i for i, node in enumerate(nodes) for out in node.outputs if out}
+    consumers: dict[int, list[int]] = defaultdict(list)
+    waiting = [0] * len(nodes)
+    for j, node in enumerate(nodes):
+        for name in node.inputs:
+            if name in producer:
+                consumers[producer[name]].append(j)
+                waiting[j] += 1
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    order = []
+    while ready:
+        i = ready.pop()
+        order.append(nodes[i])
+        for j in consumers[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                ready.append(j)
+    return order
 
 
 def _broadcast(args: list[Const]) -> Const:
@@ -87,19 +111,22 @@ class Folding:
 
     def graph(self, graph: Graph, outer: dict[str, Const], args: dict[str, Const] | None = None) -> dict[str, Const]:
         """Count what would be folded in `graph` (a function's body: with these arguments); the constants by name
-        after it. A graph input shadows an outer constant, and an initializer of its name is only its default."""
+        after it. A graph input shadows an outer constant, and an initializer of its name is only its default.
+        Subgraphs are counted last, when every constant of this graph they may read is known."""
         known = {k: v for k, v in {**outer, **graph.initializers}.items() if k not in graph.inputs}
         known.update(args or {})
-        for node in graph.nodes:
-            results = self.node(node, known)
+        subgraphs: list[memoryview] = []
+        for node in in_order(graph.nodes):
+            parsed = [attribute(a) for a in node.attributes]
+            subgraphs += [sub for _, _, graphs in parsed for sub in graphs]
+            results = self.node(node, parsed, known)
             known.update((o, c) for o, c in zip(node.outputs, results, strict=False) if c is not None and o)
+        for sub in subgraphs:
+            self.graph(read_graph(sub), known)
         return known
 
-    def node(self, node: Node, known: dict[str, Const]) -> list[Const | None]:
-        parsed = [attribute(a) for a in node.attributes]
-        for _, _, graphs in parsed:
-            for sub in graphs:
-                self.graph(read_graph(sub), known)
+    def node(self, node: Node, parsed: list, known: dict[str, Const]) -> list[Const | None]:
+        """The constants a node makes when the engines fold it (none when it waits for an input)."""
         if node.op == "Constant" and node.domain in DOMAINS:
             return [next((c for _, c, _ in parsed if c is not None), Const(0))]
         args = [known.get(name) for name in node.inputs if name]
