@@ -104,16 +104,19 @@ def _result(op: str, args: list[Const]) -> Const | None:
 class Folding:
     """The folding of one model: the work counted so far (elements made or read) against the cap."""
 
-    def __init__(self, functions: dict[tuple[str, str], Graph], where: str) -> None:
-        self.functions, self.where, self.work = functions, where, 0
+    def __init__(self, functions: dict[tuple[str, str], Graph], where: str, fixed_inputs: bool = False) -> None:
+        self.functions, self.where, self.work, self.fixed_inputs = functions, where, 0, fixed_inputs
         self.cap = limit_bytes("array_mb") // 4
         self._calls: dict[tuple, tuple[int, list[Const | None]]] = {}
 
     def graph(self, graph: Graph, outer: dict[str, Const], args: dict[str, Const] | None = None) -> dict[str, Const]:
         """Count what would be folded in `graph` (a function's body: with these arguments); the constants by name
-        after it. A graph input shadows an outer constant, and an initializer of its name is only its default.
+        after it. A graph input shadows an outer constant, and an initializer of its name is only its default
+        (before ONNX IR 4, when every initializer was listed as an input, engines fold it as a constant).
         Subgraphs are counted last, when every constant of this graph they may read is known."""
-        known = {k: v for k, v in {**outer, **graph.initializers}.items() if k not in graph.inputs}
+        known = {k: v for k, v in outer.items() if k not in graph.inputs}
+        known.update(graph.initializers if self.fixed_inputs else
+                     {k: v for k, v in graph.initializers.items() if k not in graph.inputs})
         known.update(args or {})
         subgraphs: list[memoryview] = []
         for node in in_order(graph.nodes):
@@ -165,15 +168,17 @@ class Folding:
 
 def check_folding(buf: memoryview, where: str = "model") -> int:
     """Refuse a model whose constant folding has no bound or exceeds the limit (above); the work counted."""
-    graph, functions = None, {}
+    graph, functions, ir_version = None, {}, 0
     for f in fields(buf):
-        if f.number == 7:
+        if f.number == 1:
+            ir_version = f.integer("ir_version")
+        elif f.number == 7:
             graph = read_graph(f.payload("graph"))
         elif f.number == 25:
             body = f.payload("function")
             head = {g.number: g.text("function field") for g in fields(body) if g.number in (1, 10)}
             functions[(head.get(10, ""), head.get(1, ""))] = read_graph(body, function=True)
-    folding = Folding(functions, where)
+    folding = Folding(functions, where, fixed_inputs=ir_version < 4)
     if graph is not None:
         folding.graph(graph, {})
     return folding.work
