@@ -220,6 +220,29 @@ def test_openvino_refuses_a_loop_and_stops_a_long_run(tmp_path, monkeypatch):
         pytest.skip("OpenVINO is not installed")
     with pytest.raises(ModelLoadError, match="Loop node"):
         openvino.OpenVINOEngine(_loop_model(tmp_path / "loop.onnx").read_bytes(), 2)
+    loop = onnx.load(tmp_path / "loop.onnx")
+    loop.graph.node[0].input[0] = "turns"
+    branches = {"then_branch": helper.make_graph([loop.graph.node[0]], "then", [],
+                                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                                 [numpy_helper.from_array(np.array(2**62, np.int64), "turns"),
+                                                  *loop.graph.initializer]),
+                "else_branch": helper.make_graph([helper.make_node("Neg", ["x"], ["z"])], "else", [],
+                                                 [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])}
+    decide = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+              helper.make_node("Greater", ["s", "zero"], ["c"])]
+    for hidden in (True, False):  # a Loop inside an If's branch is found; an If without one loads
+        if not hidden:
+            branches["then_branch"] = branches["else_branch"]
+        graph = helper.make_graph([*decide, helper.make_node("If", ["c"], ["y"], **branches)], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                                  [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+        data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+        if hidden:
+            with pytest.raises(ModelLoadError, match="Loop node"):
+                openvino.OpenVINOEngine(data, 2)
+        else:
+            assert openvino.OpenVINOEngine(data, 1).run({"x": np.ones((1, 4), np.float32)})[0].shape == (1, 4)
     size, steps = 1024, 400  # 400 products of 1024 x 1024 matrices made from the input: seconds on any CPU
     nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
              helper.make_node("Expand", ["s", "shape"], ["m0"])]

@@ -93,9 +93,17 @@ def _refuse_loops(model) -> None:
         if op.get_type_name() == "Loop":
             raise ModelLoadError("the graph has a Loop node, which OpenVINO cannot stop if it runs without end; run "
                                  "this model on onnxruntime (edgemed exports no Loop)")
-        if hasattr(op, "get_function"):
-            for i in range(op.get_internal_subgraphs_size()):
-                _refuse_loops(op.get_function(i))
+        for body in _bodies(op):
+            _refuse_loops(body)
+
+
+def _bodies(op) -> list:
+    """The subgraphs of an OpenVINO node: an If's two branches, a TensorIterator's (an ONNX Scan) body."""
+    if hasattr(op, "get_then_body"):
+        return [op.get_then_body(), op.get_else_body()]
+    if hasattr(op, "get_function"):
+        return [op.get_function()]
+    return []
 
 
 def request_slot(request, limit_s: float) -> Slot:
