@@ -14,7 +14,7 @@ from edgemed.core.errors import InputError, ModelLoadError, first_line
 from edgemed.core.limits import limit
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines.base import EngineOptions, StatefulRun, TensorInfo
-from edgemed.runtime.engines.memory import memory_error, out_of_memory, use_shared_arena
+from edgemed.runtime.engines.memory import memory_error, out_of_memory
 from edgemed.runtime.engines.providers import create_session, session_options
 from edgemed.runtime.engines.watchdog import Slot, watch
 
@@ -36,7 +36,6 @@ class OrtEngine:
         self.name = name
         providers = options.providers if options.providers is not None else [(p, {}) for p in default_providers]
         opts = session_options(options.threads, options.spinning, graph=options.graph_optimization)
-        use_shared_arena(opts)
         try:
             self.session, self.report = create_session(data, providers, opts, options.strict)
         except ORT_ERRORS as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgemed.core.errors import InputError, ProviderError
+from edgemed.runtime.engines.memory import use_shared_arena
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -82,7 +83,8 @@ GRAPH_OPTIMIZATIONS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED
 def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph: str = "all") -> ort.SessionOptions:
     """Explicit threading: intra-op threads as asked and spinning off by default, so latency stays predictable
     on shared cores (a spinning pool burns the other core between calls). `graph`: onnxruntime's graph
-    optimisation level (all, extended, basic)."""
+    optimisation level (all, extended, basic). Every session made with these options allocates from the process's
+    capped arena (`memory`)."""
     if graph not in GRAPH_OPTIMIZATIONS:
         raise InputError(f"graph optimisation must be one of {sorted(GRAPH_OPTIMIZATIONS)}, not {graph!r}")
     import onnxruntime as ort
@@ -95,6 +97,7 @@ def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
     opts.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    use_shared_arena(opts)
     return opts
 
 

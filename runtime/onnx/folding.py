@@ -15,7 +15,8 @@ constants; a local function is counted at each call with its arguments' bounds, 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import ChainMap, defaultdict
+from collections.abc import Mapping
 
 from edgemed.core.errors import InputError, LimitError
 from edgemed.core.limits import LIMITS, limit_bytes
@@ -109,15 +110,18 @@ class Folding:
         self.cap = limit_bytes("array_mb") // 4
         self._calls: dict[tuple, tuple[int, list[Const | None]]] = {}
 
-    def graph(self, graph: Graph, outer: dict[str, Const], args: dict[str, Const] | None = None) -> dict[str, Const]:
+    def graph(self, graph: Graph, outer: Mapping[str, Const | None],
+              args: dict[str, Const] | None = None) -> Mapping[str, Const | None]:
         """Count what would be folded in `graph` (a function's body: with these arguments); the constants by name
         after it. A graph input shadows an outer constant, and an initializer of its name is only its default
         (before ONNX IR 4, when every initializer was listed as an input, engines fold it as a constant).
         Subgraphs are counted last, when every constant of this graph they may read is known."""
-        known = {k: v for k, v in outer.items() if k not in graph.inputs}
-        known.update(graph.initializers if self.fixed_inputs else
-                     {k: v for k, v in graph.initializers.items() if k not in graph.inputs})
-        known.update(args or {})
+        inputs = set(graph.inputs)
+        local = dict(graph.initializers if self.fixed_inputs else
+                     {k: v for k, v in graph.initializers.items() if k not in inputs})
+        local.update(args or {})
+        # Layered, not copied: a model may hold many subgraphs under many constants.
+        known: ChainMap[str, Const | None] = ChainMap(local, dict.fromkeys(inputs - local.keys()), outer)
         subgraphs: list[memoryview] = []
         for node in in_order(graph.nodes):
             parsed = [attribute(a) for a in node.attributes]
@@ -128,7 +132,7 @@ class Folding:
             self.graph(read_graph(sub), known)
         return known
 
-    def node(self, node: Node, parsed: list, known: dict[str, Const]) -> list[Const | None]:
+    def node(self, node: Node, parsed: list, known: Mapping[str, Const | None]) -> list[Const | None]:
         """The constants a node makes when the engines fold it (none when it waits for an input)."""
         if node.op == "Constant" and node.domain in DOMAINS:
             return [next((c for _, c, _ in parsed if c is not None), Const(0))]
