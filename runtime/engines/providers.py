@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgemed.core.errors import InputError, ProviderError
-from edgemed.runtime.engines.memory import use_shared_arena
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -88,6 +87,8 @@ def session_options(threads: int, spinning: bool, inter_threads: int = 1, graph:
     if graph not in GRAPH_OPTIMIZATIONS:
         raise InputError(f"graph optimisation must be one of {sorted(GRAPH_OPTIMIZATIONS)}, not {graph!r}")
     import onnxruntime as ort
+
+    from edgemed.runtime.engines.memory import use_shared_arena
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
