@@ -39,6 +39,7 @@ LIMITS: dict[str, Limit] = {
     "threads_per_core": Limit(1, "EDGEMED_MAX_THREADS_PER_CORE", "threads per core", "intra-op threads"),
     "image_megapixels": Limit(100, "EDGEMED_MAX_IMAGE_MEGAPIXELS", "megapixels", "image size"),
     "run_s": Limit(60, "EDGEMED_MAX_RUN_S", "s", "one engine run (a longer one is stopped)"),
+    "load_s": Limit(300, "EDGEMED_MAX_LOAD_S", "s", "loading a model on an engine"),
     "engine_mb": Limit(8192, "EDGEMED_MAX_ENGINE_MB", "MB", "onnxruntime's CPU memory, all models of a process"),
 }
 

@@ -369,3 +369,27 @@ def test_memory_a_run_asks_for_is_capped(tmp_path):
     assert capped.returncode == 1 and b"Traceback" not in capped.stderr
     assert b"needed more memory than onnxruntime may hold in this process (64 MB" in capped.stderr
     assert b"EDGEMED_MAX_ENGINE_MB" in capped.stderr
+
+
+def test_a_load_past_its_deadline_is_given_up_in_one_line(tmp_path):
+    """onnxruntime folds the Shape of a tensor of fixed shape, then every product made from it, while loading: a
+    load no bound sees beforehand (docs/security.md). The caller stops waiting at EDGEMED_MAX_LOAD_S, and the CLI
+    exits, which ends the engine's work (2,000 products of 2048 x 2048 matrices would take minutes)."""
+    steps = 2000
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Mul", ["s", "k"], ["size"]),
+             helper.make_node("ConstantOfShape", ["size"], ["m0"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1e-3]))]
+    nodes += [helper.make_node("MatMul", [f"m{i}", "m0"], [f"m{i + 1}"]) for i in range(steps)]
+    nodes += [helper.make_node("ReduceSum", [f"m{steps}"], ["t"], keepdims=0),
+              helper.make_node("Add", ["x", "t"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(np.array([2048, 512], np.int64), "k")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fold.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
+    result = subprocess.run([sys.executable, "-m", "edgemed.cli", "run", str(tmp_path / "fold.onnx"),
+                             str(tmp_path / "x.npy")], capture_output=True, timeout=120,
+                            env={**os.environ, "EDGEMED_MAX_LOAD_S": "0.5"})
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert b"fold.onnx: the onnxruntime backend: loading took longer than 0.5 s" in result.stderr
+    assert b"EDGEMED_MAX_LOAD_S" in result.stderr

@@ -44,7 +44,9 @@ def load_engine(name: str, data: bytes, options: EngineOptions) -> Engine:
                          f"{options.precision!r}")
     if not entry.available() and not entry.falls_back:
         raise ProviderError(f"the {name} backend is not installed here: pip install 'edgemed[{entry.extra}]'")
-    return entry.load(data, options)
+    from edgemed.runtime.engines.watchdog import within_load_deadline  # threading: with the first load
+
+    return within_load_deadline(lambda: entry.load(data, options), f"the {name} backend")
 
 
 def _onnxruntime(providers: list[str], name: str) -> Callable[[bytes, EngineOptions], Engine]:

@@ -6,6 +6,11 @@ process looks at the runs in flight every POLL_S and cancels an overdue one thro
 (onnxruntime's `RunOptions.terminate`, OpenVINO's `InferRequest.cancel`). Both engines stop between graph nodes,
 so one long node finishes first (OpenVINO cannot stop inside a Loop: its engine refuses Loops). A run pays for two
 clock reads; nothing is started per run.
+
+Loading has a deadline too, the `load_s` limit (EDGEMED_MAX_LOAD_S): engines compute while they load (constant
+folding; see `edgemed.runtime.onnx.folding` for what is bounded before), and neither can be cancelled there, so the
+load runs on a thread of its own and the caller stops waiting at the deadline. The engine's work goes on until it
+ends or the process exits (the CLI exits at once).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from edgemed.core.errors import LimitError
-from edgemed.core.limits import LIMITS
+from edgemed.core.limits import LIMITS, limit
+
+T = TypeVar("T")
 
 POLL_S = 0.1
 
@@ -69,3 +76,28 @@ def _loop() -> None:
             # `is` again just before cancelling: the run seen may have ended and another begun meanwhile.
             if started is not None and now - started > slot.limit_s and slot.started is started:
                 slot.cancel()
+
+
+def within_load_deadline(load: Callable[[], T], what: str) -> T:
+    """`load()`'s result, or LimitError when it has not returned by the `load_s` limit (its exception otherwise)."""
+    seconds = limit("load_s")
+    outcome: list = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, load()))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=work, name="edgemed-load", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        env = LIMITS["load_s"].env
+        raise LimitError(f"{what}: loading took longer than {seconds:g} s; edgemed stopped waiting (an engine "
+                         f"folding a graph that computes without end?); set {env} to allow longer loads if the "
+                         "model is genuine")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return value

@@ -72,8 +72,8 @@ class EdgeModel:
         options = EngineOptions(self.threads, precision, providers, spinning, graph_optimization, self.strict)
         try:
             self.engine = load_engine(backend, data, options)
-        except ModelLoadError as exc:
-            raise ModelLoadError(f"{self.path}: {exc}") from exc
+        except (ModelLoadError, LimitError) as exc:
+            raise type(exc)(f"{self.path}: {exc}") from exc
         self.backend, self._engine_run = backend, self.engine.run
         self.metadata = ModelMetadata.from_summary(summary)
         self.spec = self._spec()
