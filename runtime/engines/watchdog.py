@@ -15,6 +15,9 @@ ends or the process exits (the CLI exits at once).
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 import threading
 import time
 import weakref
@@ -93,6 +96,7 @@ def within_load_deadline(load: Callable[[], T], what: str) -> T:
     worker.start()
     worker.join(seconds)
     if not outcome:
+        atexit.register(_exit_while_loading, worker)
         env = LIMITS["load_s"].env
         raise LimitError(f"{what}: loading took longer than {seconds:g} s; edgemed stopped waiting (an engine "
                          f"folding a graph that computes without end?); set {env} to allow longer loads if the "
@@ -101,3 +105,12 @@ def within_load_deadline(load: Callable[[], T], what: str) -> T:
     if not done:
         raise value
     return value
+
+
+def _exit_while_loading(worker: threading.Thread) -> None:
+    """At exit, with a given-up load still inside its engine: end the process at once, exit status 1. Finalising
+    the interpreter under the engine's running thread aborts it (onnxruntime: `terminate called`, status -6)."""
+    if worker.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
