@@ -407,3 +407,41 @@ def test_bundle_model_entries_are_checked(seeds, tmp_path_factory, model_key, mo
     path = tmp_path_factory.mktemp("be") / "b.zip"
     path.write_bytes(buf.getvalue())
     call("verify_bundle(model entry)", verify_bundle, path, run=run)
+
+
+FOLD_OPS = ["Identity", "Cast", "Transpose", "Reshape", "Concat", "Add", "Mul", "MatMul", "Gather", "Shape", "Size",
+            "ConstantOfShape", "Slice", "ReduceSum", "Tile", "Expand", "Where", "Unsqueeze", "Neg", "Range"]
+fold_nodes = st.lists(st.tuples(st.sampled_from(FOLD_OPS), st.lists(st.integers(0, 10**6), min_size=1, max_size=3),
+                                st.integers(0, 3)), min_size=1, max_size=12)
+fold_values = st.lists(hnp.arrays(np.int64, hnp.array_shapes(max_dims=3, max_side=4), elements=st.integers(-3, 9)),
+                       min_size=1, max_size=4)
+
+
+@FUZZ
+@given(nodes=fold_nodes, values=fold_values, ir_version=st.sampled_from([3, 8]), order=st.booleans())
+def test_folding_bound_counts_or_refuses(nodes, values, ir_version, order):
+    """Random graphs of constants, the input and the operators folding knows and does not: the bound returns a
+    count or refuses with an EdgemedError, whatever the wiring, shapes, node order and IR version."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgemed.runtime.onnx.folding import check_folding
+
+    names = ["x"] + [f"c{i}" for i in range(len(values))]
+    made = []
+    for k, (op, picks, extra) in enumerate(nodes):
+        inputs = [names[p % len(names)] for p in picks]
+        attrs = {"to": TensorProto.FLOAT} if op == "Cast" else {"axis": extra % 2} if op in ("Concat", "Gather") else {}
+        node = helper.make_node(op, inputs, [f"n{k}"], **attrs)
+        made.append(node)
+        names.append(f"n{k}")
+        if extra == 3:
+            made.append(helper.make_node("Constant", [], [f"k{k}"], value=numpy_helper.from_array(values[0], "v")))
+            names.append(f"k{k}")
+    graph = helper.make_graph(made[::-1] if order else made, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT64, [2, 3])],
+                              [helper.make_tensor_value_info(names[-1], TensorProto.INT64, None)],
+                              [numpy_helper.from_array(v, f"c{i}") for i, v in enumerate(values)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = ir_version
+    work = call("check_folding", check_folding, memoryview(model.SerializeToString()), "fuzz.onnx")
+    assert work is None or work >= 0
