@@ -16,7 +16,7 @@ from torch import nn
 
 from edgemed.core.atomic import check_output, private_tempdir, remove_tempdir, sidecar_path
 from edgemed.core.digest import file_sha256
-from edgemed.core.errors import ExportError, ParityError, SpecError, first_line
+from edgemed.core.errors import ExportError, LimitError, ParityError, SpecError, first_line
 from edgemed.core.examples import example_inputs, example_sizes
 from edgemed.core.spec import ModelSpec
 from edgemed.export.cases import as_torch, shape_cases, stream_rows
@@ -42,6 +42,7 @@ from edgemed.export.foreign import (
 from edgemed.export.onnx_io import check_model, check_writable, save_model, set_metadata
 from edgemed.export.parity import FP32_ATOL, FP32_RTOL, ParityCase, ParityReport, run_parity
 from edgemed.export.real_data import real_windows
+from edgemed.runtime.engines.onnxruntime import TimedSession
 from edgemed.runtime.engines.providers import session_options
 from edgemed.train.checkpoint import load_checkpoint
 from edgemed.train.models.layers import READOUTS, set_readout
@@ -76,13 +77,15 @@ class ExportResult:
     spec: ModelSpec
 
 
-def session(path_or_bytes: Path | bytes) -> ort.InferenceSession:
-    """CPU session with all graph optimisations, as the runtime builds it (0 threads: onnxruntime's default)."""
+def session(path_or_bytes: Path | bytes) -> TimedSession:
+    """CPU session with all graph optimisations, as the runtime builds it (0 threads: onnxruntime's default), its
+    runs under the runtime's deadline."""
     src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
-    return ort.InferenceSession(src, session_options(0, spinning=False), providers=["CPUExecutionProvider"])
+    return TimedSession(ort.InferenceSession(src, session_options(0, spinning=False),
+                                             providers=["CPUExecutionProvider"]))
 
 
-def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float = FP32_ATOL,
+def measure_parity(target: ExportTarget, sess: TimedSession, atol: float = FP32_ATOL,
                    rtol: float = FP32_RTOL) -> ParityReport:
     """Random shapes, real windows when available, and for streaming models chunk-by-chunk equivalence."""
     spec, module = target.spec, target.module
@@ -92,6 +95,8 @@ def measure_parity(target: ExportTarget, sess: ort.InferenceSession, atol: float
         feeds = {i.name: inputs[i.name] for i in sess.get_inputs()}
         try:
             return sess.run(None, feeds)
+        except LimitError:
+            raise
         except Exception as exc:  # onnxruntime's errors share no base; an exporter may have fixed a dynamic axis
             shapes = ", ".join(f"{k} {'x'.join(map(str, v.shape))}" for k, v in feeds.items())
             raise ExportError(f"the exported graph does not run at {shapes}: {first_line(exc, 200)}") from exc

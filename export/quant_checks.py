@@ -19,6 +19,7 @@ from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_options import QUANTIZED_OPS
 from edgemed.export.quant_report import Gate
 from edgemed.export.quant_stream import StreamingData
+from edgemed.runtime.engines.onnxruntime import TimedSession
 from edgemed.runtime.engines.providers import session_options
 from edgemed.runtime.ops.timing import interleaved
 
@@ -60,12 +61,13 @@ def precision_of_ops(model: onnx.ModelProto) -> dict[str, list[str]]:
             "float_compute_ops": sorted(floating)}
 
 
-def session_for(path: Path, threads: int) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), session_options(threads, spinning=False),
-                                providers=["CPUExecutionProvider"])
+def session_for(path: Path, threads: int) -> TimedSession:
+    """A CPU session whose runs have the runtime's deadline."""
+    return TimedSession(ort.InferenceSession(str(path), session_options(threads, spinning=False),
+                                             providers=["CPUExecutionProvider"]))
 
 
-def logits_of(sess: ort.InferenceSession, data: Labelled, spec: ModelSpec, batch: int = 64) -> np.ndarray:
+def logits_of(sess: TimedSession, data: Labelled, spec: ModelSpec, batch: int = 64) -> np.ndarray:
     """Logits of every sample: one batch call each, or (streaming models) after streaming it chunk by chunk."""
     if spec.streaming is not None:
         return StreamingData(data, spec).logits(sess, batch)

@@ -24,6 +24,7 @@ from edgemed.export.graph_passes import float_graph_outputs, restore_float_input
 from edgemed.export.quant_checks import logits_of, session_for
 from edgemed.export.quant_data import Labelled
 from edgemed.export.quant_options import ISA_ATOL, ISA_SAMPLES, ORT_METHODS, SCHEMES, CalibrationMethod, QuantScheme
+from edgemed.runtime.engines.onnxruntime import TimedSession
 from edgemed.runtime.engines.providers import session_options
 
 
@@ -131,8 +132,8 @@ def nncf_quantize(pre: Path, out: Path, spec: ModelSpec, calibration: Labelled, 
     items = [(validation.feeds(s, s + 64, spec), validation.y[s : s + 64]) for s in range(0, len(validation.y), 64)]
 
     def macro_f1(candidate: onnx.ModelProto, data: Iterable[tuple[dict[str, np.ndarray], np.ndarray]]) -> float:
-        sess = ort.InferenceSession(candidate.SerializeToString(), session_options(2, spinning=False),
-                                    providers=["CPUExecutionProvider"])
+        sess = TimedSession(ort.InferenceSession(candidate.SerializeToString(), session_options(2, spinning=False),
+                                                 providers=["CPUExecutionProvider"]))
         batches = list(data)
         logits = np.concatenate([sess.run(None, f)[0] for f, _ in batches])
         truth = np.concatenate([y for _, y in batches])

@@ -14,6 +14,8 @@ from edgemed.core.errors import QuantizationError
 from edgemed.core.examples import tensor_shape
 from edgemed.core.spec import ModelSpec
 from edgemed.export.quant_data import Labelled
+from edgemed.runtime.engines.onnxruntime import TimedSession
+from edgemed.runtime.engines.providers import session_options
 
 CALIBRATION_STEPS = 256  # step feeds (each a batch of samples) collected at most
 
@@ -42,7 +44,7 @@ class StreamingData:
         index[self.axis] = slice(k * self.chunk, (k + 1) * self.chunk)
         return np.ascontiguousarray(x[tuple(index)], dtype=np.float32)
 
-    def run(self, sess: ort.InferenceSession, start: int, stop: int, collect: list | None = None) -> np.ndarray:
+    def run(self, sess: TimedSession, start: int, stop: int, collect: list | None = None) -> np.ndarray:
         """Logits after the last chunk for samples start:stop; every step's feeds appended to `collect`."""
         x = self.data.x[start:stop]
         state = self._zero_state(len(x))
@@ -56,12 +58,13 @@ class StreamingData:
             state = dict(zip(names, new_state, strict=True))
         return logits
 
-    def logits(self, sess: ort.InferenceSession, batch: int = 64) -> np.ndarray:
+    def logits(self, sess: TimedSession, batch: int = 64) -> np.ndarray:
         return np.concatenate([self.run(sess, s, s + batch) for s in range(0, len(self.data.y), batch)]
                               ).astype(np.float64)
 
     def calibration_feeds(self, fp32: Path, batch: int = 8) -> list[dict[str, np.ndarray]]:
-        sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+        sess = TimedSession(ort.InferenceSession(str(fp32), session_options(2, spinning=False),
+                                                 providers=["CPUExecutionProvider"]))
         feeds: list[dict[str, np.ndarray]] = []
         for s in range(0, len(self.data.y), batch):
             self.run(sess, s, s + batch, feeds)

@@ -193,7 +193,7 @@ def test_a_cancel_that_raced_the_end_of_a_run_does_not_fail_the_next(tmp_path):
     instead of failing."""
     engine = _loop_engine(tmp_path)
     engine.run(_loop_feeds(1))
-    engine._local.slot.handle.terminate = True  # what a late cancel leaves behind
+    engine.timed._local.slot.handle.terminate = True  # what a late cancel leaves behind
     np.testing.assert_array_equal(engine.run(_loop_feeds(2))[0], np.zeros((1, 4), np.float32))
 
 
@@ -393,3 +393,19 @@ def test_a_load_past_its_deadline_is_given_up_in_one_line(tmp_path):
     assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert b"fold.onnx: the onnxruntime backend: loading took longer than 0.5 s" in result.stderr
     assert b"EDGEMED_MAX_LOAD_S" in result.stderr
+
+
+def test_the_build_side_runs_under_the_deadline_too(tmp_path, monkeypatch):
+    """export's parity and quantize's checks run onnxruntime sessions of their own: the same deadline holds."""
+    from edgemed.export.pipeline import session
+    from edgemed.export.quant_checks import session_for
+
+    monkeypatch.setenv("EDGEMED_MAX_RUN_S", "0.3")
+    model = onnx.load(_loop_model(tmp_path / "loop.onnx"))
+    model.graph.input.pop()
+    model.graph.initializer.append(numpy_helper.from_array(np.array(2**62, np.int64), "n"))
+    onnx.save(model, tmp_path / "loop.onnx")
+    feeds = {"x": np.zeros((1, 4), np.float32)}
+    for made in (session(tmp_path / "loop.onnx"), session_for(tmp_path / "loop.onnx", 1)):
+        with pytest.raises(LimitError, match="was stopped"):
+            made.run(None, feeds)
