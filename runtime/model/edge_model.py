@@ -47,8 +47,9 @@ class EdgeModel:
     execution providers in order; a missing provider or nodes falling back warn, or raise `ProviderError` when
     `strict`. `threads` sets intra-op threads (at most the cores present, see `edgemed.core.limits`); thread
     spinning stays off unless asked. Integrity: the `.sha256` sidecar and the in-file integrity record must match
-    the bytes loaded; a missing one warns, or raises when `strict` or `require_integrity`. One EdgeModel may be
-    used from several threads at once.
+    the bytes loaded; a missing one warns, or raises when `strict` or `require_integrity`. Loading and every run
+    have deadlines (`edgemed.runtime.engines.watchdog`): past them, LimitError. One EdgeModel may be used from
+    several threads at once.
     """
 
     def __init__(self, path: str | Path, *, providers: list | None = None, device: str = DEFAULT_DEVICE,
