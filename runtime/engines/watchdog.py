@@ -1,4 +1,5 @@
-"""A deadline for every engine run: a run longer than the `run_s` limit (EDGEMED_MAX_RUN_S) is stopped and refused.
+"""Deadlines for engines: a run longer than the `run_s` limit (EDGEMED_MAX_RUN_S) is stopped and refused, and a
+load longer than `load_s` is given up.
 
 A graph can compute without end: a Loop of 2**62 turns or a chain of large matrix products fits in a few hundred
 bytes, and a bedside monitor waiting on it would never classify, or alarm on, another beat. One daemon thread per
