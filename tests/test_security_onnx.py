@@ -176,15 +176,12 @@ def _loop_feeds(turns: int) -> dict[str, np.ndarray]:
 
 def test_a_run_past_its_deadline_is_stopped_and_the_model_still_runs(tmp_path, monkeypatch):
     """A few hundred bytes can ask for 2**62 turns of a Loop: the watchdog stops the run at EDGEMED_MAX_RUN_S (a
-    bedside monitor would otherwise wait for ever), and the next run of the same model is unaffected."""
-    import time
-
+    bedside monitor would otherwise wait for ever: the error is the proof, since the Loop would run for centuries),
+    and the next run of the same model is unaffected."""
     monkeypatch.setenv("EDGEMED_MAX_RUN_S", "0.3")
     engine = _loop_engine(tmp_path)
-    start = time.monotonic()
     with pytest.raises(LimitError, match=r"longer than 0\.3 s and was stopped.*EDGEMED_MAX_RUN_S"):
         engine.run(_loop_feeds(2**62))
-    assert time.monotonic() - start < 30  # stopped, not run to its end (which would take centuries)
     np.testing.assert_array_equal(engine.run(_loop_feeds(3))[0], np.zeros((1, 4), np.float32))
 
 
