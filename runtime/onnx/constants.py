@@ -50,7 +50,7 @@ def _ints(f: Field) -> list[int]:
 
 def tensor(buf: memoryview) -> tuple[str, Const]:
     """A TensorProto's name and bound; int64 values are kept when there are at most MAX_DIMS of them."""
-    name, dims, values, raw, dtype = "", [], None, None, 0
+    name, dims, int_fields, raw, dtype = "", [], [], None, 0
     for f in fields(buf):
         if f.number == 1:
             dims += tensor_dims(f)
@@ -58,12 +58,15 @@ def tensor(buf: memoryview) -> tuple[str, Const]:
             dtype = f.value
         elif f.number == 8:
             name = f.text("tensor name")
-        elif f.number == 7:
-            values = (values or []) + _ints(f)
+        elif f.number == 7 and len(int_fields) <= MAX_DIMS:
+            int_fields.append(f)
         elif f.number == 9 and f.wire == LEN:
             raw = f.payload("raw_data")
     count = math.prod(dims)
-    if dtype == 7 and raw is not None and len(raw) == 8 * count <= 8 * MAX_DIMS:
+    values = None  # decoded only for a small tensor: a shape, not the weights
+    if count <= MAX_DIMS and int_fields:
+        values = [v for f in int_fields for v in _ints(f)]
+    elif dtype == 7 and raw is not None and len(raw) == 8 * count <= 8 * MAX_DIMS:
         values = [int.from_bytes(raw[i : i + 8], "little", signed=True) for i in range(0, len(raw), 8)]
     kept = tuple(values) if values is not None and len(values) == count <= MAX_DIMS else None
     return name, Const(count, tuple(dims), kept)
@@ -118,8 +121,9 @@ def _node(buf: memoryview) -> Node:
     return Node(op, domain, ins, outs, attrs)
 
 
-def attribute(f: Field) -> tuple[str, Const | None, list[memoryview]]:
-    """An AttributeProto's name, its value as a constant (a Constant node's `value*`), and its subgraphs."""
+def attribute(f: Field, constant: bool = False) -> tuple[str, Const | None, list[memoryview]]:
+    """An AttributeProto's name, its value as a constant when `constant` (a Constant node's `value*`), and its
+    subgraphs."""
     name, count, const, graphs = "", 0, None, []
     values: list[int] = []
     for a in fields(f.payload("attribute")):
@@ -131,7 +135,7 @@ def attribute(f: Field) -> tuple[str, Const | None, list[memoryview]]:
             const = _sparse(a.payload("attribute sparse tensor"))[1]
         elif a.number in (2, 3, 4):
             const = Const(1, (), (a.integer("attribute int"),) if a.number == 3 else None)
-        elif a.number == 8:
+        elif a.number == 8 and constant:
             values += _ints(a)
         elif a.number == 7:
             count += len(a.value) // 4 if a.wire == LEN else 1

@@ -124,7 +124,7 @@ class Folding:
         known: ChainMap[str, Const | None] = ChainMap(local, dict.fromkeys(inputs - local.keys()), outer)
         subgraphs: list[memoryview] = []
         for node in in_order(graph.nodes):
-            parsed = [attribute(a) for a in node.attributes]
+            parsed = [attribute(a, node.op == "Constant") for a in node.attributes]
             subgraphs += [sub for _, _, graphs in parsed for sub in graphs]
             results = self.node(node, parsed, known)
             known.update((o, c) for o, c in zip(node.outputs, results, strict=False) if c is not None and o)
