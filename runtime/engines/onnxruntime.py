@@ -36,7 +36,7 @@ class TimedRuns:
         # silently on an execution-provider failure, which edgemed reports instead. About 4 us a call: 8 % of a
         # 50 us streaming step.
         self._call = getattr(getattr(session, "_sess", None), "run", None) or session.run
-        self._names = [o.name for o in session.get_outputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
         self._limit_s = limit("run_s")
         self._local = threading.local()
 
@@ -56,7 +56,7 @@ class TimedRuns:
         for attempt in (1, 2):  # a second try only after a cancel that raced the end of the run before
             slot.started = time.monotonic()
             try:
-                return self._call(names or self._names, feeds, options)
+                return self._call(names or self.output_names, feeds, options)
             except ORT_ERRORS as exc:
                 if out_of_memory(exc):
                     raise memory_error("this run") from exc
@@ -105,9 +105,8 @@ class OrtEngine:
             if out_of_memory(exc):
                 raise memory_error("loading the model") from exc
             raise ModelLoadError(f"not a loadable ONNX model (corrupt or truncated?): {first_line(exc)}") from exc
-        self.output_names = [o.name for o in self.session.get_outputs()]
         self.timed = TimedRuns(self.session)
-        self.run = self.timed.run
+        self.run, self.output_names = self.timed.run, self.timed.output_names
 
     def inputs(self) -> list[TensorInfo]:
         return [TensorInfo(i.name, ORT_DTYPES.get(i.type), list(i.shape)) for i in self.session.get_inputs()]
