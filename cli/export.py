@@ -12,6 +12,7 @@ from edgemed.export.pipeline import export_file
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES
 from edgemed.export.quantize import (
     DEFAULT_MAX_DROP,
+    MIN_PRODUCT_WEIGHTS,
     CalibrationMethod,
     QuantEngine,
     QuantMode,
@@ -120,12 +121,16 @@ def verify_command(checkpoint, onnx_model, as_json, no_real_data):
               type=click.Choice([v.value for v in RecurrentWeights]),
               help="GRU/LSTM/RNN weights: float (pre-packed by onnxruntime, fastest) or int8 storage (4x smaller, "
                    "slower).")
+@click.option("--min-product-weights", default=MIN_PRODUCT_WEIGHTS, show_default=True, type=click.IntRange(0),
+              help="Int8: MatMul/Gemm nodes with fewer weights stay float, where int8 costs more than it saves "
+                   "(0: quantise every one).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: MODEL.<mode>.onnx beside MODEL.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the report as JSON.")
 @force_option
 @user_errors
 def quantize_command(model, mode, calibration, validation, calibration_samples, method, max_drop, force_gate,
-                     engine, scheme, isa_text, device_name, recurrent_weights, output, json_path, force):
+                     engine, scheme, isa_text, device_name, recurrent_weights, min_product_weights, output,
+                     json_path, force):
     """Quantise an exported model (int8 dynamic, int8 static QDQ, fp16), gated on validation accuracy."""
     from edgemed.export.quant_report import format_report
     from edgemed.export.quantize import quantize_file
@@ -134,7 +139,8 @@ def quantize_command(model, mode, calibration, validation, calibration_samples, 
                            calibration_samples=calibration_samples, output=output, json_path=json_path, force=force,
                            isa=isa_text, device=device_name, method=CalibrationMethod(method), max_drop=max_drop,
                            force_gate=force_gate, engine=QuantEngine(engine), scheme=QuantScheme(scheme),
-                           recurrent_weights=RecurrentWeights(recurrent_weights))
+                           recurrent_weights=RecurrentWeights(recurrent_weights),
+                           min_product_weights=min_product_weights)
     click.echo(format_report(result.report))
     click.echo(f"wrote {result.path}" + (f" and {json_path}" if json_path else ""))
 

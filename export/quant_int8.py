@@ -39,9 +39,10 @@ class _Reader(ortq.CalibrationDataReader):
 
 
 def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
-            scheme: QuantScheme, keep: list[str]) -> int:
-    """Static QDQ int8 of `pre` into `out`, outputs in float, the `keep` nodes in float and fed unrounded values;
-    returns how many of their inputs were restored."""
+            scheme: QuantScheme, keep: list[str], quantise: list[str]) -> int:
+    """Static QDQ int8 of the `quantise` nodes (not none: onnxruntime reads an empty list as every node) of `pre`
+    into `out`, outputs in float, the `keep` nodes in float and fed unrounded values; returns how many of their
+    inputs were restored."""
     # The histogram calibrators print progress, and the quantiser logs (at WARNING) that a 1-D batch-norm weight
     # has no per-channel axis 1 (it then quantises it per tensor, which is right).
     root = logging.getLogger()
@@ -50,7 +51,8 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             ortq.quantize_static(str(pre), str(out), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
-                                 per_channel=True, calibrate_method=ORT_METHODS[method], nodes_to_exclude=keep,
+                                 per_channel=True, calibrate_method=ORT_METHODS[method], nodes_to_quantize=quantise,
+                                 nodes_to_exclude=keep,
                                  **SCHEMES[scheme])
     finally:
         root.setLevel(level)
@@ -63,10 +65,11 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
 
 def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: CalibrationMethod,
                       scheme: QuantScheme, isa_classes: tuple[str, ...], validation: Labelled, spec: ModelSpec,
-                      max_drop: float, work: Path, keep: list[str]) -> dict[str, Any]:
-    """Static int8 with `scheme`, or (auto) the first scheme whose results hold on every target instruction-set
-    class this machine can run (`edgemed.export.isa`): the host's gate, then each other class's logits within
-    `ISA_ATOL` of the host's and its labels unchanged. What was tried, and each class's deviation, is returned."""
+                      max_drop: float, work: Path, keep: list[str], quantise: list[str]) -> dict[str, Any]:
+    """Static int8 of the `quantise` nodes with `scheme`, or (auto) the first scheme whose results hold on every
+    target instruction-set class this machine can run (`edgemed.export.isa`): the host's gate, then each other
+    class's logits within `ISA_ATOL` of the host's and its labels unchanged. What was tried, and each class's
+    deviation, is returned."""
     from edgemed.devices.profile import host_isa
     from edgemed.export.isa import logits_on, reachable
 
@@ -87,7 +90,8 @@ def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]],
             entry["result"] = "skipped: saturates on x86 without VNNI, which cannot be checked here"
             continue
         path = work / f"static-{candidate.value}.onnx"
-        entry["float_inputs_restored"] = _static(pre, path, batches, method, candidate, keep)
+        entry["float_inputs_restored"] = _static(pre, path, batches, method, candidate, keep,
+                                                     quantise)
         host_logits = logits_of(session_for(path, 2), subset, spec)
         entry["classes"][host] = {"checked": True, "max_abs_vs_host": 0.0,
                                   "max_abs_vs_fp32": float(np.abs(host_logits - fp32_logits).max())}

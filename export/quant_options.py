@@ -9,6 +9,7 @@ from pathlib import Path
 
 from onnxruntime import quantization as ortq
 
+from edgemed.export.quant_placement import MIN_PRODUCT_WEIGHTS
 from edgemed.export.quant_report import QuantReport
 
 DEFAULT_MAX_DROP = 0.5  # macro-F1 points
@@ -85,6 +86,7 @@ class QuantOptions:
     engine: QuantEngine = QuantEngine.ONNXRUNTIME
     scheme: QuantScheme = QuantScheme.AUTO
     isa_classes: tuple[str, ...] = ()
+    min_product_weights: int = MIN_PRODUCT_WEIGHTS
 
 
 @dataclass

@@ -10,6 +10,7 @@ over `max_drop` points fails unless forced, and the report goes to the caller an
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES, Labelled
 from edgemed.export.quant_int8 import isa_targets, nncf_quantize, static_by_scheme
 from edgemed.export.quant_options import (
     DEFAULT_MAX_DROP,
+    MIN_PRODUCT_WEIGHTS,
     CalibrationMethod,
     QuantEngine,
     QuantMode,
@@ -42,12 +44,13 @@ from edgemed.export.quant_options import (
     QuantScheme,
     RecurrentWeights,
 )
+from edgemed.export.quant_placement import int8_nodes, small_products
 from edgemed.export.quant_report import QuantReport
 from edgemed.export.quant_stream import StreamingData
 from edgemed.runtime.onnx.integrity import verified_copy
 
-__all__ = ["DEFAULT_MAX_DROP", "CalibrationMethod", "QuantEngine", "QuantMode", "QuantResult", "QuantScheme",
-           "RecurrentWeights", "isa_targets", "quantize", "quantize_file", "report_json"]
+__all__ = ["DEFAULT_MAX_DROP", "MIN_PRODUCT_WEIGHTS", "CalibrationMethod", "QuantEngine", "QuantMode", "QuantResult",
+           "QuantScheme", "RecurrentWeights", "isa_targets", "quantize", "quantize_file", "report_json"]
 
 
 def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled | None, validation: Labelled,
@@ -55,10 +58,12 @@ def quantize(fp32_path: Path, out: Path, mode: QuantMode, calibration: Labelled 
              force_gate: bool = False, overwrite: bool = False,
              recurrent_weights: RecurrentWeights = RecurrentWeights.FLOAT,
              engine: QuantEngine = QuantEngine.ONNXRUNTIME, scheme: QuantScheme = QuantScheme.AUTO,
-             isa_classes: tuple[str, ...] = ()) -> QuantResult:
+             isa_classes: tuple[str, ...] = (), min_product_weights: int = MIN_PRODUCT_WEIGHTS) -> QuantResult:
     """Quantise `fp32_path` into `out` if it keeps its accuracy (or `force_gate`); nothing is written otherwise.
-    The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`."""
-    opts = QuantOptions(mode, method, max_drop, force_gate, recurrent_weights, engine, scheme, tuple(isa_classes))
+    The input must pass its own integrity checks; an existing `out` is replaced only with `overwrite`. In int8,
+    matrix products with fewer than `min_product_weights` weights stay float (`quant_placement`; 0: none do)."""
+    opts = QuantOptions(mode, method, max_drop, force_gate, recurrent_weights, engine, scheme, tuple(isa_classes),
+                        min_product_weights)
     check_writable(out)
     given = Path(fp32_path)
     check_output(out, overwrite, [given, sidecar_path(given)])
@@ -117,16 +122,26 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
     """The quantised graph, by mode and engine (what each pass did goes into `passes`); the `keep` nodes stay
     float."""
     raw = work / "quantized.onnx"
+    if opts.mode is not QuantMode.FP16:  # int8 modes also keep float the products too small to pay
+        prepared = onnx.load(str(pre))
+        small = small_products(prepared, opts.min_product_weights)
+        passes["products_kept_float"] = len(small)
+        keep = sorted(set(keep) | set(small))
     if opts.mode is QuantMode.DYNAMIC:
         ortq.quantize_dynamic(str(pre), str(raw), per_channel=True, weight_type=ortq.QuantType.QInt8,
                               nodes_to_exclude=keep)
     elif opts.engine is QuantEngine.NNCF:
         passes["nncf"] = nncf_quantize(pre, raw, spec, calibration, validation, opts.max_drop, keep)
     elif opts.mode is QuantMode.STATIC:
-        batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
-                   else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
-        passes["scheme"] = static_by_scheme(pre, raw, batches, opts.method, opts.scheme, opts.isa_classes,
-                                            validation, spec, opts.max_drop, work, keep)
+        quantise = int8_nodes(prepared, keep, opts.min_product_weights)
+        passes["int8_nodes"] = len(quantise)
+        if not quantise:  # nothing here pays in int8 (a recurrent model's small head): the prepared float graph
+            shutil.copyfile(pre, raw)
+        else:
+            batches = (StreamingData(calibration, spec).calibration_feeds(pre) if spec.streaming is not None
+                       else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
+            passes["scheme"] = static_by_scheme(pre, raw, batches, opts.method, opts.scheme, opts.isa_classes,
+                                                validation, spec, opts.max_drop, work, keep, quantise)
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
