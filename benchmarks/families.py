@@ -36,6 +36,8 @@ RUNS = {  # (data, data options, model config): small models of each family on i
     "cnn_gru_frames": ("synthetic-frames", {"samples": 600}, {}),
     "cnn2d": ("synthetic-fundus", {"samples": 800, "image_size": 64}, {}),
     "beat_cnn": ("synthetic-beats", {"samples": 60}, {}),
+    "beat_ensemble": ("synthetic-beats", {"samples": 60},
+                      {"trees": {"rounds": 20, "leaves": 8, "min_samples_leaf": 5}}),
 }
 
 

@@ -4,6 +4,8 @@ registering it (and naming a tiny training run in conftest.RUNS): no new test is
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -103,3 +105,13 @@ def test_image_model_runs_on_folders_profiles_and_bundles(exported, tmp_path):
     assert prof.exit_code == 0 and "6 images" in prof.output, prof.output
     bundle = runner.invoke(cli, ["bundle", str(model), "--device", "host", "-o", str(tmp_path / "b.zip")])
     assert bundle.exit_code == 0 and runner.invoke(cli, ["verify-bundle", str(tmp_path / "b.zip")]).exit_code == 0
+
+
+def test_the_families_benchmark_knows_every_family():
+    """benchmarks/families.py runs every registered family; a new family without its entry would crash it."""
+    import ast
+
+    source = (Path(__file__).resolve().parents[1] / "benchmarks" / "families.py").read_text()
+    runs = next(n.value for n in ast.parse(source).body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", "") == "RUNS")
+    assert {k.value for k in runs.keys} == set(list_models())
