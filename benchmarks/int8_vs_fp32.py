@@ -24,7 +24,7 @@ NOTES = ("onnxruntime has no int8 GRU kernel, so the recurrent cell (almost all 
          "files, and the GRU's input projection is computed inside the GRU op (taking it out as an int8 MatMul would "
          "leave the op a 3H x 3H identity projection to do in float, more work than it saves). The only other "
          "product is the 64 x 2 head, whose quantise and dequantise steps cost more than its int8 product saves (the "
-         "last column: every product in int8, `--min-product-weights 0`). By default products under 4,096 weights "
+         "last column: every product in int8, `--min-product-weights 0`). By default products under 16,384 weights "
          "stay float (docs/commands/quantize.md), so this model's int8 file computes in float, as fp32 does: its "
          "ratio is the machine's noise around 1. `edgemed tune` measures both and keeps the faster.")
 

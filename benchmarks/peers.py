@@ -26,7 +26,7 @@ from edgemed.core.examples import array_feeds
 from common import ECG12, VITALS, export_untrained, interleaved, markdown_table, write_results
 
 NOTES = ("The vitals GRU's `int8 static` file computes in float: its only matrix product is the 64 x 2 head, and "
-         "products under 4,096 weights stay float, where int8 costs more than it saves (docs/commands/quantize.md). "
+         "products under 16,384 weights stay float, where int8 costs more than it saves (docs/commands/quantize.md). "
          "Its rows and the `edgemed onnxruntime fp32` rows time the same computation, so their difference is this "
          "table's noise between files (nine engines interleaved; `benchmarks/int8_vs_fp32.py` compares the two "
          "alone).")

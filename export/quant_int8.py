@@ -52,8 +52,7 @@ def _static(pre: Path, out: Path, batches: list[dict[str, np.ndarray]], method: 
         with contextlib.redirect_stdout(io.StringIO()):
             ortq.quantize_static(str(pre), str(out), _Reader(batches), quant_format=ortq.QuantFormat.QDQ,
                                  per_channel=True, calibrate_method=ORT_METHODS[method], nodes_to_quantize=quantise,
-                                 nodes_to_exclude=keep,
-                                 **SCHEMES[scheme])
+                                 nodes_to_exclude=keep, **SCHEMES[scheme])
     finally:
         root.setLevel(level)
     model = onnx.load(str(out))
@@ -90,8 +89,7 @@ def static_by_scheme(pre: Path, out: Path, batches: list[dict[str, np.ndarray]],
             entry["result"] = "skipped: saturates on x86 without VNNI, which cannot be checked here"
             continue
         path = work / f"static-{candidate.value}.onnx"
-        entry["float_inputs_restored"] = _static(pre, path, batches, method, candidate, keep,
-                                                     quantise)
+        entry["float_inputs_restored"] = _static(pre, path, batches, method, candidate, keep, quantise)
         host_logits = logits_of(session_for(path, 2), subset, spec)
         entry["classes"][host] = {"checked": True, "max_abs_vs_host": 0.0,
                                   "max_abs_vs_fp32": float(np.abs(host_logits - fp32_logits).max())}

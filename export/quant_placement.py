@@ -1,12 +1,13 @@
 """Where int8 pays on onnxruntime's CPU provider, so that quantising never makes a model slower for nothing.
 
 A quantised operator pays only if onnxruntime has an int8 kernel for it and it does enough work to cover its
-quantise and dequantise steps. Measured here (one Gemm alone, one thread, int8 QDQ against float; AMD EPYC with
-VNNI): the int8 step costs about 1.5 us, so a 64 x 2 product is 1.27x slower in int8 at batch 1 and 1.25x at batch
-32, 64 x 64 1.33x and 1.13x, 128 x 128 1.32x and 0.80x, 512 x 512 0.63x and 0.36x. So:
+quantise and dequantise steps. Measured (benchmarks/int8_placement.py: one Gemm alone, one thread, int8 QDQ against
+float; AMD EPYC with VNNI): a 64 x 2 product is 1.27x slower in int8 at batch 1 and 1.28x at batch 32, 64 x 64 1.30x
+and 1.21x, 128 x 128 1.31x and 0.96x, 256 x 256 1.21x and 0.65x, 512 x 512 0.81x and 0.38x. Every product under
+128 x 128 lost at both batches; from there int8 gains at batch 32 and, from about 512 x 512, at batch 1. So:
 
-- Every Conv, and every MatMul or Gemm whose constant weight has at least `MIN_PRODUCT_WEIGHTS` values, computes in
-  int8 (a recurrent model's 64 x 2 head stays float: in int8 it only added time).
+- Every Conv, MatMul and Gemm computes in int8, except a MatMul or Gemm whose constant weight has fewer than
+  `MIN_PRODUCT_WEIGHTS` values (a recurrent model's 64 x 2 head stays float: in int8 it only added time).
 - Operators that pass int8 values on without leaving int8 (ReLU, pooling, concatenation, addition, reshaping...)
   are quantised only where they touch such a computation, directly or through other such operators, so a chain of
   int8 convolutions stays in int8 between them.
@@ -21,7 +22,7 @@ import math
 
 import onnx
 
-MIN_PRODUCT_WEIGHTS = 4096  # a MatMul/Gemm with fewer constant weights stays float (64 x 64 lost at batch 1 and 32)
+MIN_PRODUCT_WEIGHTS = 16384  # a MatMul/Gemm with fewer constant weights stays float (128 x 128 is the first to gain)
 INT8_COMPUTE = frozenset({"Conv", "MatMul", "Gemm"})
 INT8_PASS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Softmax", "MaxPool", "AveragePool",
                        "GlobalAveragePool", "Concat", "Add", "Mul", "Transpose", "Reshape", "Squeeze", "Unsqueeze",

@@ -33,20 +33,20 @@ def _graph() -> onnx.ModelProto:
         helper.make_node("Sub", ["lg", "d"], ["s"], name="sub"),
         helper.make_node("Add", ["s", "two"], ["y"], name="far_add"),
     ]
-    inits = [_const("w", [8, 4, 3]), _const("big", [64, 248]), _const("small", [1, 248]), _const("two", [1])]
+    inits = [_const("w", [8, 4, 3]), _const("big", [128, 248]), _const("small", [1, 248]), _const("two", [1])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 64])], inits)
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 128])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def test_small_products_and_the_int8_placement():
     model = _graph()
-    assert small_products(model) == ["small_gemm"]  # 248 weights, under 4,096; big_gemm has 15,872
+    assert small_products(model) == ["small_gemm"]  # 248 weights, under 16,384; big_gemm has 31,744
     assert small_products(model, 0) == []
     assert int8_nodes(model, keep=[]) == ["big_gemm", "conv", "flat", "pool", "relu"]
     assert int8_nodes(model, keep=["conv"]) == ["big_gemm", "flat", "pool", "relu"]  # kept nodes never are
     assert "small_gemm" in int8_nodes(model, keep=[], min_weights=0)  # 0: every product
-    assert MIN_PRODUCT_WEIGHTS == 4096
+    assert MIN_PRODUCT_WEIGHTS == 16384
 
 
 def test_a_model_where_nothing_pays_is_written_in_float(exported, tmp_path):
