@@ -27,9 +27,10 @@ from common import ECG12, VITALS, export_untrained, interleaved, markdown_table,
 
 NOTES = ("The vitals GRU's `int8 static` file computes in float: its only matrix product is the 64 x 2 head, and "
          "products under 16,384 weights stay float, where int8 costs more than it saves (docs/commands/quantize.md). "
-         "Its rows and the `edgemed onnxruntime fp32` rows time the same computation, so their difference is this "
-         "table's noise between files (nine engines interleaved; `benchmarks/int8_vs_fp32.py` compares the two "
-         "alone).")
+         "Its rows and the `edgemed onnxruntime fp32` rows time the same computation, yet at batch 1 the int8 row "
+         "came out 2.5-5.5 % slower in each of three runs of this table (nine engines interleaved); alone, "
+         "`benchmarks/int8_vs_fp32.py` puts the two files at 0.999-1.001. The gap belongs to this table's "
+         "interleave, not to the files; its cause is not found.")
 
 COLD = """
 import json, sys, time
