@@ -71,6 +71,16 @@ class QuantReport:
         }
 
 
+def _engine_lines(report: QuantReport) -> list[str]:
+    """A line when OpenVINO gives other results than onnxruntime on the file (`quant_engines`)."""
+    ov = report.extra.get("engines", {}).get("openvino", {})
+    if ov.get("agrees") is not False:
+        return []
+    what = (ov["why"] if "why" in ov else f"other results than onnxruntime: max abs logit difference "
+            f"{ov['max_abs_vs_onnxruntime']:.3g}, {ov['labels_changed']} labels changed")
+    return [f"OpenVINO: {what}; the openvino backend refuses this file (run it on onnxruntime)"]
+
+
 def format_report(report: QuantReport) -> str:
     lat, g = report.latency_us, report.gate
     lines = [
@@ -88,6 +98,7 @@ def format_report(report: QuantReport) -> str:
         + ("; NOT faster on this machine (too little of the model runs in int8 to pay for its quantise and "
            "dequantise steps): `edgemed tune` keeps fp32 unless int8 is at least 5 % faster"
            if lat["speedup"] < 1.0 else ""),
+        *_engine_lines(report),
         f"validation {g.samples} samples: top-1 agreement {g.top1_agreement:.2%}, max abs logit diff "
         f"{g.max_abs_logit_diff:.3g}",
         f"macro-F1 fp32 {g.macro_f1[0]:.4f} -> {g.macro_f1[1]:.4f} (drop {g.macro_f1_drop_points:.2f} points, "

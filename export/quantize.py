@@ -32,6 +32,7 @@ from edgemed.export.graph_passes import (
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
 from edgemed.export.quant_checks import accuracy_gate, is_quantized, latency_ratio, precision_of_ops, prepared_parity
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES, Labelled
+from edgemed.export.quant_engines import openvino_agreement
 from edgemed.export.quant_int8 import isa_targets, nncf_quantize, static_by_scheme
 from edgemed.export.quant_options import (
     DEFAULT_MAX_DROP,
@@ -171,6 +172,8 @@ def _report(opts: QuantOptions, calibration: Labelled | None, validation: Labell
         latency_us=latency_ratio(fp32, raw, StreamingData(validation, spec).one_step()
                                  if spec.streaming is not None else validation.feeds(0, 1, spec)),
         max_drop_points=opts.max_drop)
+    if opts.mode is not QuantMode.FP16:
+        report.extra["engines"] = {"openvino": openvino_agreement(raw, validation, spec)}
     if not report.passed:
         if not opts.force_gate:
             g = report.gate

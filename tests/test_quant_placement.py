@@ -106,3 +106,36 @@ def test_placement_runs_on_onnxruntime(tmp_path):
     a = ort.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     b = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert a.shape == b.shape and np.isfinite(b).all()
+
+
+def test_openvino_is_checked_and_a_disagreeing_file_refused_there(exported, tmp_path):
+    """Every int8 file runs on OpenVINO too at quantise time; a file whose record says OpenVINO gives other
+    results than onnxruntime (where its gate was measured) is refused on the openvino backend, with the reason."""
+    import json
+
+    import pytest
+
+    from edgemed.core.errors import ModelLoadError
+    from edgemed.export.onnx_io import get_metadata, save_model, set_metadata
+    from edgemed.export.quant_data import quantization_data
+    from edgemed.runtime.engines import openvino
+
+    if not openvino.available():
+        pytest.skip("needs OpenVINO")
+    fp32 = EdgeModel(exported["gru"])
+    cal, val = quantization_data(fp32.spec, fp32.metadata.provenance, None, None)
+    result = quantize(exported["gru"], tmp_path / "q.onnx", QuantMode.STATIC, cal, val, max_drop=100,
+                      min_product_weights=0)
+    record = result.report.to_dict()["engines"]["openvino"]
+    assert record["checked"] and record["samples"] == len(val.y) and record["labels_changed"] == 0, record
+    assert record["agrees"] and np.isfinite(record["max_abs_vs_onnxruntime"])
+    assert EdgeModel(result.path, backend="openvino").backend == "openvino"
+    model = onnx.load(str(result.path))
+    meta = get_metadata(model)
+    quantization = json.loads(meta["quantization"])
+    quantization["engines"]["openvino"] = {**record, "agrees": False, "max_abs_vs_onnxruntime": 2.5}
+    set_metadata(model, {k: v for k, v in meta.items() if k != "integrity"} | {"quantization": quantization})
+    save_model(model, tmp_path / "disagrees.onnx")
+    with pytest.raises(ModelLoadError, match="other results on openvino than on onnxruntime.*2.5"):
+        EdgeModel(tmp_path / "disagrees.onnx", backend="openvino")
+    assert EdgeModel(tmp_path / "disagrees.onnx").backend == "onnxruntime"

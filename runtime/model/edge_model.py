@@ -77,6 +77,7 @@ class EdgeModel:
             raise type(exc)(f"{self.path}: {exc}") from exc
         self.backend, self._engine_run = backend, self.engine.run
         self.metadata = ModelMetadata.from_summary(summary)
+        self._check_engine_agreement()
         self.spec = self._spec()
         self._signal_name, self._name = self.spec.signal.name, self.path.name
         self._classes = len(self.spec.labels)
@@ -94,6 +95,18 @@ class EdgeModel:
         threads = positive_int(threads, "threads")
         check_threads(threads)
         return threads
+
+    def _check_engine_agreement(self) -> None:
+        """Refuse a quantised file on an engine its quantiser found giving other results than onnxruntime, where
+        its accuracy gate was measured (`edgemed.export.quant_engines`)."""
+        engines = (self.metadata.quantization or {}).get("engines")
+        record = engines.get(self.engine.name) if isinstance(engines, dict) else None
+        if isinstance(record, dict) and record.get("agrees") is False:
+            worst = record.get("max_abs_vs_onnxruntime")
+            size = f" (max abs logit difference {worst:.3g} on its validation data)" if isinstance(worst, float) else ""
+            raise ModelLoadError(f"{self.path}: this quantised file gives other results on {self.engine.name} than "
+                                 f"on onnxruntime, where its accuracy was checked{size}; run it with the onnxruntime "
+                                 "backend")
 
     def _spec(self) -> ModelSpec:
         """The spec from the file's metadata, or (for ONNX files edgemed did not write) from the graph alone."""
