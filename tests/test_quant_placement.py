@@ -139,3 +139,19 @@ def test_openvino_is_checked_and_a_disagreeing_file_refused_there(exported, tmp_
     with pytest.raises(ModelLoadError, match="other results on openvino than on onnxruntime.*2.5"):
         EdgeModel(tmp_path / "disagrees.onnx", backend="openvino")
     assert EdgeModel(tmp_path / "disagrees.onnx").backend == "onnxruntime"
+
+
+def test_reductions_after_int8_pooling_are_placed_with_it():
+    """OpenVINO moves dequantisation through max and mean reductions: left float after an int8 pooling they fed a
+    concatenation of dequantised and float values it computed wrongly, so they join the int8 region."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2], strides=[2]),
+             helper.make_node("ReduceMean", ["p"], ["m"], name="mean", axes=[2], keepdims=0),
+             helper.make_node("Concat", ["m", "rr"], ["cat"], name="cat", axis=1),
+             helper.make_node("Gemm", ["cat", "head"], ["y"], name="head", transB=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4, 64]),
+                                           helper.make_tensor_value_info("rr", TensorProto.FLOAT, ["b", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 5])],
+                              [_const("w", [8, 4, 3]), _const("head", [5, 10])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert int8_nodes(model, keep=[]) == ["cat", "conv", "mean", "pool"]  # the small head stays float
