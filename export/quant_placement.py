@@ -2,8 +2,8 @@
 
 A quantised operator pays only if onnxruntime has an int8 kernel for it and it does enough work to cover its
 quantise and dequantise steps. Measured (benchmarks/int8_placement.py: one Gemm alone, one thread, int8 QDQ against
-float; AMD EPYC with VNNI): a 64 x 2 product is 1.22x slower in int8 at batch 1 and 1.21x at batch 32, 64 x 64 1.27x
-and 1.11x, 128 x 128 1.27x and 0.79x, 256 x 256 1.12x and 0.50x, 512 x 512 0.81x and 0.38x. Every product under
+float; AMD EPYC with VNNI): a 64 x 2 product is 1.22x slower in int8 at batch 1 and 1.22x at batch 32, 64 x 64 1.28x
+and 1.11x, 128 x 128 1.25x and 0.80x, 256 x 256 1.12x and 0.52x, 512 x 512 0.81x and 0.44x. Every product under
 128 x 128 lost at both batches; from there int8 gains at batch 32 and, from about 512 x 512, at batch 1. So:
 
 - Every Conv, MatMul and Gemm computes in int8, except a MatMul or Gemm whose constant weight has fewer than
