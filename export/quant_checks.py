@@ -97,9 +97,9 @@ def prepared_parity(original: Path, prepared: Path, data: Labelled, spec: ModelS
     return worst
 
 
-def accuracy_gate(spec: ModelSpec, fp32: Path, quant: Path, validation: Labelled) -> Gate:
+def accuracy_gate(spec: ModelSpec, fp32: Path, q_logits: np.ndarray, validation: Labelled) -> Gate:
+    """The quantised model's validation logits (`logits_of`) against the fp32 model's."""
     ref_logits = logits_of(session_for(fp32, 2), validation, spec)
-    q_logits = logits_of(session_for(quant, 2), validation, spec)
     ref = classification_report(validation.y, softmax(ref_logits), spec.labels)
     got = classification_report(validation.y, softmax(q_logits), spec.labels)
     diff = np.abs(q_logits - ref_logits)

@@ -17,13 +17,14 @@ import numpy as np
 
 from edgemed.core.errors import EdgemedError
 from edgemed.core.spec import ModelSpec
-from edgemed.export.quant_checks import logits_of, session_for
 from edgemed.export.quant_data import Labelled
 
 
-def openvino_agreement(path: Path, validation: Labelled, spec: ModelSpec, batch: int = 64) -> dict[str, Any]:
-    """OpenVINO's logits against onnxruntime's on every validation sample: agrees when every logit is finite and no
-    label changes (the engines round differently: logits 1.1 apart on a small int8 GRU, its labels the same)."""
+def openvino_agreement(path: Path, validation: Labelled, spec: ModelSpec, ref: np.ndarray,
+                       batch: int = 64) -> dict[str, Any]:
+    """OpenVINO's logits against onnxruntime's (`ref`, the accuracy gate's) on every validation sample: agrees when
+    every logit is finite and no label changes (the engines round differently: logits 1.1 apart on a small int8
+    GRU, its labels the same)."""
     from edgemed.runtime.engines import openvino
 
     if spec.streaming is not None:
@@ -36,7 +37,6 @@ def openvino_agreement(path: Path, validation: Labelled, spec: ModelSpec, batch:
                                for s in range(0, len(validation.y), batch)]).astype(np.float64)
     except EdgemedError as exc:  # e.g. int8 recurrent weights: OpenVINO's GRU takes constant weights only
         return {"checked": True, "agrees": False, "why": str(exc)[:300]}
-    ref = logits_of(session_for(path, 2), validation, spec)
     finite = bool(np.isfinite(ours).all())
     worst = float(np.abs(ours - ref).max()) if finite else float("inf")
     flips = int((ours.argmax(1) != ref.argmax(1)).sum())

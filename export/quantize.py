@@ -30,7 +30,15 @@ from edgemed.export.graph_passes import (
     restore_float_inputs,
 )
 from edgemed.export.onnx_io import check_writable, get_metadata, save_model, set_metadata
-from edgemed.export.quant_checks import accuracy_gate, is_quantized, latency_ratio, precision_of_ops, prepared_parity
+from edgemed.export.quant_checks import (
+    accuracy_gate,
+    is_quantized,
+    latency_ratio,
+    logits_of,
+    precision_of_ops,
+    prepared_parity,
+    session_for,
+)
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES, Labelled
 from edgemed.export.quant_engines import openvino_agreement
 from edgemed.export.quant_int8 import isa_targets, nncf_quantize, static_by_scheme
@@ -161,6 +169,7 @@ def _report(opts: QuantOptions, calibration: Labelled | None, validation: Labell
             raw: Path, model: onnx.ModelProto, passes: dict[str, Any]) -> QuantReport:
     """The report, with the accuracy gate passed (or forced, and recorded as such)."""
     onnxruntime_static = opts.mode is QuantMode.STATIC and opts.engine is QuantEngine.ONNXRUNTIME
+    q_logits = logits_of(session_for(raw, 2), validation, spec)  # the gate's, and OpenVINO's reference
     report = QuantReport(
         mode=opts.mode.value if opts.engine is QuantEngine.ONNXRUNTIME else f"{opts.mode.value} (nncf)",
         method=opts.method.value if onnxruntime_static else None,
@@ -168,12 +177,12 @@ def _report(opts: QuantOptions, calibration: Labelled | None, validation: Labell
                                                                      "samples": int(len(calibration.y))},
         graph_passes=passes, size_fp32=fp32.stat().st_size, size_quantized=raw.stat().st_size,
         op_types=dict(Counter(n.op_type for n in model.graph.node)), **precision_of_ops(model),
-        gate=accuracy_gate(spec, fp32, raw, validation),
+        gate=accuracy_gate(spec, fp32, q_logits, validation),
         latency_us=latency_ratio(fp32, raw, StreamingData(validation, spec).one_step()
                                  if spec.streaming is not None else validation.feeds(0, 1, spec)),
         max_drop_points=opts.max_drop)
     if opts.mode is not QuantMode.FP16:
-        report.extra["engines"] = {"openvino": openvino_agreement(raw, validation, spec)}
+        report.extra["engines"] = {"openvino": openvino_agreement(raw, validation, spec, q_logits)}
     if not report.passed:
         if not opts.force_gate:
             g = report.gate
