@@ -238,6 +238,22 @@ sys.exit(1 if bad else 0)
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def test_batch_model_loads_only_what_it_uses(exported):
+    """Loading and running a batch model exported by edgemed leaves the streaming module, the spec-from-graph
+    fallback (files without metadata) and datasets' DataSpec unloaded: each costs every process that imports the
+    runtime its module and dataclass compilation (benchmarks/startup.py)."""
+    code = f"""
+import sys, numpy as np
+from edgemed.runtime.model import EdgeModel
+EdgeModel({str(exported['gru'])!r}).predict(np.zeros((2, 5, 6)))
+unused = ('edgemed.runtime.model.stream', 'edgemed.runtime.model.graph_spec', 'edgemed.core.spec.data')
+print(sorted(m for m in unused if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 

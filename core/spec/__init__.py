@@ -7,10 +7,11 @@ re-declares these facts, and every window length comes from `Window.length`. Eve
 finite, of its type and within bounds (`edgemed.core.bounds`).
 
 Modules: `tensors` (inputs, outputs, streaming), `preprocessing` (normalisation, filters, windows, beat context),
-`model` (ModelSpec, DataSpec, Calibration).
+`model` (ModelSpec, Calibration), `data` (DataSpec: datasets and training only, so the runtime never loads
+it).
 """
 
-from edgemed.core.spec.model import CHANNEL_AXES, SPEC_VERSION, Calibration, DataSpec, ModelSpec
+from edgemed.core.spec.model import CHANNEL_AXES, SPEC_VERSION, Calibration, ModelSpec
 from edgemed.core.spec.preprocessing import (
     MORPHOLOGY_FEATURES,
     RR_FEATURES,
@@ -26,5 +27,5 @@ from edgemed.core.spec.preprocessing import (
 from edgemed.core.spec.tensors import CONTEXT_SOURCES, DTYPES, ROLES, StreamingSpec, TensorSpec
 
 __all__ = ["CHANNEL_AXES", "CONTEXT_SOURCES", "DTYPES", "MORPHOLOGY_FEATURES", "ROLES", "RR_FEATURES", "SIGNAL_CHECKS",
-           "SPEC_VERSION", "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "DataSpec", "InputRange",
+           "SPEC_VERSION", "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "InputRange",
            "ModelSpec", "Normalization", "Preprocessing", "StreamingSpec", "TensorSpec", "Window"]

@@ -10,7 +10,6 @@ None: onnxruntime) or keeps the state inside itself (`stateful` returns a `State
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -32,14 +31,13 @@ class EngineOptions(NamedTuple):
     strict: bool = False
 
 
-@dataclass
-class TensorInfo:
+class TensorInfo(NamedTuple):
     """An input or output as the engine sees it: numpy dtype name (None when the engine's type has none here) and
     shape (ints for fixed axes, names or None for dynamic ones)."""
 
     name: str
     dtype: str | None
-    shape: list[int | str | None] = field(default_factory=list)
+    shape: list[int | str | None]
 
 
 class StatefulRun(Protocol):

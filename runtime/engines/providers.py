@@ -43,6 +43,9 @@ class ProviderFallbackWarning(UserWarning):
 
 @dataclass
 class ProviderReport:
+    """Which execution providers were asked for, which this onnxruntime has, which the session uses, where its
+    nodes run, and what went wrong on the way."""
+
     requested: list[str]
     available: list[str]
     session_providers: list[str]

@@ -15,9 +15,7 @@ from edgemed.core.limits import check_threads
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.engines import EngineOptions, engine_entry, engine_names, load_engine
 from edgemed.runtime.engines.providers import DEFAULT_DEVICE, PRESETS, resolve_device
-from edgemed.runtime.model.graph_spec import spec_from_graph
 from edgemed.runtime.model.prediction import UNCERTAIN, Prediction, check_outputs
-from edgemed.runtime.model.stream import Streamer
 from edgemed.runtime.model.validate import assess_input, positive_int, prepare_inputs
 from edgemed.runtime.onnx.file import read_model_file
 from edgemed.runtime.onnx.integrity import verify_model
@@ -25,6 +23,7 @@ from edgemed.runtime.onnx.metadata import ModelMetadata
 
 if TYPE_CHECKING:
     from edgemed.devices.profile import DeviceProfile
+    from edgemed.runtime.model.stream import Streamer
 
 DEFAULT_BATCH_SIZE = 64
 BACKENDS = engine_names()
@@ -119,6 +118,8 @@ class EdgeModel:
                                  "(with metadata)")
         warnings.warn(f"{self.path.name} has no edgemed metadata: checking inputs against the graph alone, "
                       "with no labels or preprocessing", MetadataWarning, stacklevel=3)
+        from edgemed.runtime.model.graph_spec import spec_from_graph  # files edgemed wrote never need it
+
         return spec_from_graph(self.engine, self.path)
 
     def _check_classes(self) -> None:
@@ -203,4 +204,6 @@ class EdgeModel:
 
     def stream(self, chunk: int | None = None, batch: int = 1) -> Streamer:
         """A new independent stream (its own buffer and state) on this model's engine."""
+        from edgemed.runtime.model.stream import Streamer  # batch-only callers never load it
+
         return Streamer(self, chunk=chunk, batch=batch)

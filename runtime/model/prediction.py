@@ -36,7 +36,7 @@ def check_outputs(logits: np.ndarray, where: str, classes: int | None = None) ->
     return logits
 
 
-@dataclass
+@dataclass(eq=False)
 class Prediction:
     """Per-sample logits [n, classes] and class names. Probabilities (the softmax of the logits) and the quality
     marks are computed on first access, so a caller that needs only the top class does not pay for them."""

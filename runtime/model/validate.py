@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,8 +123,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
                          f"at index {first}; impute or drop them before inference")
 
 
-@dataclass
-class Assessment:
+class Assessment(NamedTuple):
     """Per-sample facts about the main input, kept small (no reference to the caller's array)."""
 
     mins: np.ndarray

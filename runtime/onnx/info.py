@@ -40,8 +40,8 @@ class ModelInfo:
         return {"path": self.path, "size_bytes": self.size_bytes, "sha256": self.sha256, "sidecar": self.sidecar,
                 "integrity": self.integrity, "producer": self.producer, "ir_version": self.ir_version,
                 "opsets": self.opsets, "op_types": self.op_types, "nodes": self.nodes, "parameters": self.parameters,
-                "external_data": self.external_data, "inputs": [vars(v) for v in self.inputs],
-                "outputs": [vars(v) for v in self.outputs], "edgemed": self.metadata.to_dict(),
+                "external_data": self.external_data, "inputs": [v._asdict() for v in self.inputs],
+                "outputs": [v._asdict() for v in self.outputs], "edgemed": self.metadata.to_dict(),
                 "other_metadata": self.other_metadata}
 
 

@@ -82,6 +82,8 @@ def read_sidecar(path: Path) -> tuple[str | None, Path | None]:
 
 @dataclass
 class IntegrityReport:
+    """How a loaded file's integrity was checked: its sha256, the sidecar and in-file record outcomes, warnings."""
+
     sha256: str
     sidecar: str  # "matches", or "missing"
     record: str  # "verified" or "missing"

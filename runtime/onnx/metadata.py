@@ -42,6 +42,9 @@ def _object(value: Any) -> dict[str, Any]:
 
 @dataclass
 class ModelMetadata:
+    """edgemed's metadata entries of one file, decoded: the spec (or why it could not be read), format version,
+    provenance, exporter, parity, checksums, quantisation, and any other `edgemed.` entries."""
+
     spec: ModelSpec | None = None
     spec_error: str | None = None  # why the stored spec could not be read, when it could not
     format_version: int | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from edgemed.core.errors import InputError
 from edgemed.core.limits import check
@@ -41,8 +41,10 @@ def varint(buf: memoryview, pos: int) -> tuple[int, int]:
     raise InputError("not an ONNX model (a varint longer than 10 bytes)")
 
 
-@dataclass
-class Field:
+class Field(NamedTuple):
+    """One protobuf field of a message: number, wire type, value (an int, or the bytes of a length-delimited
+    field) and its span."""
+
     number: int
     wire: int
     value: int | memoryview
@@ -102,29 +104,33 @@ def tensor_dims(f: Field) -> list[int]:
     return out
 
 
-@dataclass
-class ValueInfo:
+class ValueInfo(NamedTuple):
+    """A graph input or output: name, element type, shape (ints for fixed axes, names for dynamic ones)."""
+
     name: str
     dtype: str
     shape: list[int | str]
 
 
-@dataclass
 class ModelSummary:
-    ir_version: int = 0
-    producer: str = ""
-    opsets: dict[str, int] = field(default_factory=dict)
-    op_types: Counter = field(default_factory=Counter)
-    parameters: int = 0
-    initializers: int = 0
-    external_data: bool = False
-    inputs: list[ValueInfo] = field(default_factory=list)
-    outputs: list[ValueInfo] = field(default_factory=list)
-    metadata: dict[str, str] = field(default_factory=dict)
-    # For the integrity checks: (name, raw TensorProto bytes) per initializer, and the span of each
-    # metadata entry in the file, by key.
-    initializer_bytes: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
-    metadata_spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    """What the reader found in one file (see the module's docstring), filled in as it reads (a plain class: a
+    dataclass would cost every import the compilation of methods nothing calls)."""
+
+    def __init__(self) -> None:
+        self.ir_version = 0
+        self.producer = ""
+        self.opsets: dict[str, int] = {}
+        self.op_types: Counter = Counter()
+        self.parameters = 0
+        self.initializers = 0
+        self.external_data = False
+        self.inputs: list[ValueInfo] = []
+        self.outputs: list[ValueInfo] = []
+        self.metadata: dict[str, str] = {}
+        # For the integrity checks: (name, raw TensorProto bytes) per initializer, and the span of each
+        # metadata entry in the file, by key.
+        self.initializer_bytes: list[tuple[str, bytes]] = []
+        self.metadata_spans: dict[str, tuple[int, int]] = {}
 
 
 def _value_info(buf: memoryview) -> ValueInfo:

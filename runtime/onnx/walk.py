@@ -13,8 +13,6 @@ functions, training info) and refuses, before any engine sees the file:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from edgemed.core.errors import InputError
 from edgemed.core.limits import check, limit
 from edgemed.runtime.onnx.proto import LEN, fields
@@ -65,11 +63,16 @@ SCHEMA: dict[str, dict[int, tuple[str, bool, str | None]]] = {
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
-@dataclass
 class Walk:
-    nodes: int = 0  # every node of every graph and subgraph, functions not inlined
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (domain, op_type) of the main graph's nodes
-    functions: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
+    """What a structural walk counted and collected, filled in as it goes (a plain class: a dataclass would cost
+    every import the compilation of methods nothing calls)."""
+
+    __slots__ = ("calls", "functions", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes = 0  # every node of every graph and subgraph, functions not inlined
+        self.calls: list[tuple[str, str]] = []  # (domain, op_type) of the main graph's nodes
+        self.functions: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
 
 def _walk(buf: memoryview, kind: str, depth: int, walk: Walk, where: str, calls: list) -> tuple[str, str]:

@@ -9,7 +9,8 @@ import numpy as np
 
 from edgemed.core.errors import DataError
 from edgemed.core.readers import Reader, Windows
-from edgemed.core.spec import DataSpec, Preprocessing
+from edgemed.core.spec import Preprocessing
+from edgemed.core.spec.data import DataSpec
 from edgemed.train.data.dataset import Dataset
 
 

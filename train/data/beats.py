@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemed.core.errors import DataError
-from edgemed.core.spec import BeatContext, DataSpec, Preprocessing, Window
+from edgemed.core.spec import BeatContext, Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.runtime.ecg.context import beat_inputs
 from edgemed.train.data.dataset import Dataset
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgemed.core.errors import DataError
-from edgemed.core.spec import DataSpec
+from edgemed.core.spec.data import DataSpec
 
 
 @dataclass

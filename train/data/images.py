@@ -14,7 +14,8 @@ import numpy as np
 
 from edgemed.core.errors import DataError
 from edgemed.core.readers.images import ImageReader
-from edgemed.core.spec import DataSpec, Preprocessing, Window
+from edgemed.core.spec import Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.train.data.dataset import Dataset
 
 DEFAULT_IMAGE_SIZE = 64

@@ -15,7 +15,8 @@ import hashlib
 import numpy as np
 
 from edgemed.core.errors import DataError
-from edgemed.core.spec import DataSpec, Preprocessing, Window
+from edgemed.core.spec import Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.train.data.dataset import Dataset
 
 RHYTHMS = ("sinus", "afib", "brady", "tachy", "pvc")

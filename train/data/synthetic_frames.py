@@ -11,7 +11,8 @@ import hashlib
 
 import numpy as np
 
-from edgemed.core.spec import DataSpec, Preprocessing, Window
+from edgemed.core.spec import Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.train.data.dataset import Dataset
 
 CLASSES = ("still", "beating", "sliding")

@@ -13,7 +13,8 @@ import hashlib
 
 import numpy as np
 
-from edgemed.core.spec import DataSpec, Preprocessing, Window
+from edgemed.core.spec import Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.train.data.dataset import Dataset
 
 FEATURES = ("heart_rate", "spo2", "resp_rate", "sbp", "dbp", "temperature")

@@ -12,7 +12,8 @@ import numpy as np
 from edgemed.core import readers
 from edgemed.core.errors import DataError
 from edgemed.core.readers import wfdb
-from edgemed.core.spec import BandpassFilter, BeatContext, DataSpec, Preprocessing, Window
+from edgemed.core.spec import BandpassFilter, BeatContext, Preprocessing, Window
+from edgemed.core.spec.data import DataSpec
 from edgemed.runtime.ecg.conditioning import condition, to_conditioned
 from edgemed.runtime.ecg.ec57 import reference_beats
 from edgemed.runtime.ecg.windows import AAMI_CLASSES, AAMI_MAP, rhythm_windows
