@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgemed.core.record import Record
 from edgemed.core.spec.model import CHANNEL_AXES
 from edgemed.core.spec.preprocessing import Preprocessing
 
 
-@dataclass
-class DataSpec:
+@dataclass(eq=False, repr=False)
+class DataSpec(Record):
     """What a dataset declares about its samples: class names, layout of X, channel names, the preprocessing the
     samples already had (rate, units, band-pass, window), and which plausibility checks suit them."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from edgemed.core.bounds import MAX_COUNT, MAX_LABELS, number, text, whole
 from edgemed.core.errors import SpecError
+from edgemed.core.record import Record
 from edgemed.core.spec.fields import known, optional
 from edgemed.core.spec.preprocessing import Preprocessing
 from edgemed.core.spec.tensors import StreamingSpec, TensorSpec
@@ -16,8 +17,8 @@ SPEC_VERSION = 2
 CHANNEL_AXES = ("lead", "feature", "channel")  # layout words naming the channel axis
 
 
-@dataclass
-class Calibration:
+@dataclass(eq=False, repr=False)
+class Calibration(Record):
     """Temperature scaling fitted on validation data (applied in the graph: logits / temperature), its expected
     calibration error before and after, and an optional abstention threshold: a prediction whose top probability
     is below it is reported as "uncertain"."""
@@ -39,8 +40,8 @@ class Calibration:
             raise SpecError(f"abstain_below must be between 0 and 1, got {self.abstain_below!r}")
 
 
-@dataclass
-class ModelSpec:
+@dataclass(eq=False, repr=False)
+class ModelSpec(Record):
     """Everything later stages need to know about a model, in plain, JSON-serialisable types.
 
     `example_sizes` gives each dynamic axis other than batch a typical size (the family's choice, or the window

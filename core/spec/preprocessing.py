@@ -9,6 +9,7 @@ from typing import Any
 from edgemed.core.bounds import MAX_COUNT, MAX_SECONDS, number, text, whole
 from edgemed.core.errors import SpecError
 from edgemed.core.limits import limit
+from edgemed.core.record import Record
 from edgemed.core.spec.fields import known, numbers, optional
 from edgemed.core.spec.tensors import MAX_RANK
 
@@ -17,8 +18,8 @@ WINDOW_KINDS = ("beat", "rhythm", "stay", "clip", "image")
 MAX_IMAGE_SIDE = 32_768
 
 
-@dataclass
-class Normalization:
+@dataclass(eq=False, repr=False)
+class Normalization(Record):
     """Per-channel affine normalisation `(x - mean) / std` along `axis` of the input."""
 
     mean: tuple[float, ...]
@@ -38,8 +39,8 @@ class Normalization:
             raise SpecError("normalization: every std must be positive")
 
 
-@dataclass
-class BandpassFilter:
+@dataclass(eq=False, repr=False)
+class BandpassFilter(Record):
     """A Butterworth band-pass applied to the raw signal before windowing."""
 
     low_hz: float
@@ -59,8 +60,8 @@ class BandpassFilter:
         return f"{self.low_hz:g}-{self.high_hz:g} Hz, order {self.order}, {phase}"
 
 
-@dataclass
-class Window:
+@dataclass(eq=False, repr=False)
+class Window(Record):
     """How a sample is cut from a recording. `length(rate)` is the one formula for every window size.
 
     kinds: `beat` (from `before_s` ahead of a beat to `after_s` past it), `rhythm` (`seconds` long, no overlap),
@@ -132,8 +133,8 @@ RR_FEATURES = ("pre_rr", "post_rr", "local_rr", "long_rr", "pre_local", "pre_lon
                "local_long", "pre_median", "local_cv", "pre_prev", *MORPHOLOGY_FEATURES)
 
 
-@dataclass
-class BeatContext:
+@dataclass(eq=False, repr=False)
+class BeatContext(Record):
     """How beat models see rhythm and the patient's own beats, computed from beat positions by one function
     (`edgemed.runtime.ecg.context.beat_inputs`) in training, evaluation and the runtime alike.
 
@@ -179,8 +180,8 @@ class BeatContext:
             raise SpecError("beat context: local_beats >= 1, long_window_s > 0, template_beats >= 0, align_s >= 0")
 
 
-@dataclass
-class InputRange:
+@dataclass(eq=False, repr=False)
+class InputRange(Record):
     """What the training data looked like, per channel along `axis`: its 0.1 and 99.9 percentiles. The runtime
     marks inputs far outside this range (wrong units, a failed sensor) and, for waveforms (`checks` with "flat"
     and "clipping"), flat lines and clipped samples."""
@@ -206,8 +207,8 @@ class InputRange:
             raise SpecError(f"input_range: unknown checks {sorted(unknown)}; known: {SIGNAL_CHECKS}")
 
 
-@dataclass
-class Preprocessing:
+@dataclass(eq=False, repr=False)
+class Preprocessing(Record):
     """What must happen to a raw signal before it reaches the model's input.
 
     `rate_range_hz` bounds the sampling rate of a raw signal the runtime will resample to `sampling_rate_hz`;

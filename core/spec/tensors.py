@@ -8,6 +8,7 @@ from typing import Any
 from edgemed.core.bounds import MAX_COUNT, MAX_DIM, text, whole
 from edgemed.core.errors import SpecError
 from edgemed.core.limits import check
+from edgemed.core.record import Record
 from edgemed.core.spec.fields import known
 
 DTYPES = ("float32", "float16", "int64", "int32")
@@ -17,8 +18,8 @@ MAX_RANK = 64
 ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4}
 
 
-@dataclass
-class TensorSpec:
+@dataclass(eq=False, repr=False)
+class TensorSpec(Record):
     """One named input or output. Integers in `shape` are fixed; strings name dynamic axes.
 
     `role` says what an input is: the `signal` (data), the `lengths` of padded sequences (counting along the axis
@@ -77,8 +78,8 @@ class TensorSpec:
         return cls(**known(cls, data, "tensor"))
 
 
-@dataclass
-class StreamingSpec:
+@dataclass(eq=False, repr=False)
+class StreamingSpec(Record):
     """How a streaming model is fed: chunks along one axis of one input, with state carried between calls.
 
     Allowed chunk lengths are the positive multiples of `chunk_multiple`. `state_inputs[i]` is fed with the

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgemed.core.errors import InputError, ProviderError
+from edgemed.core.record import Record
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -41,8 +42,8 @@ class ProviderFallbackWarning(UserWarning):
     """A requested provider is missing, or some nodes run on a provider other than the first requested."""
 
 
-@dataclass
-class ProviderReport:
+@dataclass(eq=False, repr=False)
+class ProviderReport(Record):
     """Which execution providers were asked for, which this onnxruntime has, which the session uses, where its
     nodes run, and what went wrong on the way."""
 

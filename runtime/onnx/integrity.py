@@ -22,6 +22,7 @@ from pathlib import Path
 from edgemed.core.digest import sidecar_path
 from edgemed.core.errors import IntegrityError
 from edgemed.core.limits import read_bounded
+from edgemed.core.record import Record
 from edgemed.runtime.onnx.file import read_model_file
 from edgemed.runtime.onnx.proto import ModelSummary
 
@@ -80,8 +81,8 @@ def read_sidecar(path: Path) -> tuple[str | None, Path | None]:
     return None, None
 
 
-@dataclass
-class IntegrityReport:
+@dataclass(eq=False, repr=False)
+class IntegrityReport(Record):
     """How a loaded file's integrity was checked: its sha256, the sidecar and in-file record outcomes, warnings."""
 
     sha256: str

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgemed.core.errors import EdgemedError, SpecError
+from edgemed.core.record import Record
 from edgemed.core.spec import ModelSpec
 from edgemed.runtime.onnx.proto import ModelSummary
 
@@ -40,8 +41,8 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@dataclass
-class ModelMetadata:
+@dataclass(eq=False, repr=False)
+class ModelMetadata(Record):
     """edgemed's metadata entries of one file, decoded: the spec (or why it could not be read), format version,
     provenance, exporter, parity, checksums, quantisation, and any other `edgemed.` entries."""
 
