@@ -81,6 +81,16 @@ def _engine_lines(report: QuantReport) -> list[str]:
     return [f"OpenVINO: {what}; the openvino backend refuses this file (run it on onnxruntime)"]
 
 
+def _fallback_lines(report: QuantReport) -> list[str]:
+    """A line when products were left float for the gate (`quant_fallback`)."""
+    fb = report.graph_passes.get("accuracy_fallback")
+    if not fb:
+        return []
+    left = fb["left_float"]
+    return [f"accuracy fallback: all-int8 lost {fb['drop_points_before']:.2f} macro-F1 points; left {len(left)} of "
+            f"{fb['products_int8_before']} int8 products float ({', '.join(left)}): {fb['drop_points_after']:.2f}"]
+
+
 def format_report(report: QuantReport) -> str:
     lat, g = report.latency_us, report.gate
     lines = [
@@ -99,6 +109,7 @@ def format_report(report: QuantReport) -> str:
            "dequantise steps): `edgemed tune` keeps fp32 unless int8 is at least 5 % faster"
            if lat["speedup"] < 1.0 else ""),
         *_engine_lines(report),
+        *_fallback_lines(report),
         f"validation {g.samples} samples: top-1 agreement {g.top1_agreement:.2%}, max abs logit diff "
         f"{g.max_abs_logit_diff:.3g}",
         f"macro-F1 fp32 {g.macro_f1[0]:.4f} -> {g.macro_f1[1]:.4f} (drop {g.macro_f1_drop_points:.2f} points, "

@@ -41,6 +41,7 @@ from edgemed.export.quant_checks import (
 )
 from edgemed.export.quant_data import DEFAULT_CALIBRATION_SAMPLES, Labelled
 from edgemed.export.quant_engines import openvino_agreement
+from edgemed.export.quant_fallback import static_fallback
 from edgemed.export.quant_int8 import isa_targets, nncf_quantize, static_by_scheme
 from edgemed.export.quant_options import (
     DEFAULT_MAX_DROP,
@@ -151,6 +152,12 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
                        else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
             passes["scheme"] = static_by_scheme(pre, raw, batches, opts.method, opts.scheme, opts.isa_classes,
                                                 validation, spec, opts.max_drop, work, keep, quantise)
+            fallback = static_fallback(pre, raw, prepared, keep, batches, opts, passes["scheme"]["chosen"],
+                                       validation, spec, work)
+            if fallback:
+                passes["accuracy_fallback"] = fallback
+                passes["int8_nodes"] = len(int8_nodes(prepared, sorted(set(keep) | set(fallback["left_float"])),
+                                                      opts.min_product_weights))
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
