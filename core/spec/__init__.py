@@ -27,5 +27,15 @@ from edgemed.core.spec.preprocessing import (
 from edgemed.core.spec.tensors import CONTEXT_SOURCES, DTYPES, ROLES, StreamingSpec, TensorSpec
 
 __all__ = ["CHANNEL_AXES", "CONTEXT_SOURCES", "DTYPES", "MORPHOLOGY_FEATURES", "ROLES", "RR_FEATURES", "SIGNAL_CHECKS",
-           "SPEC_VERSION", "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "InputRange",
+           "SPEC_VERSION", "WINDOW_KINDS", "BandpassFilter", "BeatContext", "Calibration", "DataSpec", "InputRange",
            "ModelSpec", "Normalization", "Preprocessing", "StreamingSpec", "TensorSpec", "Window"]
+
+
+def __getattr__(name: str) -> type:
+    """`DataSpec` is imported from here as before, but loaded only when asked for: datasets and training use it,
+    and the runtime, which imports this package with every model, never does."""
+    if name == "DataSpec":
+        from edgemed.core.spec.data import DataSpec
+
+        return DataSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
