@@ -9,6 +9,7 @@ is measured again on the file kept; every step is recorded, so the report says w
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,12 @@ from edgemed.export.quant_options import QuantOptions, QuantScheme
 from edgemed.export.quant_placement import INT8_COMPUTE, int8_nodes
 
 Convert = Callable[[list[str], Path], None]  # (products to leave float, output path): writes a quantised file
-Drop = Callable[[Path], float]  # macro-F1 points lost against fp32 on the validation data
+Drop = Callable[[Path], float]  # macro-F1 points lost against fp32 on the validation data; inf: unusable trial
+
+
+def _points(drop: float) -> float | None:
+    """A drop as recorded (JSON has no infinity): None for a trial that could not be used."""
+    return drop if math.isfinite(drop) else None
 
 
 def revert_until_gate(out: Path, products: list[str], convert: Convert, drop_of: Drop, max_drop: float,
@@ -49,21 +55,25 @@ def revert_until_gate(out: Path, products: list[str], convert: Convert, drop_of:
     for count in range(1, len(order) + 1):
         convert(order[:count], trial)
         drop = drop_of(trial)
-        steps.append({"reverted": count, "product": order[count - 1], "drop_points": drop})
+        steps.append({"reverted": count, "product": order[count - 1], "drop_points": _points(drop)})
         if drop <= max_drop:
             break
     shutil.copyfile(trial, out)
-    return {"drop_points_before": first, "drop_points_after": drop, "products_int8_before": len(products),
-            "left_float": order[: len(steps)], "drop_points_each_alone": alone, "steps": steps}
+    return {"drop_points_before": first, "drop_points_after": _points(drop), "products_int8_before": len(products),
+            "left_float": order[: len(steps)], "drop_points_each_alone": {n: _points(d) for n, d in alone.items()},
+            "steps": steps}
 
 
 def static_fallback(pre: Path, raw: Path, prepared: onnx.ModelProto, keep: list[str],
-                    batches: list[dict[str, np.ndarray]], opts: QuantOptions, scheme: str, validation: Labelled,
-                    spec: ModelSpec, work: Path) -> dict[str, Any] | None:
-    """`revert_until_gate` for onnxruntime's static int8 file `raw` of the prepared graph `pre` (the scheme already
-    chosen, the `keep` nodes float). The drop is measured against `pre`, which matches fp32 within 1e-5."""
+                    batches: list[dict[str, np.ndarray]], opts: QuantOptions, scheme: dict[str, Any],
+                    validation: Labelled, spec: ModelSpec, work: Path) -> dict[str, Any] | None:
+    """`revert_until_gate` for onnxruntime's static int8 file `raw` of the prepared graph `pre` (`scheme`: the
+    search's record, whose chosen scheme every trial keeps; the `keep` nodes float). A trial whose results differ on
+    another target class fails, as the search's would; the kept file's own record replaces `scheme` in the
+    result. The drop is measured against `pre`, which matches fp32 within 1e-5."""
     op_types = {n.name: n.op_type for n in prepared.graph.node}
     products = [n for n in int8_nodes(prepared, keep, opts.min_product_weights) if op_types[n] in INT8_COMPUTE]
+    records: list[dict[str, Any]] = []  # the scheme record of each trial, the kept file's last
 
     def macro_f1(path: Path) -> float:
         probs = softmax(logits_of(session_for(path, 2), validation, spec))
@@ -72,12 +82,20 @@ def static_fallback(pre: Path, raw: Path, prepared: onnx.ModelProto, keep: list[
     def convert(left_float: list[str], path: Path) -> None:
         kept = sorted(set(keep) | set(left_float))
         quantise = int8_nodes(prepared, kept, opts.min_product_weights)
-        if not quantise:  # onnxruntime reads an empty node list as every node
+        if not quantise:  # onnxruntime reads an empty node list as every node; float holds on every class
             shutil.copyfile(pre, path)
+            records.append({**scheme, "tried": [], "chosen": "none: every product float"})
             return
-        static_by_scheme(pre, path, batches, opts.method, QuantScheme(scheme), opts.isa_classes, validation, spec,
-                         opts.max_drop, work, kept, quantise)
+        records.append(static_by_scheme(pre, path, batches, opts.method, QuantScheme(scheme["chosen"]),
+                                        opts.isa_classes, validation, spec, opts.max_drop, work, kept, quantise))
+
+    def drop_of(path: Path) -> float:
+        if records and records[-1]["tried"] and records[-1]["tried"][-1]["result"] != "holds":
+            return math.inf
+        return 100.0 * (reference - macro_f1(path))
 
     reference = macro_f1(pre)
-    return revert_until_gate(raw, products, convert, lambda path: 100.0 * (reference - macro_f1(path)),
-                             opts.max_drop, work)
+    fallback = revert_until_gate(raw, products, convert, drop_of, opts.max_drop, work)
+    if fallback:
+        fallback["scheme"] = records[-1]
+    return fallback

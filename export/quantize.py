@@ -152,9 +152,10 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
                        else [calibration.feeds(s, s + 8, spec) for s in range(0, len(calibration.y), 8)])
             passes["scheme"] = static_by_scheme(pre, raw, batches, opts.method, opts.scheme, opts.isa_classes,
                                                 validation, spec, opts.max_drop, work, keep, quantise)
-            fallback = static_fallback(pre, raw, prepared, keep, batches, opts, passes["scheme"]["chosen"],
-                                       validation, spec, work)
+            fallback = static_fallback(pre, raw, prepared, keep, batches, opts, passes["scheme"], validation, spec,
+                                       work)
             if fallback:
+                passes["scheme"] = fallback.pop("scheme")  # the kept file's own checks on the target classes
                 passes["accuracy_fallback"] = fallback
                 passes["int8_nodes"] = len(int8_nodes(prepared, sorted(set(keep) | set(fallback["left_float"])),
                                                       opts.min_product_weights))
