@@ -102,7 +102,8 @@ def format_report(report: QuantReport) -> str:
         *(["nothing computes in int8: no operator here does enough work to pay for its quantise and dequantise "
            f"steps ({report.graph_passes['products_kept_float']} matrix products kept float; "
            "`min_product_weights` 0 quantises them anyway)"]
-          if not report.int8_compute_ops and report.graph_passes.get("products_kept_float") else []),
+          if not report.int8_compute_ops and report.graph_passes.get("products_kept_float")
+          and "accuracy_fallback" not in report.graph_passes else []),  # else the fallback's line says why
         f"latency batch 1, 1 thread: fp32 {lat['fp32_us'] / 1000:.3f} ms, quantised "
         f"{lat['quantized_us'] / 1000:.3f} ms ({lat['speedup']:.2f}x)"
         + ("; NOT faster on this machine (too little of the model runs in int8 to pay for its quantise and "

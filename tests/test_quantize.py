@@ -103,7 +103,8 @@ def test_failed_gate_writes_nothing_unless_forced(ecg_onnx, tmp_path):
     with pytest.raises(QuantizationError, match="macro-F1 points .* nothing written"):
         quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100)  # demands a 100-point gain
     assert list(tmp_path.iterdir()) == []
-    report = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force_gate=True).report.to_dict()
+    forced = quantize(ecg_onnx, out, QuantMode.STATIC, cal, val, max_drop=-100, force_gate=True).report
+    report = forced.to_dict()
     assert report["gate"] == "failed (forced)"
     # Before giving up, the accuracy fallback left every int8 product float, one at a time: the file computes as
     # fp32 does and says so.
@@ -111,6 +112,8 @@ def test_failed_gate_writes_nothing_unless_forced(ecg_onnx, tmp_path):
     products = fallback["products_int8_before"]
     assert products >= 2 and len(fallback["left_float"]) == products == len(fallback["steps"])
     assert fallback["drop_points_after"] == pytest.approx(0.0, abs=1e-9) and report["int8_compute_ops"] == []
+    text = format_report(forced)  # the fallback says why nothing computes in int8, not the placement's rule
+    assert f"left {products} of {products} int8 products float" in text and "nothing computes in int8" not in text
     x = val.x[:8].astype(np.float32)
     np.testing.assert_allclose(_run(out, x), _run(ecg_onnx, x), atol=1e-5, rtol=1e-4)
     meta = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
