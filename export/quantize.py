@@ -156,9 +156,8 @@ def _convert(pre: Path, work: Path, opts: QuantOptions, calibration: Labelled | 
                                        work)
             if fallback:
                 passes["scheme"] = fallback.pop("scheme")  # the kept file's own checks on the target classes
+                passes["int8_nodes"] = fallback.pop("int8_nodes")
                 passes["accuracy_fallback"] = fallback
-                passes["int8_nodes"] = len(int8_nodes(prepared, sorted(set(keep) | set(fallback["left_float"])),
-                                                      opts.min_product_weights))
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 

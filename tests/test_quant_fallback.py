@@ -13,9 +13,10 @@ HARM = {"a": 0.5, "b": 2.0, "c": 1.0}  # macro-F1 points each product costs in i
 def _fake(tmp_path: Path, base: float = 3.5):
     calls: list[list[str]] = []
 
-    def convert(left_float: list[str], path: Path) -> None:
+    def convert(left_float: list[str], path: Path) -> bool:
         calls.append(sorted(left_float))
         path.write_text(",".join(sorted(left_float)))
+        return True
 
     def drop_of(path: Path) -> float:
         left = [n for n in path.read_text().split(",") if n]
@@ -75,4 +76,5 @@ def test_a_trial_that_differs_on_another_cpu_class_is_not_kept(exported, tmp_pat
     assert set(fallback["drop_points_each_alone"].values()) == {None}  # each trial alone differed elsewhere
     assert [s["drop_points"] for s in fallback["steps"]][:-1] == [None] * (len(fallback["steps"]) - 1)
     assert len(fallback["left_float"]) == fallback["products_int8_before"] and fallback["drop_points_after"] == 0.0
+    assert report["graph_passes"]["int8_nodes"] == 0
     assert scheme["chosen"] == "none: every product float" and json.loads(json.dumps(report, allow_nan=False)) == report
